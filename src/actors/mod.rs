@@ -1,0 +1,1 @@
+//! The pipeline stages as actix actors.

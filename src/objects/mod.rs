@@ -1,0 +1,39 @@
+//! The object store port: the lake's Parquet files and the dead letters, under S3-style keys.
+//!
+//! Implementations: a local directory ([`local::LocalObjectStore`]) and S3.
+
+pub mod local;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object {key}: {operation} failed: {message}")]
+    Request {
+        operation: &'static str,
+        key: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl ObjectError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ObjectError::Request { retryable, .. } => *retryable,
+        }
+    }
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Writes (or replaces) one object; durable when this returns.
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError>;
+
+    /// Reads one object, `None` when it does not exist.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError>;
+
+    /// Keys under a prefix, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError>;
+}

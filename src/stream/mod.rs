@@ -1,0 +1,103 @@
+//! The stream port: shards and the records in them.
+//!
+//! [`StreamSource`] lists shards and opens a [`ShardCursor`] at a start position; the cursor hands
+//! out batches in stream order and hides iterators, pacing and retries. Implementations: the
+//! in-process [`local::LocalStream`] (fed by the simulator) and Kinesis.
+
+pub mod local;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::model::tick::Position;
+
+/// Shard id as the stream names it (`shardId-000000000000`).
+pub type ShardId = Arc<str>;
+
+/// A shard and its lineage (parents are read to the end before their children).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub id: ShardId,
+    pub parent: Option<ShardId>,
+    pub adjacent_parent: Option<ShardId>,
+}
+
+/// One record as stored in the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub data: Bytes,
+    pub partition_key: Arc<str>,
+    pub position: Position,
+    /// When the stream accepted the record, epoch ms.
+    pub arrival_time_ms: i64,
+}
+
+/// Where a cursor starts reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartPosition {
+    /// The oldest record still in the shard.
+    TrimHorizon,
+    /// Only records added after the cursor opens.
+    Latest,
+    /// The first record that arrived at or after this time, epoch ms.
+    AtTimestamp(i64),
+    /// Just after a checkpointed position.
+    After(Position),
+}
+
+/// One read from a shard.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadBatch {
+    pub records: Vec<Record>,
+    /// How far the cursor is behind the tip of the shard, when the stream says.
+    pub millis_behind_latest: Option<i64>,
+    /// The shard is closed and every record has been returned: no batch follows.
+    pub shard_end: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("shard {shard} does not exist")]
+    ShardNotFound { shard: ShardId },
+    #[error("stream request {operation} failed (shard {shard:?}): {message}")]
+    Request {
+        operation: &'static str,
+        shard: Option<ShardId>,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl StreamError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StreamError::Request {
+                retryable: true,
+                ..
+            }
+        )
+    }
+}
+
+#[async_trait]
+pub trait StreamSource: Send + Sync + 'static {
+    /// Every shard of the stream, open and closed, with its parents.
+    async fn list_shards(&self) -> Result<Vec<ShardInfo>, StreamError>;
+
+    /// Opens a cursor on one shard.
+    async fn open_shard(
+        &self,
+        shard: &ShardId,
+        start: StartPosition,
+    ) -> Result<Box<dyn ShardCursor>, StreamError>;
+}
+
+#[async_trait]
+pub trait ShardCursor: Send {
+    /// The next batch in stream order. Returns an empty batch after a bounded wait when the shard
+    /// is idle, so the caller keeps control of its timers.
+    async fn next_batch(&mut self) -> Result<ReadBatch, StreamError>;
+}

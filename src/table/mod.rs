@@ -1,0 +1,34 @@
+//! The ticks table port: items of the shape in [`crate::model::item`], keyed by `symbol` and
+//! `timestamp`, so writing an item twice leaves one row.
+//!
+//! Implementations: a JSON-lines file ([`file::FileTicksTable`]) and DynamoDB.
+
+pub mod file;
+
+use async_trait::async_trait;
+
+use crate::model::item::Item;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("ticks table write of {items} items failed: {message}")]
+    Write {
+        items: usize,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl TableError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TableError::Write { retryable, .. } => *retryable,
+        }
+    }
+}
+
+#[async_trait]
+pub trait TicksTable: Send + Sync + 'static {
+    /// Writes every item (put semantics: same key, same row); durable when this returns.
+    async fn put_items(&self, items: &[Item]) -> Result<(), TableError>;
+}
