@@ -1,9 +1,14 @@
 //! The ticks table item: the attribute names and types of one row of the DynamoDB ticks table,
 //! shared by the local file table and the DynamoDB writer so both hold the same shape.
+//!
+//! In: one enriched tick. Out: its attributes, keyed by `symbol` (partition) and `timestamp`
+//! (sort), and their DynamoDB JSON.
 
 use serde::{Deserialize, Serialize};
 
 use super::enriched::EnrichedTick;
+use super::lake::partition_date;
+use super::rules::Trend;
 use super::tick::Position;
 
 /// A DynamoDB attribute value, restricted to the types the ticks table uses.
@@ -19,21 +24,296 @@ pub enum AttrValue {
 /// One item: attribute name to value, in a stable order.
 pub type Item = Vec<(&'static str, AttrValue)>;
 
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// DynamoDB rejects numbers of magnitude 1E+126 and above.
+const DYNAMO_MAX_ABS: f64 = 1e126;
+/// DynamoDB rejects non-zero numbers of magnitude below 1E-130.
+const DYNAMO_MIN_ABS: f64 = 1e-130;
+
+/// `2026-01-02T14:30:00.123Z`: fixed width for years 0..=9999, so text order is time order.
+fn iso8601_millis(ms: i64) -> String {
+    let of_day = ms.rem_euclid(MS_PER_DAY);
+    let (h, m, s, milli) = (
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1_000 % 60,
+        of_day % 1_000,
+    );
+    format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", partition_date(ms))
+}
+
 /// Sort key of a tick: ISO 8601 UTC with milliseconds, then `#` and the stream position, so two
 /// ticks in the same millisecond never share a key and time-range queries still work.
 pub fn sort_key(event_time_ms: i64, position: &Position) -> String {
-    let _ = (event_time_ms, position);
-    todo!()
+    format!("{}#{position}", iso8601_millis(event_time_ms))
+}
+
+/// A float as a DynamoDB number, or `None` when DynamoDB cannot store it (NaN, infinities, and
+/// magnitudes past its range), so the attribute is left out instead of failing the batch.
+fn number(value: f64) -> Option<AttrValue> {
+    if !value.is_finite() || value.abs() >= DYNAMO_MAX_ABS {
+        return None;
+    }
+    // Rust's `{}` is the shortest text that reads back to the same f64, and never uses an
+    // exponent. Below DynamoDB's smallest magnitude, zero is the nearest storable value; `-0` is
+    // written as `0` too.
+    if value.abs() < DYNAMO_MIN_ABS {
+        return Some(AttrValue::N("0".to_owned()));
+    }
+    Some(AttrValue::N(value.to_string()))
+}
+
+fn trend_str(trend: Trend) -> &'static str {
+    match trend {
+        Trend::Up => "up",
+        Trend::Down => "down",
+    }
 }
 
 /// The table item of one enriched tick. `ttl_epoch_s` sets the TTL attribute `expires_at`.
+///
+/// `change` and `change_percent` are the recomputed values of the indicators, as in the lake.
 pub fn tick_item(tick: &EnrichedTick, ttl_epoch_s: Option<i64>) -> Item {
-    let _ = (tick, ttl_epoch_s);
-    todo!()
+    let (t, i) = (&tick.tick, &tick.indicators);
+    let mut item = Item::with_capacity(28);
+    item.push(("symbol", AttrValue::S(t.symbol.to_string())));
+    item.push((
+        "timestamp",
+        AttrValue::S(sort_key(t.event_time_ms, &tick.position)),
+    ));
+    item.push(("event_time", AttrValue::S(iso8601_millis(t.event_time_ms))));
+    item.push(("event_time_ms", AttrValue::N(t.event_time_ms.to_string())));
+    let numbers = [
+        ("price", Some(t.price)),
+        ("open", t.open),
+        ("high", t.high),
+        ("low", t.low),
+        ("previous_close", t.previous_close),
+        ("volume", t.volume),
+        ("change", i.change),
+        ("change_percent", i.change_percent),
+        ("sma_short", i.sma_short),
+        ("sma_long", i.sma_long),
+        ("ema", i.ema),
+        ("vwap", i.vwap),
+        ("window_high", i.window_high),
+        ("window_low", i.window_low),
+        ("volatility", i.volatility),
+        ("return_zscore", i.return_zscore),
+        ("volume_ratio", i.volume_ratio),
+    ];
+    item.extend(
+        numbers
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, number(value?)?))),
+    );
+    item.push(("anomaly", AttrValue::Bool(tick.anomaly)));
+    if let Some(trend) = tick.trend {
+        item.push(("trend", AttrValue::S(trend_str(trend).to_owned())));
+    }
+    item.push(("shard_id", AttrValue::S(tick.shard_id.to_string())));
+    item.push((
+        "sequence_number",
+        AttrValue::S(tick.position.sequence.to_string()),
+    ));
+    item.push((
+        "arrival_time_ms",
+        AttrValue::N(tick.arrival_time_ms.to_string()),
+    ));
+    if let Some(expires_at) = ttl_epoch_s {
+        item.push(("expires_at", AttrValue::N(expires_at.to_string())));
+    }
+    item
 }
 
 /// DynamoDB JSON of an item (`{"symbol":{"S":"AAPL"},...}`), as `aws dynamodb scan` prints it.
 pub fn item_to_json(item: &Item) -> serde_json::Value {
-    let _ = item;
-    todo!()
+    let attributes = item.iter().map(|(name, value)| {
+        let typed = match value {
+            AttrValue::S(s) => serde_json::json!({ "S": s }),
+            AttrValue::N(n) => serde_json::json!({ "N": n }),
+            AttrValue::Bool(b) => serde_json::json!({ "BOOL": b }),
+        };
+        ((*name).to_owned(), typed)
+    });
+    serde_json::Value::Object(attributes.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::tick::{SequenceNumber, Tick};
+    use crate::model::window::Indicators;
+
+    /// 2026-01-02T14:30:00.123Z
+    const T0: i64 = 1_767_364_200_123;
+    const SEQ: &str = "49590338271490256608559692538361571095921575989136588898";
+
+    /// The item of [`sample`] with a TTL, as `aws dynamodb get-item` would print it.
+    const GOLDEN_ITEM: &str = r#"{
+  "symbol": {"S": "AAPL"},
+  "timestamp": {"S": "2026-01-02T14:30:00.123Z#49590338271490256608559692538361571095921575989136588898.2"},
+  "event_time": {"S": "2026-01-02T14:30:00.123Z"},
+  "event_time_ms": {"N": "1767364200123"},
+  "price": {"N": "187.25"},
+  "open": {"N": "185.5"},
+  "previous_close": {"N": "186"},
+  "volume": {"N": "1200"},
+  "change": {"N": "1.25"},
+  "change_percent": {"N": "0.6720430107526881"},
+  "sma_short": {"N": "187.1"},
+  "sma_long": {"N": "186.95"},
+  "ema": {"N": "187.0375"},
+  "vwap": {"N": "187.2"},
+  "window_high": {"N": "187.5"},
+  "window_low": {"N": "186.5"},
+  "volatility": {"N": "0.0000001"},
+  "return_zscore": {"N": "-3.5"},
+  "volume_ratio": {"N": "4"},
+  "anomaly": {"BOOL": true},
+  "trend": {"S": "up"},
+  "shard_id": {"S": "shardId-000000000003"},
+  "sequence_number": {"S": "49590338271490256608559692538361571095921575989136588898"},
+  "arrival_time_ms": {"N": "1767364200170"},
+  "expires_at": {"N": "1769956200"}
+}"#;
+
+    fn sample() -> EnrichedTick {
+        EnrichedTick {
+            tick: Tick {
+                symbol: "AAPL".into(),
+                price: 187.25,
+                event_time_ms: T0,
+                open: Some(185.5),
+                high: None,
+                low: None,
+                previous_close: Some(186.0),
+                // The producer's value; the item carries the recomputed one.
+                change: Some(9.0),
+                change_percent: None,
+                volume: Some(1200.0),
+            },
+            shard_id: "shardId-000000000003".into(),
+            position: Position::new(SequenceNumber::new(SEQ), 2),
+            arrival_time_ms: T0 + 47,
+            indicators: Indicators {
+                sma_short: Some(187.1),
+                sma_long: Some(186.95),
+                ema: Some(187.0375),
+                vwap: Some(187.2),
+                window_high: Some(187.5),
+                window_low: Some(186.5),
+                volatility: Some(1e-7),
+                log_return: Some(0.0013),
+                return_zscore: Some(-3.5),
+                volume_ratio: Some(4.0),
+                change: Some(1.25),
+                change_percent: Some(1.25 / 186.0 * 100.0),
+            },
+            anomaly: true,
+            trend: Some(Trend::Up),
+        }
+    }
+
+    fn names(item: &Item) -> Vec<&'static str> {
+        item.iter().map(|(name, _)| *name).collect()
+    }
+
+    #[test]
+    fn item_matches_golden_json() {
+        let item = tick_item(&sample(), Some(1_769_956_200));
+        let golden: serde_json::Value = serde_json::from_str(GOLDEN_ITEM).unwrap();
+        assert_eq!(item_to_json(&item), golden);
+        // Same attributes, in the documented order (the golden text is in that order too).
+        let golden_order: Vec<_> = GOLDEN_ITEM
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix('"')?.split('"').next())
+            .collect();
+        assert_eq!(names(&item), golden_order);
+    }
+
+    #[test]
+    fn missing_values_and_ttl_are_left_out() {
+        let mut tick = sample();
+        tick.indicators = Indicators::default();
+        tick.trend = None;
+        tick.anomaly = false;
+        let item = tick_item(&tick, None);
+        assert_eq!(
+            names(&item),
+            [
+                "symbol",
+                "timestamp",
+                "event_time",
+                "event_time_ms",
+                "price",
+                "open",
+                "previous_close",
+                "volume",
+                "anomaly",
+                "shard_id",
+                "sequence_number",
+                "arrival_time_ms",
+            ]
+        );
+        assert!(item.contains(&("anomaly", AttrValue::Bool(false))));
+    }
+
+    #[test]
+    fn numbers_are_plain_decimals_dynamodb_accepts() {
+        let cases = [
+            (1.5, Some("1.5")),
+            (186.0, Some("186")),
+            (0.1 + 0.2, Some("0.30000000000000004")),
+            (1e-7, Some("0.0000001")),
+            (-2.5e-10, Some("-0.00000000025")),
+            (1e20, Some("100000000000000000000")),
+            (-0.0, Some("0")),
+            // Past DynamoDB's range: zero is the nearest value it can hold, or nothing.
+            (1e-200, Some("0")),
+            (1e126, None),
+            (f64::NAN, None),
+            (f64::INFINITY, None),
+            (f64::NEG_INFINITY, None),
+        ];
+        for (value, expected) in cases {
+            let expected = expected.map(|n| AttrValue::N(n.to_owned()));
+            assert_eq!(number(value), expected, "{value:e}");
+        }
+
+        let mut tick = sample();
+        tick.indicators.return_zscore = Some(f64::NAN);
+        tick.indicators.volume_ratio = Some(f64::INFINITY);
+        let item = tick_item(&tick, None);
+        assert!(!names(&item).contains(&"return_zscore"));
+        assert!(!names(&item).contains(&"volume_ratio"));
+    }
+
+    #[test]
+    fn sort_keys() {
+        let pos = |sub| Position::new(SequenceNumber::new("17"), sub);
+        assert_eq!(sort_key(T0, &pos(0)), "2026-01-02T14:30:00.123Z#17");
+        assert_eq!(sort_key(T0, &pos(4)), "2026-01-02T14:30:00.123Z#17.4");
+        assert_eq!(sort_key(0, &pos(0)), "1970-01-01T00:00:00.000Z#17");
+        assert_eq!(sort_key(-1, &pos(0)), "1969-12-31T23:59:59.999Z#17");
+    }
+
+    proptest! {
+        #[test]
+        fn timestamps_agree_with_chrono(ms in -62_135_596_800_000i64..253_402_300_800_000) {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            prop_assert_eq!(iso8601_millis(ms), expected);
+        }
+
+        #[test]
+        fn sort_keys_order_like_event_times(a in 0i64..253_402_300_800_000, b in 0i64..253_402_300_800_000) {
+            let pos = Position::new(SequenceNumber::new("1"), 0);
+            prop_assert_eq!(sort_key(a, &pos).cmp(&sort_key(b, &pos)), a.cmp(&b));
+        }
+    }
 }
