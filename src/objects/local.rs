@@ -1,1 +1,411 @@
 //! Objects as files under a root directory, the key as the relative path; written atomically.
+//!
+//! In: S3-style keys (`ticks/dt=2026-01-05/shard-1.parquet`) and bodies. Out: files at
+//! `{root}/{key}`. A put writes a temporary file beside the target and renames it over the
+//! target, so a reader (or a process restarted after `kill -9`) sees the old object or the new
+//! one, never half of one. Leftover temporary files of a crashed put are ignored by [`list`].
+//!
+//! Durability: a put returns once the bytes are handed to the OS (survives the process dying);
+//! [`LocalObjectStore::with_fsync`] also syncs the file and its directory (survives power loss).
+//!
+//! [`list`]: ObjectStore::list
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectError, ObjectStore};
+
+/// Name prefix of in-flight temporary files; keys may not contain a segment starting with it.
+const TEMP_PREFIX: &str = ".kinetick-tmp.";
+
+/// A directory standing in for an S3 bucket.
+#[derive(Debug, Clone)]
+pub struct LocalObjectStore {
+    root: PathBuf,
+    fsync: bool,
+}
+
+impl LocalObjectStore {
+    /// The store rooted at `root`; the directory is created by the first put.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            fsync: false,
+        }
+    }
+
+    /// Also `fsync` each object and its directory before a put returns (off by default: the
+    /// local store serves demos, where surviving `kill -9` is the promise, not power loss).
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, operation: &'static str, key: &str) -> Result<PathBuf, ObjectError> {
+        check_key(key).map_err(|message| ObjectError::Request {
+            operation,
+            key: key.to_owned(),
+            message,
+            retryable: false,
+        })?;
+        Ok(self.root.join(key))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalObjectStore {
+    /// `content_type` is not kept: a file has none.
+    async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<(), ObjectError> {
+        let path = self.path_of("put", key)?;
+        let fsync = self.fsync;
+        blocking(move || write_atomic(&path, &body, fsync))
+            .await
+            .map_err(|e| io_error("put", key, &e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError> {
+        let path = self.path_of("get", key)?;
+        match tokio::fs::read(&path).await {
+            Ok(body) => Ok(Some(Bytes::from(body))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("get", key, &e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
+        check_prefix(prefix).map_err(|message| ObjectError::Request {
+            operation: "list",
+            key: prefix.to_owned(),
+            message,
+            retryable: false,
+        })?;
+        // Only the directory the prefix fully names needs walking; the rest of the prefix
+        // (a partial segment such as `dt=2026-01-0`) filters, as in S3.
+        let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..=i]);
+        let start = self.root.join(dir_part);
+        let (dir_part, owned_prefix) = (dir_part.to_owned(), prefix.to_owned());
+        blocking(move || {
+            let mut keys = Vec::new();
+            walk(&start, &dir_part, &mut keys)?;
+            keys.retain(|k| k.starts_with(&owned_prefix));
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| io_error("list", prefix, &e))
+    }
+}
+
+/// Why `key` is not a safe relative path under the root, if it is not.
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("key is empty".into());
+    }
+    if key.starts_with('/') {
+        return Err("key must be relative, not an absolute path".into());
+    }
+    for segment in key.split('/') {
+        check_segment(segment)?;
+    }
+    Ok(())
+}
+
+/// Like [`check_key`], but the prefix may be empty and may end in `/` or a partial segment.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.starts_with('/') {
+        return Err("prefix must be relative, not an absolute path".into());
+    }
+    match prefix.rsplit_once('/') {
+        None => Ok(()),
+        Some((dirs, _partial)) => dirs.split('/').try_for_each(check_segment),
+    }
+}
+
+fn check_segment(segment: &str) -> Result<(), String> {
+    match segment {
+        "" => Err("key has an empty path segment (`//` or a trailing `/`)".into()),
+        "." | ".." => Err(format!(
+            "key has a `{segment}` segment; keys must stay under the root"
+        )),
+        s if s.contains('\\') || s.contains('\0') => {
+            Err("key has a backslash or NUL character".into())
+        }
+        s if s.starts_with(TEMP_PREFIX) => Err(format!(
+            "key segments may not start with `{TEMP_PREFIX}` (temporary files)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Appends the keys of every object under `dir` (whose key prefix is `key_prefix`) to `keys`.
+fn walk(dir: &Path, key_prefix: &str, keys: &mut Vec<String>) -> io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // A prefix nothing was written under, or a root never written to, holds no objects.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            tracing::warn!(path = %entry.path().display(), "Skipping a file whose name is not UTF-8.");
+            continue;
+        };
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let file_type = entry.file_type()?;
+        let key = format!("{key_prefix}{name}");
+        if file_type.is_dir() {
+            walk(&entry.path(), &format!("{key}/"), keys)?;
+        } else if file_type.is_file() {
+            keys.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `body` so that it is never seen half-written: a temporary file in the
+/// same directory (same filesystem, so the rename is atomic), then a rename over the target.
+/// Creates missing parent directories. With `fsync`, the file and the directory entry are
+/// synced too, so the write survives power loss and not only a crash of the process.
+pub(crate) fn write_atomic(path: &Path, body: &[u8], fsync: bool) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Unique per process and call, so concurrent writers of one key never share a temp file.
+    let temp_name = format!(
+        "{TEMP_PREFIX}{}.{}.{file_name}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let temp = dir.map_or_else(|| PathBuf::from(&temp_name), |d| d.join(&temp_name));
+
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        file.write_all(body)?;
+        if fsync {
+            file.sync_all()?;
+        }
+        drop(file);
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    if fsync {
+        sync_dir(dir.unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
+/// Makes a rename in `dir` durable (the directory entry is data too).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether retrying the same local file operation could succeed.
+pub(crate) fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Runs blocking filesystem work off the async workers; it completes even if the caller is
+/// cancelled, which is safe because nothing partial is ever visible.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("file task failed: {e}"))))
+}
+
+fn io_error(operation: &'static str, key: &str, e: &io::Error) -> ObjectError {
+    ObjectError::Request {
+        operation,
+        key: key.to_owned(),
+        message: e.to_string(),
+        retryable: is_transient(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, LocalObjectStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalObjectStore::new(dir.path().join("bucket"));
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn put_then_get_round_trips_under_partition_segments() {
+        let (_dir, store) = store();
+        let key = "ticks/dt=2026-01-05/shard-1-000042.parquet";
+        store
+            .put(
+                key,
+                Bytes::from_static(b"PAR1"),
+                "application/vnd.apache.parquet",
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.get(key).await.unwrap().unwrap(), &b"PAR1"[..]);
+        assert!(store.root().join("ticks/dt=2026-01-05").is_dir());
+    }
+
+    #[tokio::test]
+    async fn put_replaces_an_existing_object() {
+        let (_dir, store) = store();
+        store
+            .put("a/b", Bytes::from_static(b"old, longer"), "")
+            .await
+            .unwrap();
+        store
+            .put("a/b", Bytes::from_static(b"new"), "")
+            .await
+            .unwrap();
+        assert_eq!(store.get("a/b").await.unwrap().unwrap(), &b"new"[..]);
+        assert_eq!(store.list("").await.unwrap(), ["a/b"]);
+    }
+
+    #[tokio::test]
+    async fn get_of_a_missing_key_is_none() {
+        let (_dir, store) = store();
+        assert_eq!(store.get("nothing/here").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn list_is_recursive_sorted_and_filters_by_prefix() {
+        let (_dir, store) = store();
+        for key in [
+            "ticks/dt=2026-01-06/b.parquet",
+            "ticks/dt=2026-01-05/z.parquet",
+            "ticks/dt=2026-01-05/a.parquet",
+            "dead-letters/dt=2026-01-05/x.json",
+            "ticks-other/c",
+        ] {
+            store.put(key, Bytes::new(), "").await.unwrap();
+        }
+        assert_eq!(
+            store.list("ticks/").await.unwrap(),
+            [
+                "ticks/dt=2026-01-05/a.parquet",
+                "ticks/dt=2026-01-05/z.parquet",
+                "ticks/dt=2026-01-06/b.parquet",
+            ]
+        );
+        // S3 prefixes are not directories: a partial segment matches too.
+        assert_eq!(
+            store.list("ticks/dt=2026-01-0").await.unwrap().len(),
+            3,
+            "partial segment prefix"
+        );
+        assert_eq!(store.list("ticks").await.unwrap().len(), 4);
+        assert_eq!(store.list("").await.unwrap().len(), 5);
+        assert!(store.list("nothing/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn list_of_a_store_never_written_is_empty() {
+        let (_dir, store) = store();
+        assert!(store.list("").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn list_ignores_temporary_files_left_by_a_crash() {
+        let (_dir, store) = store();
+        store.put("ticks/a", Bytes::new(), "").await.unwrap();
+        let leftover = store.root().join(format!("ticks/{TEMP_PREFIX}123.0.b"));
+        std::fs::write(&leftover, b"half").unwrap();
+        assert_eq!(store.list("").await.unwrap(), ["ticks/a"]);
+    }
+
+    #[tokio::test]
+    async fn keys_escaping_the_root_are_rejected() {
+        let (_dir, store) = store();
+        for key in [
+            "../outside",
+            "a/../../outside",
+            "/etc/passwd",
+            "",
+            "a//b",
+            "a/",
+            "./a",
+        ] {
+            let err = store.put(key, Bytes::new(), "").await.unwrap_err();
+            assert!(!err.is_retryable(), "{key}: {err}");
+            assert!(store.get(key).await.is_err(), "{key}");
+        }
+        let err = store.get("../x").await.unwrap_err().to_string();
+        assert!(err.contains("`..`"), "{err}");
+        assert!(store.list("../").await.is_err());
+        assert!(store.list("/abs").await.is_err());
+        assert!(!store.root().exists(), "nothing was written");
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_of_one_key_leave_one_whole_body() {
+        let (_dir, store) = store();
+        let bodies: Vec<Bytes> = (0..16u8).map(|i| Bytes::from(vec![i; 64 * 1024])).collect();
+        let tasks: Vec<_> = bodies
+            .iter()
+            .cloned()
+            .map(|body| {
+                let store = store.clone();
+                tokio::spawn(async move { store.put("k", body, "").await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let got = store.get("k").await.unwrap().unwrap();
+        assert!(bodies.contains(&got), "the body is one of the puts, whole");
+        assert_eq!(store.list("").await.unwrap(), ["k"]);
+    }
+
+    #[tokio::test]
+    async fn fsync_mode_writes_the_same_way() {
+        let (_dir, store) = store();
+        let store = store.with_fsync(true);
+        store
+            .put("x/y", Bytes::from_static(b"1"), "")
+            .await
+            .unwrap();
+        assert_eq!(store.get("x/y").await.unwrap().unwrap(), &b"1"[..]);
+    }
+}

@@ -1,2 +1,470 @@
 //! The ticks table as a JSON-lines file of DynamoDB JSON items (one item per line). Appending is
 //! the write; reading keeps the last item per key, which gives put semantics to replays.
+//!
+//! In: [`Item`]s. Out: lines such as `{"symbol":{"S":"AAPL"},"price":{"N":"1.5"}}` appended to
+//! one file, readable with [`FileTicksTable::scan`].
+//!
+//! Crash safety: a line counts only once its `\n` is on disk. A write cut short by `kill -9`
+//! leaves at most one unterminated last line; `scan` skips it and reopening the table truncates
+//! it, so the next append starts on a line of its own. Its items were never acknowledged, so
+//! the replay from the last checkpoint writes them again.
+//!
+//! Durability: `put_items` returns once its lines are handed to the OS (survives `kill -9`);
+//! [`FileTicksTable::with_fsync`] also syncs the file (power loss). One process writes a file.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use super::{TableError, TicksTable};
+use crate::model::item::{AttrValue, Item};
+use crate::objects::local::{blocking, is_transient};
+
+/// Errors of opening and reading the table file; writes report [`TableError`].
+#[derive(Debug, thiserror::Error)]
+pub enum FileTableError {
+    #[error("ticks table file {} could not be opened: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("ticks table file {} could not be read: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// A complete line that is not an item: damage, not a torn write, so it is not skipped.
+    #[error("ticks table file {}, line {line}: {message}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The local ticks table: a JSON-lines file shared by every writer of the process.
+#[derive(Debug)]
+pub struct FileTicksTable {
+    log: LineLog,
+}
+
+impl FileTicksTable {
+    /// Opens (or creates) the table file, creating its parent directories, and truncates a torn
+    /// last line left by a crash.
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, FileTableError> {
+        let path = path.into();
+        let log = LineLog::open(&path).map_err(|source| FileTableError::Open { path, source })?;
+        Ok(Self { log })
+    }
+
+    /// Also `fsync` the file before `put_items` returns (off by default: the local table serves
+    /// demos, where surviving `kill -9` is the promise, not power loss).
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.log.fsync = fsync;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.log.path
+    }
+
+    /// The table as DynamoDB would hold it: the last item written per (`symbol`, `timestamp`),
+    /// sorted by that key. A torn last line is skipped with a warning.
+    pub async fn scan(path: impl AsRef<Path>) -> Result<Vec<serde_json::Value>, FileTableError> {
+        let path = path.as_ref();
+        let bytes = read_log(path).await?;
+        let mut rows = BTreeMap::new();
+        for (index, line) in complete_lines(path, &bytes).enumerate() {
+            let corrupt = |message: String| FileTableError::Corrupt {
+                path: path.to_owned(),
+                line: index + 1,
+                message,
+            };
+            let item: serde_json::Value =
+                serde_json::from_slice(line).map_err(|e| corrupt(e.to_string()))?;
+            let key = item_key(&item).ok_or_else(|| {
+                corrupt("item lacks a string `symbol` or `timestamp` attribute".into())
+            })?;
+            rows.insert(key, item);
+        }
+        Ok(rows.into_values().collect())
+    }
+
+    /// Complete lines in the file, i.e. items written including overwritten ones, so tests can
+    /// tell "written once" from "written twice, read once".
+    pub async fn line_count(path: impl AsRef<Path>) -> Result<usize, FileTableError> {
+        let path = path.as_ref();
+        let bytes = read_log(path).await?;
+        Ok(complete_lines(path, &bytes).count())
+    }
+}
+
+#[async_trait]
+impl TicksTable for FileTicksTable {
+    async fn put_items(&self, items: &[Item]) -> Result<(), TableError> {
+        let error = |message: String, retryable: bool| TableError::Write {
+            items: items.len(),
+            message,
+            retryable,
+        };
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::with_capacity(items.len() * 256);
+        for item in items {
+            // DynamoDB refuses an item without its key; so does this table, or scans would fail.
+            if !has_key(item) {
+                return Err(error(
+                    "item lacks a string `symbol` or `timestamp` attribute".into(),
+                    false,
+                ));
+            }
+            encode_item(item, &mut lines)
+                .map_err(|e| error(format!("cannot encode item: {e}"), false))?;
+        }
+        self.log.append(lines).await.map_err(|e| {
+            error(
+                format!("{}: {e}", self.log.path.display()),
+                is_transient(&e),
+            )
+        })
+    }
+}
+
+/// Writes one item as a DynamoDB JSON line, attributes in item order.
+fn encode_item(item: &Item, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    out.push(b'{');
+    for (i, (name, value)) in item.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, name)?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, value)?;
+    }
+    out.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+fn has_key(item: &Item) -> bool {
+    let is_string = |name: &str| {
+        item.iter()
+            .any(|(n, v)| *n == name && matches!(v, AttrValue::S(_)))
+    };
+    is_string("symbol") && is_string("timestamp")
+}
+
+fn item_key(item: &serde_json::Value) -> Option<(String, String)> {
+    let string = |name: &str| item.get(name)?.get("S")?.as_str().map(str::to_owned);
+    Some((string("symbol")?, string("timestamp")?))
+}
+
+async fn read_log(path: &Path) -> Result<Vec<u8>, FileTableError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| FileTableError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The `\n`-terminated lines of a line log, without their `\n`; warns about an unterminated
+/// (torn) last line, which is left out.
+pub(crate) fn complete_lines<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last) => last + 1,
+        None => 0,
+    };
+    if complete < bytes.len() {
+        tracing::warn!(
+            path = %path.display(),
+            bytes = bytes.len() - complete,
+            "Skipping a torn last line; a write was cut short."
+        );
+    }
+    // Without the final `\n`, splitting yields exactly the complete lines.
+    let body = complete.checked_sub(1).map(|end| &bytes[..end]);
+    body.into_iter().flat_map(|b| b.split(|&c| c == b'\n'))
+}
+
+/// An append-only file of lines whose appends never interleave and never leave a partial line
+/// behind a later one. Shared by the file-backed local ports.
+#[derive(Debug)]
+pub(crate) struct LineLog {
+    path: PathBuf,
+    pub(crate) fsync: bool,
+    file: Arc<Mutex<LogFile>>,
+}
+
+#[derive(Debug)]
+struct LogFile {
+    file: std::fs::File,
+    /// Length of the file's complete lines: where a failed append is cut back to.
+    len: u64,
+    /// A failed append could not be cut back; retried before the next append.
+    needs_truncate: bool,
+}
+
+impl LineLog {
+    /// Opens (or creates) the log, creating parent directories and cutting a torn last line.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        let len = end_of_last_line(&mut file, size)?;
+        if len < size {
+            tracing::warn!(
+                path = %path.display(),
+                bytes = size - len,
+                "Truncating a torn last line left by a crash."
+            );
+            file.set_len(len)?;
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            fsync: false,
+            file: Arc::new(Mutex::new(LogFile {
+                file,
+                len,
+                needs_truncate: false,
+            })),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `lines` (each ending in `\n`) with one write; they are in the OS (and with
+    /// `fsync` on disk) when this returns Ok.
+    pub(crate) async fn append(&self, lines: Vec<u8>) -> io::Result<()> {
+        // The guard moves into the blocking task: if the caller is cancelled, the lock is held
+        // until the write has finished, so no other append can land in the middle of it.
+        let mut log = self.file.clone().lock_owned().await;
+        let fsync = self.fsync;
+        blocking(move || log.append(&lines, fsync)).await
+    }
+}
+
+impl LogFile {
+    fn append(&mut self, lines: &[u8], fsync: bool) -> io::Result<()> {
+        debug_assert!(lines.ends_with(b"\n"));
+        if self.needs_truncate {
+            self.file.set_len(self.len)?;
+            self.needs_truncate = false;
+        }
+        if let Err(e) = self.file.write_all(lines) {
+            // A partial write (disk full) must not become the start of the next line.
+            self.needs_truncate = self.file.set_len(self.len).is_err();
+            return Err(e);
+        }
+        self.len += lines.len() as u64;
+        if fsync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// Offset just past the last `\n` of the first `size` bytes (0 when there is none).
+fn end_of_last_line(file: &mut std::fs::File, size: u64) -> io::Result<u64> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = size;
+    let mut buf = vec![0; CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(symbol: &str, timestamp: &str, price: &str) -> Item {
+        vec![
+            ("symbol", AttrValue::S(symbol.into())),
+            ("timestamp", AttrValue::S(timestamp.into())),
+            ("price", AttrValue::N(price.into())),
+            ("anomaly", AttrValue::Bool(false)),
+        ]
+    }
+
+    fn table() -> (tempfile::TempDir, FileTicksTable) {
+        let dir = tempfile::tempdir().unwrap();
+        let table = FileTicksTable::new(dir.path().join("nested/dir/ticks.jsonl")).unwrap();
+        (dir, table)
+    }
+
+    #[tokio::test]
+    async fn put_then_scan_gives_dynamodb_json_sorted_by_key() {
+        let (_dir, table) = table();
+        let t1 = "2026-01-05T14:30:00.000Z#1";
+        let t2 = "2026-01-05T14:30:01.000Z#2";
+        table
+            .put_items(&[
+                item("MSFT", t1, "410"),
+                item("AAPL", t2, "1.5"),
+                item("AAPL", t1, "1.4"),
+            ])
+            .await
+            .unwrap();
+        let rows = FileTicksTable::scan(table.path()).await.unwrap();
+        assert_eq!(
+            rows,
+            [
+                json!({"symbol":{"S":"AAPL"},"timestamp":{"S":t1},"price":{"N":"1.4"},"anomaly":{"BOOL":false}}),
+                json!({"symbol":{"S":"AAPL"},"timestamp":{"S":t2},"price":{"N":"1.5"},"anomaly":{"BOOL":false}}),
+                json!({"symbol":{"S":"MSFT"},"timestamp":{"S":t1},"price":{"N":"410"},"anomaly":{"BOOL":false}}),
+            ]
+        );
+        let text = std::fs::read_to_string(table.path()).unwrap();
+        assert!(
+            text.starts_with(r#"{"symbol":{"S":"MSFT"},"timestamp":{"S":"#),
+            "attributes keep item order: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_write_of_a_key_wins() {
+        let (_dir, table) = table();
+        table.put_items(&[item("AAPL", "t1", "1")]).await.unwrap();
+        table
+            .put_items(&[item("AAPL", "t1", "2"), item("AAPL", "t2", "3")])
+            .await
+            .unwrap();
+        let rows = FileTicksTable::scan(table.path()).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["price"]["N"], "2");
+        assert_eq!(FileTicksTable::line_count(table.path()).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_skipped_and_cut_on_reopen() {
+        let (_dir, table) = table();
+        let path = table.path().to_owned();
+        table.put_items(&[item("AAPL", "t1", "1")]).await.unwrap();
+        drop(table);
+        // What `kill -9` in the middle of a write leaves behind.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(br#"{"symbol":{"S":"AAPL"},"timest"#)
+            .unwrap();
+        drop(file);
+
+        assert_eq!(FileTicksTable::scan(&path).await.unwrap().len(), 1);
+        assert_eq!(FileTicksTable::line_count(&path).await.unwrap(), 1);
+
+        let table = FileTicksTable::new(&path).unwrap();
+        table.put_items(&[item("AAPL", "t2", "2")]).await.unwrap();
+        let rows = FileTicksTable::scan(&path).await.unwrap();
+        assert_eq!(
+            rows.len(),
+            2,
+            "the append after restart is a line of its own"
+        );
+        assert_eq!(FileTicksTable::line_count(&path).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_torn_only_line_leaves_an_empty_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ticks.jsonl");
+        std::fs::write(&path, b"{\"sym").unwrap();
+        assert!(FileTicksTable::scan(&path).await.unwrap().is_empty());
+        let table = FileTicksTable::new(&path).unwrap();
+        table.put_items(&[item("A", "t", "1")]).await.unwrap();
+        assert_eq!(FileTicksTable::scan(&path).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_complete_line_is_an_error_with_its_line_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ticks.jsonl");
+        std::fs::write(
+            &path,
+            b"{\"symbol\":{\"S\":\"A\"},\"timestamp\":{\"S\":\"t\"}}\nnot json\n",
+        )
+        .unwrap();
+        let err = FileTicksTable::scan(&path).await.unwrap_err();
+        assert!(
+            matches!(err, FileTableError::Corrupt { line: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn items_without_their_key_are_refused() {
+        let (_dir, table) = table();
+        let keyless = vec![("symbol", AttrValue::S("AAPL".into()))];
+        let err = table
+            .put_items(&[item("A", "t", "1"), keyless])
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable());
+        assert_eq!(FileTicksTable::line_count(table.path()).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn scan_of_a_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FileTicksTable::scan(dir.path().join("absent.jsonl")).await;
+        assert!(matches!(err, Err(FileTableError::Read { .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_never_interleave_lines() {
+        let (_dir, table) = table();
+        let table = Arc::new(table.with_fsync(false));
+        let (tasks, batches, per_batch) = (16, 20, 50);
+        let handles: Vec<_> = (0..tasks)
+            .map(|task| {
+                let table = table.clone();
+                tokio::spawn(async move {
+                    for batch in 0..batches {
+                        // Long values make each call's write large, so overlap would show.
+                        let items: Vec<Item> = (0..per_batch)
+                            .map(|i| {
+                                let ts = format!("{batch:04}-{i:04}-{}", "x".repeat(200));
+                                item(&format!("SYM{task}"), &ts, "1")
+                            })
+                            .collect();
+                        table.put_items(&items).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        let lines = FileTicksTable::line_count(table.path()).await.unwrap();
+        assert_eq!(lines, tasks * batches * per_batch);
+        let rows = FileTicksTable::scan(table.path()).await.unwrap();
+        assert_eq!(rows.len(), lines, "every line parses and keys are distinct");
+    }
+
+    #[tokio::test]
+    async fn fsync_mode_writes_the_same_lines() {
+        let (_dir, table) = table();
+        let table = table.with_fsync(true);
+        table.put_items(&[item("A", "t", "1")]).await.unwrap();
+        assert_eq!(FileTicksTable::scan(table.path()).await.unwrap().len(), 1);
+    }
+}
