@@ -1,5 +1,9 @@
 //! The full state of one symbol (windows + rule memory) and the step that turns a tick into an
 //! [`EnrichedTick`] and alerts. The aggregator actor is a thin shell around this.
+//!
+//! The state is what a checkpoint stores per symbol; restoring it must give the same values, bit
+//! for bit, as if the process had never stopped. [`exact`] is the float encoding that makes this
+//! hold whatever serde format the snapshot goes through.
 
 use std::sync::Arc;
 
@@ -36,8 +40,14 @@ impl SymbolState {
         alerts: &mut Vec<Alert>,
     ) -> EnrichedTick {
         let indicators = self.windows.update(&tick);
-        let evaluation =
-            super::rules::evaluate(rules, &mut self.rules, &tick, &indicators, &position);
+        let evaluation = super::rules::evaluate(
+            rules,
+            self.windows.config(),
+            &mut self.rules,
+            &tick,
+            &indicators,
+            &position,
+        );
         alerts.extend(evaluation.alerts);
         EnrichedTick {
             tick,
@@ -47,6 +57,257 @@ impl SymbolState {
             indicators,
             anomaly: evaluation.anomaly,
             trend: evaluation.trend,
+        }
+    }
+}
+
+/// Bit-exact snapshot encoding of `f64`.
+///
+/// serde_json without its `float_roundtrip` feature may read a 17-digit float back one ulp off,
+/// and a running sum one ulp off would make a restored shard compute different values. State
+/// floats are therefore written as a string holding the shortest decimal that round-trips, and
+/// read back with the standard library's correctly rounded parser; NaN and infinities survive too.
+/// Plain numbers are accepted on input.
+pub(crate) mod exact {
+    use std::fmt::{self, Write as _};
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    /// An `f64` that serializes bit-exactly.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub(crate) struct Exact(pub f64);
+
+    /// Shortest round-trip decimal, in plain or scientific notation, whichever is shorter.
+    struct Shortest(f64);
+
+    impl fmt::Display for Shortest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let magnitude = self.0.abs();
+            // Plain notation has at most 25 characters in this range, and is never shorter outside.
+            if (1e-7..1e17).contains(&magnitude) {
+                let mut plain = Buffer::default();
+                let mut scientific = Buffer::default();
+                if write!(plain, "{}", self.0).is_ok() && write!(scientific, "{:e}", self.0).is_ok()
+                {
+                    let shorter = if plain.len <= scientific.len {
+                        &plain
+                    } else {
+                        &scientific
+                    };
+                    return f.write_str(shorter.as_str());
+                }
+            }
+            if magnitude == 0.0 || !magnitude.is_finite() {
+                write!(f, "{}", self.0)
+            } else {
+                write!(f, "{:e}", self.0)
+            }
+        }
+    }
+
+    /// A stack buffer for one formatted float.
+    #[derive(Default)]
+    struct Buffer {
+        bytes: [u8; 32],
+        len: usize,
+    }
+
+    impl Buffer {
+        fn as_str(&self) -> &str {
+            // Only whole `&str`s are ever copied in.
+            std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        }
+    }
+
+    impl fmt::Write for Buffer {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let end = self.len + s.len();
+            self.bytes
+                .get_mut(self.len..end)
+                .ok_or(fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+
+    impl Serialize for Exact {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(&Shortest(self.0))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Exact {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct ExactVisitor;
+
+            impl Visitor<'_> for ExactVisitor {
+                type Value = Exact;
+
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a float, or a string holding one")
+                }
+
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Exact, E> {
+                    v.parse().map(Exact).map_err(E::custom)
+                }
+
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Exact, E> {
+                    Ok(Exact(v))
+                }
+
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Exact, E> {
+                    Ok(Exact(v as f64))
+                }
+
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Exact, E> {
+                    Ok(Exact(v as f64))
+                }
+            }
+
+            deserializer.deserialize_any(ExactVisitor)
+        }
+    }
+
+    /// `#[serde(with = "exact")]` for `f64` fields.
+    pub(crate) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        Exact(*value).serialize(serializer)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Ok(Exact::deserialize(deserializer)?.0)
+    }
+
+    /// `#[serde(with = "exact::option")]` for `Option<f64>` fields.
+    pub(crate) mod option {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(
+            value: &Option<f64>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            value.map(Exact).serialize(serializer)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<f64>, D::Error> {
+            Ok(Option::<Exact>::deserialize(deserializer)?.map(|x| x.0))
+        }
+    }
+
+    /// `#[serde(with = "exact::vec")]` for `Vec<f64>` fields.
+    pub(crate) mod vec {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(
+            values: &[f64],
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(values.iter().map(|&x| Exact(x)))
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Vec<f64>, D::Error> {
+            Ok(Vec::<Exact>::deserialize(deserializer)?
+                .into_iter()
+                .map(|x| x.0)
+                .collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::exact::Exact;
+    use super::*;
+    use crate::model::tick::SequenceNumber;
+    use crate::model::window::tests::{configs, ticks};
+
+    #[test]
+    fn exact_floats_round_trip_bit_for_bit() {
+        let values = [
+            0.0,
+            -0.0,
+            190.01,
+            0.1 + 0.2,
+            3800.6099999999997,
+            5.2630193954348976e-5,
+            -8.526512829121202e-14,
+            1e300,
+            f64::MIN_POSITIVE / 3.0,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for x in values {
+            let json = serde_json::to_string(&Exact(x)).unwrap();
+            let back: Exact = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.0.to_bits(), x.to_bits(), "{x:e} came back as {json}");
+        }
+        let text = |x: f64| serde_json::to_string(&Exact(x)).unwrap();
+        assert_eq!(text(190.01), r#""190.01""#);
+        assert_eq!(text(0.0001), r#""1e-4""#);
+        assert_eq!(text(5.2630193954348976e-5), r#""5.2630193954348976e-5""#);
+        assert_eq!(serde_json::from_str::<Exact>("2.5").unwrap(), Exact(2.5));
+    }
+
+    proptest! {
+        #[test]
+        fn any_float_round_trips(bits in any::<u64>()) {
+            let x = f64::from_bits(bits);
+            let json = serde_json::to_string(&Exact(x)).unwrap();
+            let back: Exact = serde_json::from_str(&json).unwrap();
+            prop_assert!(back.0.to_bits() == x.to_bits() || (x.is_nan() && back.0.is_nan()));
+        }
+
+        /// A restored symbol continues exactly as if the process had never stopped.
+        #[test]
+        fn restore_mid_stream_gives_identical_output(
+            config in configs(),
+            ticks in ticks(),
+            cut in any::<prop::sample::Index>(),
+            level in 1.0..1000.0f64,
+        ) {
+            let rules = RuleSet {
+                price_above: Some(level),
+                price_below: Some(level),
+                change_percent: Some(20.0),
+                return_zscore: Some(1.5),
+                volume_spike: Some(2.0),
+                trend_crossover: true,
+            };
+            let shard: Arc<str> = "shardId-000000000000".into();
+            let run = |state: &mut SymbolState, ticks: &[Tick], from: usize| {
+                let mut alerts = Vec::new();
+                let enriched: Vec<_> = ticks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let position =
+                            Position::new(SequenceNumber::new((from + i).to_string()), 0);
+                        state.process(t.clone(), &shard, position, 0, &rules, &mut alerts)
+                    })
+                    .collect();
+                (enriched, alerts)
+            };
+            let cut = cut.index(ticks.len() + 1);
+
+            let mut uninterrupted = SymbolState::new(config);
+            let (_, _) = run(&mut uninterrupted, &ticks[..cut], 0);
+            let json = serde_json::to_string(&uninterrupted).unwrap();
+            let mut restored: SymbolState = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&restored, &uninterrupted);
+
+            let expected = run(&mut uninterrupted, &ticks[cut..], cut);
+            let actual = run(&mut restored, &ticks[cut..], cut);
+            prop_assert_eq!(actual, expected);
+            prop_assert_eq!(restored, uninterrupted);
         }
     }
 }

@@ -1,3 +1,797 @@
 //! An in-process multi-shard stream, shaped like Kinesis: records are routed to shards by the MD5
 //! of their partition key over evenly split hash ranges, and get increasing sequence numbers.
 //! Bounded per shard: a producer waits while a shard is full.
+//!
+//! In: records from a producer ([`LocalStream::put`], [`LocalStream::put_batch`]) until
+//! [`LocalStream::close`]. Out: batches through [`ShardCursor`]s, then `shard_end` once a closed
+//! shard is drained.
+//!
+//! Unlike Kinesis, the local stream keeps only unread records: a record is dropped as soon as a
+//! cursor has returned it, which is what bounds its memory. So each shard is meant to have one
+//! consumer at a time, and a cursor re-opened with [`StartPosition::After`] sees only the
+//! records no cursor has been handed yet (those at or before the position are skipped). Sequence
+//! numbers depend only on the shard and the order of puts, so a fresh stream fed the same records
+//! numbers them the same: a restarted pipeline can resume from a checkpoint taken on an earlier
+//! stream. (Nothing here is durable: the stream lives and dies with the process, so recovery
+//! always means feeding a fresh stream again from the source.)
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{
+    ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource,
+};
+use crate::model::tick::{Position, SequenceNumber};
+
+/// Sequence number of record `n` of shard `s`: `10^20 + s * 10^15 + n`. Same width for every
+/// shard under 100 000, and distinct across shards, like Kinesis's.
+const SEQUENCE_BASE: u128 = 100_000_000_000_000_000_000;
+const SEQUENCE_SHARD_STRIDE: u128 = 1_000_000_000_000_000;
+
+/// Partition keys whose shard is remembered. Producers reuse few keys (one per symbol), and
+/// hashing one costs more than the rest of a put; past this many the memory is given back.
+const KEY_CACHE_ENTRIES: usize = 65_536;
+
+/// How a [`LocalStream`] is sized and paced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalStreamConfig {
+    pub shards: usize,
+    /// Unread records a shard holds before producers wait: the memory bound.
+    pub capacity_per_shard: usize,
+    /// Most records one [`ShardCursor::next_batch`] returns (Kinesis: 10 000 per GetRecords).
+    pub max_batch_records: usize,
+    /// How long `next_batch` waits on an idle shard before returning an empty batch.
+    pub idle_wait: Duration,
+}
+
+impl LocalStreamConfig {
+    /// Batches of up to 10 000 records and a 200 ms idle wait.
+    pub fn new(shards: usize, capacity_per_shard: usize) -> Self {
+        Self {
+            shards,
+            capacity_per_shard,
+            max_batch_records: 10_000,
+            idle_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shard {
+    index: usize,
+    id: ShardId,
+    /// First hash key of the shard's range; the range ends where the next shard's starts.
+    starting_hash_key: u128,
+    state: Mutex<ShardState>,
+    /// Woken on put and on close: the reader waits here for records.
+    records_added: Notify,
+    /// Woken when a reader takes records: producers wait here for room.
+    room_freed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct ShardState {
+    unread: VecDeque<Record>,
+    /// Records ever put in the shard: the offset of the next sequence number.
+    put_count: u64,
+    newest_arrival_ms: i64,
+    closed: bool,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        // No code panics while holding the lock half-way through an update, so the state behind
+        // a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn position(&self, n: u64) -> Position {
+        let mut sequence =
+            SEQUENCE_BASE + self.index as u128 * SEQUENCE_SHARD_STRIDE + u128::from(n);
+        // Digits on the stack, so the `Arc<str>` is the only allocation.
+        let mut digits = [0u8; 40];
+        let mut at = digits.len();
+        while sequence > 0 {
+            at -= 1;
+            digits[at] = b'0' + (sequence % 10) as u8;
+            sequence /= 10;
+        }
+        let text = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
+        Position::new(SequenceNumber::new(text), 0)
+    }
+}
+
+/// Partition key -> (shard index, the copy of the key its records share).
+type KeyCache = HashMap<Box<str>, (usize, Arc<str>)>;
+
+/// The in-process stream. Producers and cursors share it through an `Arc`.
+#[derive(Debug)]
+pub struct LocalStream {
+    shards: Vec<Arc<Shard>>,
+    keys: Mutex<KeyCache>,
+    capacity_per_shard: usize,
+    max_batch_records: usize,
+    idle_wait: Duration,
+}
+
+impl LocalStream {
+    /// A stream of `shards` shards holding up to `capacity_per_shard` unread records each, with
+    /// the default read pacing of [`LocalStreamConfig::new`].
+    ///
+    /// # Panics
+    /// When `shards` or `capacity_per_shard` is zero.
+    pub fn new(shards: usize, capacity_per_shard: usize) -> Arc<Self> {
+        Self::with_config(LocalStreamConfig::new(shards, capacity_per_shard))
+    }
+
+    /// # Panics
+    /// When any count in `config` is zero.
+    pub fn with_config(config: LocalStreamConfig) -> Arc<Self> {
+        let LocalStreamConfig {
+            shards,
+            capacity_per_shard,
+            max_batch_records,
+            idle_wait,
+        } = config;
+        assert!(shards > 0, "a stream needs at least one shard");
+        assert!(
+            capacity_per_shard > 0,
+            "a shard must hold at least one record"
+        );
+        assert!(
+            max_batch_records > 0,
+            "a batch must hold at least one record"
+        );
+        let shards = starting_hash_keys(shards)
+            .into_iter()
+            .enumerate()
+            .map(|(index, starting_hash_key)| {
+                Arc::new(Shard {
+                    index,
+                    id: format!("shardId-{index:012}").into(),
+                    starting_hash_key,
+                    state: Mutex::default(),
+                    records_added: Notify::new(),
+                    room_freed: Notify::new(),
+                })
+            })
+            .collect();
+        Arc::new(Self {
+            shards,
+            keys: Mutex::default(),
+            capacity_per_shard,
+            max_batch_records,
+            idle_wait,
+        })
+    }
+
+    /// The shard a partition key is routed to.
+    pub fn shard_of(&self, partition_key: &str) -> &ShardId {
+        &self.shards[self.shard_index(partition_key)].id
+    }
+
+    /// Records put but not yet returned by a cursor, over all shards.
+    pub fn unread(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unread.len()).sum()
+    }
+
+    /// Adds one record; waits while its shard is full.
+    ///
+    /// # Panics
+    /// When the stream is closed.
+    pub async fn put(&self, partition_key: &str, data: Bytes) -> Position {
+        let mut positions = self.put_batch(vec![(partition_key.to_owned(), data)]).await;
+        positions.pop().expect("one record put")
+    }
+
+    /// Adds records, each to the shard of its partition key, and returns their positions in the
+    /// order given. Each shard takes its records under one lock for as long as it has room, then
+    /// the call waits for a reader to make room; records of one key keep their order.
+    ///
+    /// Dropping the future part-way leaves a prefix of each shard's records in the stream.
+    ///
+    /// # Panics
+    /// When the stream is closed.
+    pub async fn put_batch(&self, records: Vec<(String, Bytes)>) -> Vec<Position> {
+        let mut per_shard: Vec<Vec<(usize, Arc<str>, Bytes)>> = vec![Vec::new(); self.shards.len()];
+        let count = records.len();
+        {
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            for (at, (key, data)) in records.into_iter().enumerate() {
+                let (shard, key) = match keys.get(key.as_str()) {
+                    Some((shard, shared)) => (*shard, shared.clone()),
+                    None => {
+                        if keys.len() >= KEY_CACHE_ENTRIES {
+                            keys.clear();
+                        }
+                        let shard = self.shard_index(&key);
+                        let shared: Arc<str> = key.as_str().into();
+                        keys.insert(key.into_boxed_str(), (shard, shared.clone()));
+                        (shard, shared)
+                    }
+                };
+                per_shard[shard].push((at, key, data));
+            }
+        }
+        let mut positions: Vec<Option<Position>> = vec![None; count];
+        for (shard, pending) in self.shards.iter().zip(per_shard) {
+            let mut pending = pending.into_iter().peekable();
+            while pending.peek().is_some() {
+                let room_freed = shard.room_freed.notified();
+                tokio::pin!(room_freed);
+                // Registered before the check, so a read between the check and the wait is not
+                // missed.
+                room_freed.as_mut().enable();
+                let added = {
+                    let mut state = shard.lock();
+                    assert!(!state.closed, "put on a closed local stream");
+                    let room = self.capacity_per_shard.saturating_sub(state.unread.len());
+                    let arrival_time_ms = now_ms();
+                    let mut added = 0;
+                    for (at, key, data) in pending.by_ref().take(room) {
+                        let position = shard.position(state.put_count);
+                        state.put_count += 1;
+                        positions[at] = Some(position.clone());
+                        state.unread.push_back(Record {
+                            data,
+                            partition_key: key,
+                            position,
+                            arrival_time_ms,
+                        });
+                        added += 1;
+                    }
+                    if added > 0 {
+                        state.newest_arrival_ms = arrival_time_ms;
+                    }
+                    added
+                };
+                if added > 0 {
+                    shard.records_added.notify_waiters();
+                } else {
+                    room_freed.await;
+                }
+            }
+        }
+        positions
+            .into_iter()
+            .map(|p| p.expect("every record was put"))
+            .collect()
+    }
+
+    /// No more records: once a shard is drained, its cursor reports `shard_end`.
+    pub fn close(&self) {
+        for shard in &self.shards {
+            shard.lock().closed = true;
+            shard.records_added.notify_waiters();
+        }
+    }
+
+    fn shard_index(&self, partition_key: &str) -> usize {
+        let hash = u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into());
+        self.shards
+            .partition_point(|s| s.starting_hash_key <= hash)
+            .saturating_sub(1)
+    }
+
+    #[cfg(test)]
+    fn hash_key_range(&self, index: usize) -> (u128, u128) {
+        let end = match self.shards.get(index + 1) {
+            Some(next) => next.starting_hash_key - 1,
+            None => u128::MAX,
+        };
+        (self.shards[index].starting_hash_key, end)
+    }
+}
+
+/// The first hash key of each of `shards` even ranges over `0..2^128`, as Kinesis CreateStream
+/// splits them: shard `i` starts at `floor(i * 2^128 / shards)`.
+fn starting_hash_keys(shards: usize) -> Vec<u128> {
+    let n = shards as u128;
+    // 2^128 = quotient * n + rest with 1 <= rest <= n, written without 2^128 itself.
+    let (quotient, rest) = (u128::MAX / n, u128::MAX % n + 1);
+    (0..n).map(|i| i * quotient + i * rest / n).collect()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[async_trait]
+impl StreamSource for LocalStream {
+    async fn list_shards(&self) -> Result<Vec<ShardInfo>, StreamError> {
+        Ok(self
+            .shards
+            .iter()
+            .map(|shard| ShardInfo {
+                id: shard.id.clone(),
+                parent: None,
+                adjacent_parent: None,
+            })
+            .collect())
+    }
+
+    async fn open_shard(
+        &self,
+        shard: &ShardId,
+        start: StartPosition,
+    ) -> Result<Box<dyn ShardCursor>, StreamError> {
+        let found = self.shards.iter().find(|s| s.id == *shard).ok_or_else(|| {
+            StreamError::ShardNotFound {
+                shard: shard.clone(),
+            }
+        })?;
+        let skip = match start {
+            StartPosition::TrimHorizon => Skip::Nothing,
+            StartPosition::Latest => match found.lock().put_count {
+                0 => Skip::Nothing,
+                count => Skip::UpTo(found.position(count - 1)),
+            },
+            StartPosition::AtTimestamp(ms) => Skip::ArrivedBefore(ms),
+            StartPosition::After(position) => Skip::UpTo(position),
+        };
+        Ok(Box::new(LocalShardCursor {
+            shard: found.clone(),
+            skip,
+            max_batch_records: self.max_batch_records,
+            idle_wait: self.idle_wait,
+        }))
+    }
+}
+
+/// Which records at the head of the shard a cursor drops instead of returning, until the first
+/// one it keeps.
+#[derive(Debug, Clone)]
+enum Skip {
+    Nothing,
+    UpTo(Position),
+    ArrivedBefore(i64),
+}
+
+/// A cursor on one shard of a [`LocalStream`]; it takes the records it returns out of the shard.
+#[derive(Debug)]
+pub struct LocalShardCursor {
+    shard: Arc<Shard>,
+    skip: Skip,
+    max_batch_records: usize,
+    idle_wait: Duration,
+}
+
+impl LocalShardCursor {
+    /// Takes the next batch if there is one to give (records, or the end of the shard).
+    fn take(&mut self) -> Option<ReadBatch> {
+        let mut state = self.shard.lock();
+        let mut dropped = false;
+        while let Some(front) = state.unread.front() {
+            let skipped = match &self.skip {
+                Skip::Nothing => break,
+                Skip::UpTo(position) => front.position <= *position,
+                Skip::ArrivedBefore(ms) => front.arrival_time_ms < *ms,
+            };
+            if !skipped {
+                // Positions only grow, so nothing after the first kept record is skipped.
+                self.skip = Skip::Nothing;
+                break;
+            }
+            state.unread.pop_front();
+            dropped = true;
+        }
+
+        let batch = if state.unread.is_empty() {
+            state.closed.then(|| ReadBatch {
+                records: Vec::new(),
+                millis_behind_latest: Some(0),
+                shard_end: true,
+            })
+        } else {
+            let take = state.unread.len().min(self.max_batch_records);
+            let records: Vec<Record> = state.unread.drain(..take).collect();
+            let behind = match (state.unread.is_empty(), records.last()) {
+                (false, Some(last)) => state.newest_arrival_ms - last.arrival_time_ms,
+                _ => 0,
+            };
+            Some(ReadBatch {
+                records,
+                millis_behind_latest: Some(behind.max(0)),
+                shard_end: state.closed && state.unread.is_empty(),
+            })
+        };
+        drop(state);
+        if dropped || batch.as_ref().is_some_and(|b| !b.records.is_empty()) {
+            self.shard.room_freed.notify_waiters();
+        }
+        batch
+    }
+}
+
+#[async_trait]
+impl ShardCursor for LocalShardCursor {
+    async fn next_batch(&mut self) -> Result<ReadBatch, StreamError> {
+        let deadline = Instant::now() + self.idle_wait;
+        let shard = self.shard.clone();
+        loop {
+            let added = shard.records_added.notified();
+            tokio::pin!(added);
+            // Registered before looking, so a put between the look and the wait is not missed.
+            added.as_mut().enable();
+            if let Some(batch) = self.take() {
+                return Ok(batch);
+            }
+            if tokio::time::timeout_at(deadline, added).await.is_err() {
+                return Ok(ReadBatch {
+                    records: Vec::new(),
+                    millis_behind_latest: Some(0),
+                    shard_end: false,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn record(key: &str, n: usize) -> (String, Bytes) {
+        (key.to_owned(), Bytes::from(format!("{key}-{n}")))
+    }
+
+    async fn cursor(
+        stream: &LocalStream,
+        shard: usize,
+        start: StartPosition,
+    ) -> Box<dyn ShardCursor> {
+        let id = stream.list_shards().await.unwrap()[shard].id.clone();
+        stream.open_shard(&id, start).await.unwrap()
+    }
+
+    /// Reads a closed shard to its end.
+    async fn drain(cursor: &mut dyn ShardCursor) -> Vec<Record> {
+        let mut records = Vec::new();
+        loop {
+            let batch = cursor.next_batch().await.unwrap();
+            records.extend(batch.records);
+            if batch.shard_end {
+                return records;
+            }
+        }
+    }
+
+    fn data(records: &[Record]) -> Vec<&[u8]> {
+        records.iter().map(|r| r.data.as_ref()).collect()
+    }
+
+    #[test]
+    fn hash_ranges_split_like_kinesis() {
+        let stream = LocalStream::new(3, 10);
+        // The ranges CreateStream gives a 3-shard stream.
+        assert_eq!(
+            stream.hash_key_range(0),
+            (0, 113_427_455_640_312_821_154_458_202_477_256_070_484)
+        );
+        assert_eq!(
+            stream.hash_key_range(1).0,
+            113_427_455_640_312_821_154_458_202_477_256_070_485
+        );
+        assert_eq!(stream.hash_key_range(2).1, u128::MAX);
+        let two = LocalStream::new(2, 10);
+        assert_eq!(two.hash_key_range(1), (1 << 127, u128::MAX));
+        assert_eq!(LocalStream::new(1, 10).hash_key_range(0), (0, u128::MAX));
+    }
+
+    #[test]
+    fn keys_go_to_the_shard_whose_range_holds_their_md5() {
+        let stream = LocalStream::new(4, 10);
+        let mut used = HashMap::new();
+        for n in 0..200 {
+            let key = format!("KEY{n}");
+            let hash = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
+            let index = stream.shard_index(&key);
+            let (first, last) = stream.hash_key_range(index);
+            assert!((first..=last).contains(&hash), "{key}");
+            assert_eq!(stream.shard_of(&key), &stream.shards[index].id);
+            *used.entry(index).or_insert(0) += 1;
+        }
+        assert_eq!(used.len(), 4, "keys spread over every shard: {used:?}");
+    }
+
+    #[tokio::test]
+    async fn routing_is_deterministic_and_keeps_per_key_order() {
+        let keys: Vec<String> = (0..20).map(|n| format!("SYM{n}")).collect();
+        let records: Vec<_> = (0..1_000).map(|n| record(&keys[n % 20], n)).collect();
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let stream = LocalStream::new(4, 10_000);
+            let mut positions = Vec::new();
+            for chunk in records.chunks(64) {
+                positions.extend(stream.put_batch(chunk.to_vec()).await);
+            }
+            stream.close();
+            let mut shards = Vec::new();
+            for shard in 0..4 {
+                let mut cursor = cursor(&stream, shard, StartPosition::TrimHorizon).await;
+                let read = drain(cursor.as_mut()).await;
+                assert!(read.windows(2).all(|w| w[0].position < w[1].position));
+                shards.push(read);
+            }
+            runs.push((positions, shards));
+        }
+        assert_eq!(runs[0].0, runs[1].0, "same records, same sequence numbers");
+        let (positions, shards) = &runs[0];
+        assert_eq!(shards.iter().map(Vec::len).sum::<usize>(), records.len());
+        for key in &keys {
+            let read: Vec<_> = shards
+                .iter()
+                .flatten()
+                .filter(|r| &*r.partition_key == key)
+                .collect();
+            let put: Vec<_> = records.iter().filter(|(k, _)| k == key).collect();
+            assert!(
+                read.iter()
+                    .all(|r| r.position.sequence.as_str().len() == 21)
+            );
+            assert_eq!(
+                read.iter().map(|r| &r.data).collect::<Vec<_>>(),
+                put.iter().map(|(_, d)| d).collect::<Vec<_>>(),
+                "{key} in put order"
+            );
+        }
+        // Positions come back in the order the records were given.
+        let by_position: HashMap<_, _> = shards
+            .iter()
+            .flatten()
+            .map(|r| (&r.position, &r.data))
+            .collect();
+        for (position, (_, data)) in positions.iter().zip(&records) {
+            assert_eq!(by_position[position], data);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_shard_blocks_the_producer_until_read() {
+        let stream = LocalStream::new(1, 2);
+        stream.put("A", Bytes::from_static(b"1")).await;
+        stream.put("A", Bytes::from_static(b"2")).await;
+        let put = stream.put("A", Bytes::from_static(b"3"));
+        let mut put = std::pin::pin!(put);
+        // Polled once: a put with room would finish here, so pending means it waits for room.
+        assert!(futures::poll!(put.as_mut()).is_pending());
+        assert_eq!(stream.unread(), 2);
+
+        let mut cursor = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let first = cursor.next_batch().await.unwrap();
+        assert_eq!(data(&first.records), [b"1", b"2"]);
+        let position = put.await;
+        let second = cursor.next_batch().await.unwrap();
+        assert_eq!(data(&second.records), [b"3"]);
+        assert_eq!(second.records[0].position, position);
+    }
+
+    #[tokio::test]
+    async fn close_then_drain_ends_the_shard() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            max_batch_records: 2,
+            ..LocalStreamConfig::new(1, 10)
+        });
+        let positions = stream
+            .put_batch((0..3).map(|n| record("K", n)).collect())
+            .await;
+        stream.close();
+        let mut cursor = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let first = cursor.next_batch().await.unwrap();
+        assert_eq!(first.records.len(), 2);
+        assert!(!first.shard_end);
+        let last = cursor.next_batch().await.unwrap();
+        assert_eq!(last.records[0].position, positions[2]);
+        assert!(
+            last.shard_end,
+            "the batch that drains a closed shard ends it"
+        );
+        let after = cursor.next_batch().await.unwrap();
+        assert!(after.records.is_empty() && after.shard_end);
+    }
+
+    #[tokio::test]
+    async fn close_wakes_a_waiting_reader() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            idle_wait: Duration::from_secs(3_600),
+            ..LocalStreamConfig::new(1, 10)
+        });
+        let mut cursor = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let mut next = cursor.next_batch();
+        assert!(
+            futures::poll!(next.as_mut()).is_pending(),
+            "waits on an open shard"
+        );
+        stream.close();
+        assert!(
+            next.await.unwrap().shard_end,
+            "woken by close, long before the idle wait"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_position_resumes_past_it() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            max_batch_records: 3,
+            ..LocalStreamConfig::new(1, 100)
+        });
+        let positions = stream
+            .put_batch((0..10).map(|n| record("K", n)).collect())
+            .await;
+        stream.close();
+        let mut first = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let batch = first.next_batch().await.unwrap();
+        assert_eq!(data(&batch.records), [b"K-0", b"K-1", b"K-2"]);
+        drop(first);
+
+        // Resumes from a checkpoint that is behind what was handed out.
+        let mut resumed = cursor(&stream, 0, StartPosition::After(positions[5].clone())).await;
+        let rest = drain(resumed.as_mut()).await;
+        assert_eq!(data(&rest), [b"K-6", b"K-7", b"K-8", b"K-9"]);
+    }
+
+    #[tokio::test]
+    async fn latest_skips_what_is_already_there() {
+        let stream = LocalStream::new(1, 100);
+        stream.put("K", Bytes::from_static(b"old")).await;
+        let mut cursor = cursor(&stream, 0, StartPosition::Latest).await;
+        stream.put("K", Bytes::from_static(b"new")).await;
+        stream.close();
+        assert_eq!(data(&drain(cursor.as_mut()).await), [b"new"]);
+        assert_eq!(stream.unread(), 0, "skipped records are dropped too");
+    }
+
+    #[tokio::test]
+    async fn at_timestamp_skips_records_that_arrived_before() {
+        let stream = LocalStream::new(2, 100);
+        let key_of = |shard: usize| {
+            (0..)
+                .map(|n| format!("K{n}"))
+                .find(|k| stream.shard_index(k) == shard)
+                .unwrap()
+        };
+        let (zero, one) = (key_of(0), key_of(1));
+        stream.put(&zero, Bytes::from_static(b"a")).await;
+        stream.put(&one, Bytes::from_static(b"b")).await;
+        stream.close();
+        let mut from_epoch = cursor(&stream, 0, StartPosition::AtTimestamp(0)).await;
+        assert_eq!(data(&drain(from_epoch.as_mut()).await), [b"a"]);
+        let future = now_ms() + 3_600_000;
+        let mut from_future = cursor(&stream, 1, StartPosition::AtTimestamp(future)).await;
+        assert!(drain(from_future.as_mut()).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_idle_shard_returns_an_empty_batch_after_the_idle_wait() {
+        // Real time: this branch's tokio has no `test-util`, so time cannot be paused. The wait
+        // is measured, not used to synchronise anything.
+        let idle_wait = Duration::from_millis(30);
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            idle_wait,
+            ..LocalStreamConfig::new(1, 10)
+        });
+        let mut cursor = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let started = Instant::now();
+        let batch = cursor.next_batch().await.unwrap();
+        assert!(started.elapsed() >= idle_wait);
+        assert_eq!(
+            batch,
+            ReadBatch {
+                records: Vec::new(),
+                millis_behind_latest: Some(0),
+                shard_end: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_put_wakes_a_waiting_reader() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            idle_wait: Duration::from_secs(3_600),
+            ..LocalStreamConfig::new(1, 10)
+        });
+        let mut cursor = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let mut next = cursor.next_batch();
+        assert!(
+            futures::poll!(next.as_mut()).is_pending(),
+            "waits on an empty shard"
+        );
+        stream.put("K", Bytes::from_static(b"x")).await;
+        let batch = next.await.unwrap();
+        assert_eq!(data(&batch.records), [b"x"]);
+        assert_eq!(batch.millis_behind_latest, Some(0), "caught up");
+    }
+
+    #[tokio::test]
+    async fn millis_behind_latest_is_measured_from_the_newest_arrival() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            max_batch_records: 1,
+            ..LocalStreamConfig::new(1, 10)
+        });
+        let positions = stream
+            .put_batch((0..3).map(|n| record("K", n)).collect())
+            .await;
+        {
+            // Arrival times are the wall clock's: set them to known values.
+            let mut state = stream.shards[0].lock();
+            for (record, ms) in state.unread.iter_mut().zip([1_000, 1_500, 2_000]) {
+                record.arrival_time_ms = ms;
+            }
+            state.newest_arrival_ms = 2_000;
+        }
+        let mut cursor = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        let mut behind = Vec::new();
+        for position in &positions {
+            let batch = cursor.next_batch().await.unwrap();
+            assert_eq!(&batch.records[0].position, position);
+            behind.push(batch.millis_behind_latest.unwrap());
+        }
+        assert_eq!(behind, [1_000, 500, 0]);
+    }
+
+    #[tokio::test]
+    async fn lists_shards_and_refuses_unknown_ones() {
+        let stream = LocalStream::new(3, 10);
+        let shards = stream.list_shards().await.unwrap();
+        let ids: Vec<&str> = shards.iter().map(|s| &*s.id).collect();
+        assert_eq!(
+            ids,
+            [
+                "shardId-000000000000",
+                "shardId-000000000001",
+                "shardId-000000000002"
+            ]
+        );
+        assert!(
+            shards
+                .iter()
+                .all(|s| s.parent.is_none() && s.adjacent_parent.is_none())
+        );
+        let unknown: ShardId = "shardId-000000000003".into();
+        let result = stream
+            .open_shard(&unknown, StartPosition::TrimHorizon)
+            .await;
+        assert!(matches!(result, Err(StreamError::ShardNotFound { shard }) if shard == unknown));
+    }
+
+    #[tokio::test]
+    async fn sequence_numbers_are_per_shard_and_increasing() {
+        let stream = LocalStream::new(2, 10);
+        let key = (0..)
+            .map(|n| format!("K{n}"))
+            .find(|k| stream.shard_index(k) == 1)
+            .unwrap();
+        let first = stream.put(&key, Bytes::new()).await;
+        let second = stream.put(&key, Bytes::new()).await;
+        assert_eq!(first.sequence.as_str(), "100001000000000000000");
+        assert_eq!(second.sequence.as_str(), "100001000000000000001");
+        assert!(first < second);
+    }
+
+    #[test]
+    fn producer_futures_can_move_between_threads() {
+        fn assert_send<T: Send>(_: &T) {}
+        let stream = LocalStream::new(1, 10);
+        assert_send(&stream.put_batch(Vec::new()));
+        assert_send(&stream.put("K", Bytes::new()));
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "closed")]
+    async fn put_after_close_is_a_bug() {
+        let stream = LocalStream::new(1, 10);
+        stream.close();
+        stream.put("K", Bytes::new()).await;
+    }
+}
