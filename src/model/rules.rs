@@ -55,19 +55,21 @@ pub struct RuleOverrides {
     pub trend_crossover: Option<bool>,
 }
 
-/// Global rules plus per-symbol overrides.
+/// Rules for every symbol (`[rules.default]`) plus per-symbol overrides (`[rules.symbols.AAPL]`).
+///
+/// Not `#[serde(flatten)]`: flattening silently disables `deny_unknown_fields`, and a misspelt
+/// threshold must be an error, not a rule that never fires.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct RuleConfig {
-    #[serde(flatten)]
-    pub global: RuleSet,
+    pub default: RuleSet,
     pub symbols: BTreeMap<String, RuleOverrides>,
 }
 
 impl RuleConfig {
     /// The effective rules of one symbol.
     pub fn for_symbol(&self, symbol: &str) -> RuleSet {
-        let global = &self.global;
+        let global = &self.default;
         let Some(o) = self.symbols.get(symbol) else {
             return global.clone();
         };
@@ -422,9 +424,9 @@ mod tests {
     }
 
     #[test]
-    fn overrides_merge_over_global() {
+    fn overrides_merge_over_defaults() {
         let config: RuleConfig = serde_json::from_str(
-            r#"{"change-percent": 3, "price-below": 10,
+            r#"{"default": {"change-percent": 3, "price-below": 10},
                 "symbols": {"AAPL": {"price-above": 200, "trend-crossover": false}}}"#,
         )
         .unwrap();
@@ -434,8 +436,10 @@ mod tests {
         assert_eq!(aapl.change_percent, Some(3.0));
         assert_eq!(aapl.return_zscore, Some(4.0));
         assert!(!aapl.trend_crossover);
-        assert_eq!(config.for_symbol("MSFT"), config.global);
+        assert_eq!(config.for_symbol("MSFT"), config.default);
         let typo = serde_json::from_str::<RuleConfig>(r#"{"symbols": {"A": {"price-abve": 1}}}"#);
+        assert!(typo.is_err());
+        let typo = serde_json::from_str::<RuleConfig>(r#"{"default": {"change-prcent": 1}}"#);
         assert!(typo.is_err());
     }
 
