@@ -10,9 +10,18 @@
 
 pub mod actors;
 pub mod alerts;
+pub mod aws;
 pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod objects;
+pub mod pipeline;
+pub mod retry;
+pub mod run;
 pub mod stream;
 pub mod table;
+pub mod telemetry;

@@ -1,1 +1,21 @@
-//! The pipeline stages as actix actors.
+//! The pipeline stages as actix actors, one file each with its messages:
+//!
+//! ```text
+//! ShardReader -> SymbolAggregator (one per symbol of the shard)
+//!             -> sinks: DynamoWriter, ParquetBatcher, Alerter, DeadLetterWriter
+//!             -> Checkpointer <- Durable acknowledgements from the sinks
+//! MetricsPublisher (periodic)
+//! ```
+//!
+//! Actors are thin: they hold state, call [`crate::model`], and talk to the ports.
+
+pub mod alerter;
+pub mod checkpointer;
+pub mod dead_letter_writer;
+pub mod dynamo_writer;
+pub mod metrics_publisher;
+pub mod object_batcher;
+pub mod parquet_batcher;
+pub mod shard_reader;
+pub mod sink;
+pub mod symbol_aggregator;

@@ -3,6 +3,8 @@
 //! Implementations: stdout plus a JSON-lines file ([`local::LocalAlertSink`]) and SNS.
 
 pub mod local;
+pub mod log;
+pub mod sns;
 
 use async_trait::async_trait;
 

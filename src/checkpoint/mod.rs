@@ -3,6 +3,7 @@
 //!
 //! Implementations: a directory of JSON files ([`file::FileCheckpointStore`]) and DynamoDB.
 
+pub mod dynamodb;
 pub mod file;
 
 use std::collections::BTreeMap;

@@ -1,1 +1,283 @@
-//! Counters and gauges of the pipeline, and the port they are published through.
+//! What the pipeline counts, and the port it is published through.
+//!
+//! Stages count into one shared [`Metrics`] where the event happens (atomics, no locks on the hot
+//! path); the metrics publisher drains it every interval into [`Datum`]s for a [`MetricsSink`]:
+//! a log line locally, CloudWatch `PutMetricData` on AWS. Names follow the KCL where the idea is
+//! the same; the only dimension is the shard, never the symbol (cardinality).
+
+pub mod cloudwatch;
+pub mod log;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use crate::stream::ShardId;
+
+/// Monotonic counters, published as per-interval sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Counter {
+    RecordsProcessed,
+    BytesProcessed,
+    DeadLetters,
+    AnomaliesDetected,
+    AlertsPublished,
+    TableItemsWritten,
+    ParquetFilesWritten,
+    ParquetRowsWritten,
+    CheckpointsWritten,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 9] = [
+        Counter::RecordsProcessed,
+        Counter::BytesProcessed,
+        Counter::DeadLetters,
+        Counter::AnomaliesDetected,
+        Counter::AlertsPublished,
+        Counter::TableItemsWritten,
+        Counter::ParquetFilesWritten,
+        Counter::ParquetRowsWritten,
+        Counter::CheckpointsWritten,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::RecordsProcessed => "RecordsProcessed",
+            Counter::BytesProcessed => "BytesProcessed",
+            Counter::DeadLetters => "DeadLetters",
+            Counter::AnomaliesDetected => "AnomaliesDetected",
+            Counter::AlertsPublished => "AlertsPublished",
+            Counter::TableItemsWritten => "TableItemsWritten",
+            Counter::ParquetFilesWritten => "ParquetFilesWritten",
+            Counter::ParquetRowsWritten => "ParquetRowsWritten",
+            Counter::CheckpointsWritten => "CheckpointsWritten",
+        }
+    }
+
+    pub fn unit(self) -> Unit {
+        match self {
+            Counter::BytesProcessed => Unit::Bytes,
+            _ => Unit::Count,
+        }
+    }
+}
+
+/// Measured durations, published as statistic sets (count, sum, min, max).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Latency {
+    /// One ticks-table write call.
+    TableWriteLatency,
+    /// From the stream's arrival time of a record to the moment its checkpoint was written.
+    EndToEndLatency,
+}
+
+impl Latency {
+    pub fn name(self) -> &'static str {
+        match self {
+            Latency::TableWriteLatency => "DynamoWriteLatency",
+            Latency::EndToEndLatency => "EndToEndLatency",
+        }
+    }
+}
+
+/// Per-shard gauges, published with a `ShardId` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ShardGauge {
+    MillisBehindLatest,
+    /// Records read but not yet covered by a checkpoint.
+    CheckpointLag,
+}
+
+impl ShardGauge {
+    pub fn name(self) -> &'static str {
+        match self {
+            ShardGauge::MillisBehindLatest => "MillisBehindLatest",
+            ShardGauge::CheckpointLag => "CheckpointLag",
+        }
+    }
+
+    pub fn unit(self) -> Unit {
+        match self {
+            ShardGauge::MillisBehindLatest => Unit::Milliseconds,
+            ShardGauge::CheckpointLag => Unit::Count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Bytes,
+    Milliseconds,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Bytes => "Bytes",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Count, sum, min and max of the samples of one interval (a CloudWatch statistic set).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatisticSet {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl StatisticSet {
+    fn single(value: f64) -> Self {
+        Self {
+            count: 1,
+            sum: value,
+            min: value,
+            max: value,
+        }
+    }
+
+    fn add(&mut self, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+}
+
+/// One published value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datum {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub shard_id: Option<ShardId>,
+    pub value: StatisticSet,
+}
+
+/// The shared counting board of one process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: [AtomicU64; Counter::ALL.len()],
+    latencies: Mutex<BTreeMap<Latency, StatisticSet>>,
+    gauges: Mutex<BTreeMap<(ShardGauge, ShardId), f64>>,
+}
+
+impl Metrics {
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.counters[counter as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Total since start (for progress lines and summaries; publishing uses deltas).
+    pub fn total(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn observe(&self, latency: Latency, millis: f64) {
+        let mut latencies = self.latencies.lock().expect("metrics lock");
+        latencies
+            .entry(latency)
+            .and_modify(|set| set.add(millis))
+            .or_insert_with(|| StatisticSet::single(millis));
+    }
+
+    pub fn set_gauge(&self, gauge: ShardGauge, shard_id: &ShardId, value: f64) {
+        let mut gauges = self.gauges.lock().expect("metrics lock");
+        gauges.insert((gauge, shard_id.clone()), value);
+    }
+
+    /// Forgets a shard's gauges (the shard ended or moved to another task).
+    pub fn remove_shard(&self, shard_id: &ShardId) {
+        let mut gauges = self.gauges.lock().expect("metrics lock");
+        gauges.retain(|(_, shard), _| shard != shard_id);
+    }
+}
+
+/// Turns totals into per-interval data: remembers what was published last.
+#[derive(Debug, Default)]
+pub struct Drain {
+    published: [u64; Counter::ALL.len()],
+}
+
+impl Drain {
+    /// Counter deltas since the last call, the interval's latency sets, and current gauges.
+    pub fn take(&mut self, metrics: &Metrics) -> Vec<Datum> {
+        let mut data = Vec::new();
+        for counter in Counter::ALL {
+            let total = metrics.total(counter);
+            let delta = total - self.published[counter as usize];
+            self.published[counter as usize] = total;
+            data.push(Datum {
+                name: counter.name(),
+                unit: counter.unit(),
+                shard_id: None,
+                value: StatisticSet::single(delta as f64),
+            });
+        }
+        let latencies = std::mem::take(&mut *metrics.latencies.lock().expect("metrics lock"));
+        data.extend(latencies.into_iter().map(|(latency, value)| Datum {
+            name: latency.name(),
+            unit: Unit::Milliseconds,
+            shard_id: None,
+            value,
+        }));
+        let gauges = metrics.gauges.lock().expect("metrics lock");
+        data.extend(gauges.iter().map(|((gauge, shard), value)| Datum {
+            name: gauge.name(),
+            unit: gauge.unit(),
+            shard_id: Some(shard.clone()),
+            value: StatisticSet::single(*value),
+        }));
+        data
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics could not be published: {message}")]
+pub struct MetricsError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[async_trait]
+pub trait MetricsSink: Send + Sync + 'static {
+    async fn publish(&self, data: &[Datum]) -> Result<(), MetricsError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_publishes_deltas_and_resets_latencies() {
+        let metrics = Metrics::default();
+        let mut drain = Drain::default();
+        metrics.add(Counter::RecordsProcessed, 5);
+        metrics.observe(Latency::EndToEndLatency, 10.0);
+        metrics.observe(Latency::EndToEndLatency, 30.0);
+        let shard: ShardId = "shardId-0".into();
+        metrics.set_gauge(ShardGauge::MillisBehindLatest, &shard, 250.0);
+
+        let first = drain.take(&metrics);
+        let value =
+            |data: &[Datum], name: &str| data.iter().find(|d| d.name == name).map(|d| d.value);
+        assert_eq!(value(&first, "RecordsProcessed").unwrap().sum, 5.0);
+        let latency = value(&first, "EndToEndLatency").unwrap();
+        assert_eq!(
+            (latency.count, latency.min, latency.max, latency.sum),
+            (2, 10.0, 30.0, 40.0)
+        );
+        assert_eq!(value(&first, "MillisBehindLatest").unwrap().sum, 250.0);
+
+        metrics.add(Counter::RecordsProcessed, 2);
+        let second = drain.take(&metrics);
+        assert_eq!(value(&second, "RecordsProcessed").unwrap().sum, 2.0);
+        assert!(value(&second, "EndToEndLatency").is_none());
+        assert_eq!(metrics.total(Counter::RecordsProcessed), 7);
+    }
+}

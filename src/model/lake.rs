@@ -7,6 +7,7 @@
 //! with the `TIMESTAMP(MILLIS, isAdjustedToUTC=true)` logical type: what Athena reads as
 //! `timestamp`, without the deprecated INT96. The `dt` partition is only in the object key.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
@@ -177,17 +178,17 @@ pub struct LakeFile {
 /// Splits rows by event date, sorts each date by symbol then event time (then position), and
 /// encodes one compressed Parquet file per date. `rows` must be in stream order (the first row
 /// of each date names its file). Files come out in date order.
-pub fn encode_files(
+pub fn encode_files<R: Borrow<EnrichedTick>>(
     prefix: &str,
     shard_id: &str,
-    rows: &[EnrichedTick],
+    rows: &[R],
 ) -> Result<Vec<LakeFile>, LakeError> {
     let props = writer_properties();
     file_order(rows)
         .into_iter()
         .map(|day| {
             let date = format_date(day.day);
-            let key = tick_object_key(prefix, &date, shard_id, &rows[day.first].position);
+            let key = tick_object_key(prefix, &date, shard_id, &rows[day.first].borrow().position);
             let bytes = encode_sorted(&day.rows, props.clone())?;
             Ok(LakeFile {
                 key,
@@ -210,10 +211,11 @@ struct DayRows<'a> {
 ///
 /// Buckets by (date, symbol) first: within a bucket, stream order is nearly time order already,
 /// so the sorts are short and cheap, and only the few distinct symbols are compared as strings.
-fn file_order(rows: &[EnrichedTick]) -> Vec<DayRows<'_>> {
+fn file_order<R: Borrow<EnrichedTick>>(rows: &[R]) -> Vec<DayRows<'_>> {
     let mut bucket_of: HashMap<(i64, &str), usize> = HashMap::new();
     let mut buckets: Vec<(i64, &str, Vec<usize>)> = Vec::new();
     for (index, row) in rows.iter().enumerate() {
+        let row = row.borrow();
         let key = (
             row.tick.event_time_ms.div_euclid(MS_PER_DAY),
             row.tick.symbol.as_str(),
@@ -234,13 +236,13 @@ fn file_order(rows: &[EnrichedTick]) -> Vec<DayRows<'_>> {
             let mut day_rows = Vec::with_capacity(same_day.iter().map(|b| b.2.len()).sum());
             for (_, _, indices) in same_day.iter_mut() {
                 indices.sort_by(|&a, &b| {
-                    let (a, b) = (&rows[a], &rows[b]);
+                    let (a, b) = (rows[a].borrow(), rows[b].borrow());
                     a.tick
                         .event_time_ms
                         .cmp(&b.tick.event_time_ms)
                         .then_with(|| a.position.cmp(&b.position))
                 });
-                day_rows.extend(indices.iter().map(|&i| &rows[i]));
+                day_rows.extend(indices.iter().map(|&i| rows[i].borrow()));
             }
             DayRows {
                 day: same_day[0].0,
@@ -599,7 +601,11 @@ mod tests {
 
     #[test]
     fn no_rows_make_no_files() {
-        assert!(encode_files("", "shardId-0", &[]).unwrap().is_empty());
+        assert!(
+            encode_files::<EnrichedTick>("", "shardId-0", &[])
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

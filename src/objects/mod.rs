@@ -3,6 +3,7 @@
 //! Implementations: a local directory ([`local::LocalObjectStore`]) and S3.
 
 pub mod local;
+pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -4,6 +4,7 @@
 //! out batches in stream order and hides iterators, pacing and retries. Implementations: the
 //! in-process [`local::LocalStream`] (fed by the simulator) and Kinesis.
 
+pub mod kinesis;
 pub mod local;
 
 use std::sync::Arc;

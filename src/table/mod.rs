@@ -3,6 +3,7 @@
 //!
 //! Implementations: a JSON-lines file ([`file::FileTicksTable`]) and DynamoDB.
 
+pub mod dynamodb;
 pub mod file;
 
 use async_trait::async_trait;

@@ -1,0 +1,124 @@
+//! The DynamoWriter: writes every enriched tick as an item of the ticks table.
+//!
+//! In: [`ShardBatch`]es from all readers. Items are buffered and written when enough wait, every
+//! flush interval (so lookups stay fresh) and at every barrier, which is then acknowledged to the
+//! checkpointer. Writes go through the [`TicksTable`] port (a local file, or DynamoDB).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use backon::Retryable;
+
+use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
+use crate::metrics::{Counter, Latency};
+use crate::model::item::{Item, tick_item};
+use crate::model::tick::Position;
+use crate::stream::ShardId;
+use crate::table::TicksTable;
+
+pub struct DynamoWriter {
+    table: Arc<dyn TicksTable>,
+    links: SinkLinks,
+    ttl: Option<Duration>,
+    flush_interval: Duration,
+    max_buffered: usize,
+    buffer: Vec<Item>,
+    /// Barriers whose items are all in `buffer` or written.
+    barriers: Vec<(ShardId, Position)>,
+}
+
+impl DynamoWriter {
+    pub fn new(
+        table: Arc<dyn TicksTable>,
+        links: SinkLinks,
+        config: &crate::config::TableConfig,
+    ) -> Self {
+        Self {
+            table,
+            links,
+            ttl: config.ttl,
+            flush_interval: config.flush_interval,
+            max_buffered: config.max_buffered_items.max(1),
+            buffer: Vec::new(),
+            barriers: Vec::new(),
+        }
+    }
+
+    /// Writes the buffer, then acknowledges the barriers it covered.
+    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + 'static {
+        let items = std::mem::take(&mut self.buffer);
+        let barriers = std::mem::take(&mut self.barriers);
+        let (table, links) = (self.table.clone(), self.links.clone());
+        async move {
+            if !items.is_empty() {
+                let started = Instant::now();
+                (|| table.put_items(&items))
+                    .retry(crate::retry::backoff())
+                    .when(|e| e.is_retryable())
+                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Ticks table write failed, retrying."))
+                    .await
+                    .map_err(|e| SinkError::new(SinkKind::Table, e))?;
+                links.metrics.observe(
+                    Latency::TableWriteLatency,
+                    started.elapsed().as_secs_f64() * 1000.0,
+                );
+                links
+                    .metrics
+                    .add(Counter::TableItemsWritten, items.len() as u64);
+            }
+            for (shard_id, position) in barriers {
+                links
+                    .acknowledge(SinkKind::Table, shard_id, position)
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Actor for DynamoWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.links.mailbox);
+        ctx.run_interval(self.flush_interval, |act, ctx| {
+            if act.buffer.is_empty() && act.barriers.is_empty() {
+                return;
+            }
+            ctx.wait(act.flush().into_actor(act).map(|result, act, _| {
+                if let Err(error) = result {
+                    act.links.fatal.raise(error.to_string());
+                }
+            }));
+        });
+    }
+}
+
+impl Handler<ShardBatch> for DynamoWriter {
+    type Result = AtomicResponse<Self, Result<(), SinkError>>;
+
+    fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
+        let expires_at = |event_time_ms: i64| {
+            self.ttl
+                .map(|ttl| event_time_ms / 1000 + ttl.as_secs() as i64)
+        };
+        self.buffer.extend(
+            batch
+                .ticks
+                .iter()
+                .map(|tick| tick_item(tick, expires_at(tick.tick.event_time_ms))),
+        );
+        if let Some(position) = batch.barrier {
+            self.barriers.push((batch.shard_id, position));
+        }
+        let flush_now = self.buffer.len() >= self.max_buffered || !self.barriers.is_empty();
+        let work: Pin<Box<dyn Future<Output = Result<(), SinkError>>>> = if flush_now {
+            Box::pin(self.flush())
+        } else {
+            Box::pin(std::future::ready(Ok(())))
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
+}

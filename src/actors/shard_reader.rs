@@ -1,0 +1,359 @@
+//! The shard reader: reads one shard from its checkpoint, decodes and validates records, routes
+//! ticks to one aggregator per symbol, and hands every read to the sinks, with a checkpoint
+//! barrier every interval.
+//!
+//! In: batches from a [`ShardCursor`]. Out: [`ShardBatch`]es to the sinks, [`Propose`] to the
+//! checkpointer, rejected records as dead letters. One read is in flight at a time: a slow sink
+//! slows the reader (every hand-off is a bounded `send().await`).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::checkpointer::{Checkpointer, CommittedPositions, FinishedEmpty, Propose};
+use super::sink::{ShardBatch, SinkError, Sinks};
+use super::symbol_aggregator::{Aggregate, PendingTick, SymbolAggregator, TakeSnapshot};
+use crate::checkpoint::{CheckpointStore, ShardSnapshot};
+use crate::metrics::{Counter, Metrics, ShardGauge};
+use crate::model::dead_letter::DeadLetter;
+use crate::model::decode::{DecodeLimits, decode_tick};
+use crate::model::enriched::EnrichedTick;
+use crate::model::rules::RuleConfig;
+use crate::model::state::SymbolState;
+use crate::model::tick::{Position, Symbol};
+use crate::model::window::WindowConfig;
+use crate::pipeline::Fatal;
+use crate::stream::{ReadBatch, ShardCursor, ShardId, StartPosition, StreamSource};
+
+/// What every reader of a pipeline shares.
+#[derive(Debug, Clone)]
+pub struct ReaderSettings {
+    pub decode_limits: DecodeLimits,
+    pub windows: WindowConfig,
+    pub rules: RuleConfig,
+    /// Longest time between two barriers while records arrive.
+    pub checkpoint_interval: Duration,
+    /// Records after which a barrier is due before `checkpoint_interval`.
+    pub checkpoint_max_records: u64,
+    pub mailbox: usize,
+    /// Where a shard without a checkpoint starts.
+    pub initial_position: StartPosition,
+}
+
+/// The services a reader talks to.
+#[derive(Clone)]
+pub struct ReaderLinks {
+    pub source: Arc<dyn StreamSource>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub sinks: Sinks,
+    pub checkpointer: Addr<Checkpointer>,
+    pub committed: Arc<CommittedPositions>,
+    pub metrics: Arc<Metrics>,
+    pub fatal: Fatal,
+    /// Set to stop reading: the reader checkpoints what it has read and finishes.
+    pub stop: Arc<AtomicBool>,
+}
+
+pub struct ShardReader {
+    shard_id: ShardId,
+    settings: Arc<ReaderSettings>,
+    links: ReaderLinks,
+    cursor: Option<Box<dyn ShardCursor>>,
+    aggregators: HashMap<Symbol, Addr<SymbolAggregator>>,
+    /// Position of the last record read (or restored from the checkpoint).
+    last_position: Option<Position>,
+    last_barrier: Option<Position>,
+    records_since_barrier: u64,
+    barrier_due_at: Instant,
+    newest_arrival_ms: i64,
+}
+
+enum Flow {
+    Continue,
+    Finish,
+}
+
+impl ShardReader {
+    pub fn new(shard_id: ShardId, settings: Arc<ReaderSettings>, links: ReaderLinks) -> Self {
+        let barrier_due_at = Instant::now() + settings.checkpoint_interval;
+        Self {
+            shard_id,
+            settings,
+            links,
+            cursor: None,
+            aggregators: HashMap::new(),
+            last_position: None,
+            last_barrier: None,
+            records_since_barrier: 0,
+            barrier_due_at,
+            newest_arrival_ms: 0,
+        }
+    }
+
+    fn aggregator(
+        &mut self,
+        symbol: &Symbol,
+        state: Option<SymbolState>,
+    ) -> Addr<SymbolAggregator> {
+        if let Some(addr) = self.aggregators.get(symbol) {
+            return addr.clone();
+        }
+        let state = state.unwrap_or_else(|| SymbolState::new(self.settings.windows));
+        let rules = self.settings.rules.for_symbol(symbol);
+        let addr = SymbolAggregator::new(
+            symbol.clone(),
+            self.shard_id.clone(),
+            state,
+            rules,
+            self.settings.mailbox,
+        )
+        .start();
+        self.aggregators.insert(symbol.clone(), addr.clone());
+        addr
+    }
+
+    fn fail(&self, message: String, ctx: &mut Context<Self>) {
+        self.links.fatal.raise(message);
+        ctx.stop();
+    }
+
+    fn read_next(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut cursor) = self.cursor.take() else {
+            return;
+        };
+        let read = async move {
+            let result = cursor.next_batch().await;
+            (cursor, result)
+        };
+        ctx.wait(
+            read.into_actor(self)
+                .then(|(cursor, result), act, ctx| {
+                    act.cursor = Some(cursor);
+                    match result {
+                        Ok(batch) => act.process(batch),
+                        Err(error) => {
+                            act.fail(
+                                format!("reading shard {} failed: {error}", act.shard_id),
+                                ctx,
+                            );
+                            Box::pin(fut::ready(Flow::Finish))
+                        }
+                    }
+                })
+                .map(|flow, act, ctx| match flow {
+                    Flow::Continue => act.read_next(ctx),
+                    Flow::Finish => ctx.stop(),
+                }),
+        );
+    }
+
+    /// Decodes and routes one read, then hands it to the sinks (with a barrier when one is due).
+    fn process(&mut self, batch: ReadBatch) -> Pin<Box<dyn ActorFuture<Self, Output = Flow>>> {
+        let ReadBatch {
+            records,
+            millis_behind_latest,
+            shard_end,
+        } = batch;
+        let metrics = &self.links.metrics;
+        if let Some(behind) = millis_behind_latest {
+            metrics.set_gauge(
+                ShardGauge::MillisBehindLatest,
+                &self.shard_id,
+                behind as f64,
+            );
+        }
+        let record_count = records.len();
+        metrics.add(Counter::RecordsProcessed, record_count as u64);
+        metrics.add(
+            Counter::BytesProcessed,
+            records.iter().map(|r| r.data.len() as u64).sum(),
+        );
+        if let Some(last) = records.last() {
+            self.last_position = Some(last.position.clone());
+            self.newest_arrival_ms = self.newest_arrival_ms.max(last.arrival_time_ms);
+        }
+
+        let mut groups: HashMap<Symbol, Vec<PendingTick>> = HashMap::new();
+        let mut dead_letters = Vec::new();
+        for (index, record) in records.into_iter().enumerate() {
+            match decode_tick(&record.data, &self.settings.decode_limits) {
+                Ok(tick) => groups
+                    .entry(tick.symbol.clone())
+                    .or_default()
+                    .push(PendingTick {
+                        index: index as u32,
+                        tick,
+                        position: record.position,
+                        arrival_time_ms: record.arrival_time_ms,
+                    }),
+                Err(rejection) => dead_letters.push(DeadLetter {
+                    shard_id: self.shard_id.clone(),
+                    position: record.position,
+                    partition_key: record.partition_key,
+                    arrival_time_ms: record.arrival_time_ms,
+                    reason_code: rejection.code(),
+                    reason: rejection.to_string(),
+                    data: record.data,
+                }),
+            }
+        }
+        if let Some(first) = dead_letters.first() {
+            metrics.add(Counter::DeadLetters, dead_letters.len() as u64);
+            tracing::warn!(shard_id = %self.shard_id, count = dead_letters.len(), reason = %first.reason,
+                position = %first.position, "Records rejected and dead-lettered.");
+        }
+        let requests: Vec<_> = groups
+            .into_iter()
+            .map(|(symbol, ticks)| self.aggregator(&symbol, None).send(Aggregate(ticks)))
+            .collect();
+
+        let last = shard_end || self.links.stop.load(Ordering::Relaxed);
+        self.records_since_barrier += record_count as u64;
+        let due = self.records_since_barrier >= self.settings.checkpoint_max_records
+            || Instant::now() >= self.barrier_due_at;
+        let barrier = match &self.last_position {
+            Some(position) if last || (due && self.last_barrier.as_ref() != Some(position)) => {
+                Some(position.clone())
+            }
+            _ => None,
+        };
+        if last && self.last_position.is_none() {
+            self.links.checkpointer.do_send(FinishedEmpty {
+                shard_id: self.shard_id.clone(),
+            });
+            return Box::pin(fut::ready(Flow::Finish));
+        }
+        let proposal = barrier.clone().map(|position| {
+            let proposal = (position, self.records_since_barrier, self.newest_arrival_ms);
+            self.last_barrier = barrier.clone();
+            self.records_since_barrier = 0;
+            self.barrier_due_at = Instant::now() + self.settings.checkpoint_interval;
+            proposal
+        });
+        let snapshot_from: Vec<_> = match proposal {
+            Some(_) => self.aggregators.values().cloned().collect(),
+            None => Vec::new(),
+        };
+
+        let shard_id = self.shard_id.clone();
+        let links = self.links.clone();
+        let handoff = async move {
+            let mut slots: Vec<Option<EnrichedTick>> = vec![None; record_count];
+            let mut alerts = Vec::new();
+            for result in futures::future::join_all(requests).await {
+                let aggregated = result
+                    .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
+                for (index, tick) in aggregated.ticks {
+                    slots[index as usize] = Some(tick);
+                }
+                alerts.extend(aggregated.alerts);
+            }
+            let ticks: Vec<EnrichedTick> = slots.into_iter().flatten().collect();
+            links.metrics.add(
+                Counter::AnomaliesDetected,
+                ticks.iter().filter(|t| t.anomaly).count() as u64,
+            );
+            alerts.sort_by(|a, b| a.id.cmp(&b.id));
+
+            if let Some((position, records, newest_arrival_ms)) = proposal {
+                let mut snapshot = ShardSnapshot::new();
+                for result in
+                    futures::future::join_all(snapshot_from.iter().map(|a| a.send(TakeSnapshot)))
+                        .await
+                {
+                    let (symbol, state) =
+                        result.map_err(|e| format!("snapshot of shard {shard_id} failed: {e}"))?;
+                    snapshot.insert(symbol, state);
+                }
+                let propose = Propose {
+                    shard_id: shard_id.clone(),
+                    position,
+                    snapshot,
+                    last,
+                    shard_end,
+                    records,
+                    newest_arrival_ms,
+                };
+                links
+                    .checkpointer
+                    .send(propose)
+                    .await
+                    .map_err(|e| format!("checkpointer unreachable: {e}"))?;
+            }
+            let batch = ShardBatch {
+                shard_id: shard_id.clone(),
+                ticks: ticks.into(),
+                alerts: alerts.into(),
+                dead_letters: dead_letters.into(),
+                barrier,
+            };
+            links
+                .sinks
+                .send(batch)
+                .await
+                .map_err(|e: SinkError| e.to_string())
+        };
+        Box::pin(handoff.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) if last => {
+                tracing::info!(shard_id = %act.shard_id, shard_end, "Shard reader finished.");
+                Flow::Finish
+            }
+            Ok(()) => Flow::Continue,
+            Err(message) => {
+                act.fail(message, ctx);
+                Flow::Finish
+            }
+        }))
+    }
+}
+
+impl Actor for ShardReader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let shard_id = self.shard_id.clone();
+        let (source, checkpoints) = (self.links.source.clone(), self.links.checkpoints.clone());
+        let initial = self.settings.initial_position.clone();
+        let open = async move {
+            let checkpoint = checkpoints
+                .load(&shard_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let start = match &checkpoint {
+                Some(checkpoint) => StartPosition::After(checkpoint.position.clone()),
+                None => initial,
+            };
+            let cursor = source
+                .open_shard(&shard_id, start)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((checkpoint, cursor))
+        };
+        ctx.wait(open.into_actor(self).map(|result, act, ctx| match result {
+            Ok((checkpoint, cursor)) => {
+                if let Some(checkpoint) = checkpoint {
+                    tracing::info!(shard_id = %act.shard_id, position = %checkpoint.position,
+                        symbols = checkpoint.snapshot.len(), "Resuming shard from checkpoint.");
+                    act.links
+                        .committed
+                        .publish(&act.shard_id, &checkpoint.position);
+                    act.last_position = Some(checkpoint.position.clone());
+                    act.last_barrier = Some(checkpoint.position);
+                    for (symbol, state) in checkpoint.snapshot {
+                        act.aggregator(&symbol, Some(state));
+                    }
+                }
+                act.cursor = Some(cursor);
+                act.read_next(ctx);
+            }
+            Err(message) => act.fail(
+                format!("opening shard {} failed: {message}", act.shard_id),
+                ctx,
+            ),
+        }));
+    }
+}

@@ -1,0 +1,118 @@
+//! The protocol between a shard reader and its sinks, and the barrier that ties sinks to
+//! checkpoints.
+//!
+//! A reader sends every sink one [`ShardBatch`] per read, in stream order. Some batches carry a
+//! barrier: a checkpoint candidate. A sink acknowledges a barrier to the checkpointer with
+//! [`Durable`] once everything of that shard up to the barrier is durable in it; the checkpointer
+//! commits a candidate when every sink has acknowledged it.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::model::dead_letter::DeadLetter;
+use crate::model::enriched::EnrichedTick;
+use crate::model::rules::Alert;
+use crate::model::tick::Position;
+use crate::stream::ShardId;
+
+/// Each sink that must make a position durable before it is checkpointed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SinkKind {
+    Table,
+    Lake,
+    Alerts,
+    DeadLetters,
+}
+
+impl SinkKind {
+    pub const ALL: [SinkKind; 4] = [
+        SinkKind::Table,
+        SinkKind::Lake,
+        SinkKind::Alerts,
+        SinkKind::DeadLetters,
+    ];
+}
+
+/// What one read of a shard produced, shared by all sinks (each takes its part).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SinkError>")]
+pub struct ShardBatch {
+    pub shard_id: ShardId,
+    /// Enriched ticks in stream order.
+    pub ticks: Arc<[EnrichedTick]>,
+    pub alerts: Arc<[Alert]>,
+    pub dead_letters: Arc<[DeadLetter]>,
+    /// A checkpoint candidate at this position ends the batch.
+    pub barrier: Option<Position>,
+}
+
+/// A sink's acknowledgement: everything of `shard_id` up to `position` is durable in it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Durable {
+    pub sink: SinkKind,
+    pub shard_id: ShardId,
+    pub position: Position,
+}
+
+/// A sink gave up on a write after its retries; the process must stop (the records are still
+/// in the stream and will be read again from the last checkpoint).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{sink:?} sink failed: {message}")]
+pub struct SinkError {
+    pub sink: SinkKind,
+    pub message: String,
+}
+
+impl SinkError {
+    pub fn new(sink: SinkKind, error: impl std::fmt::Display) -> Self {
+        Self {
+            sink,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// The sinks a reader feeds, by kind.
+#[derive(Clone)]
+pub struct Sinks(pub Vec<(SinkKind, Recipient<ShardBatch>)>);
+
+impl Sinks {
+    /// Sends one batch to every sink and waits until each has taken it.
+    pub async fn send(&self, batch: ShardBatch) -> Result<(), SinkError> {
+        let sends = self.0.iter().map(|(kind, sink)| {
+            let request = sink.send(batch.clone());
+            async move { request.await.map_err(|e| SinkError::new(*kind, e))? }
+        });
+        futures::future::try_join_all(sends).await.map(drop)
+    }
+}
+
+/// What every sink talks to besides its own port.
+#[derive(Clone)]
+pub struct SinkLinks {
+    pub checkpointer: Addr<super::checkpointer::Checkpointer>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub fatal: crate::pipeline::Fatal,
+    pub mailbox: usize,
+}
+
+impl SinkLinks {
+    /// Tells the checkpointer that `sink` made everything of the shard up to `position` durable.
+    pub async fn acknowledge(
+        &self,
+        sink: SinkKind,
+        shard_id: ShardId,
+        position: Position,
+    ) -> Result<(), SinkError> {
+        self.checkpointer
+            .send(Durable {
+                sink,
+                shard_id,
+                position,
+            })
+            .await
+            .map_err(|e| SinkError::new(sink, e))
+    }
+}

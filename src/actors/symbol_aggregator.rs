@@ -1,0 +1,103 @@
+//! The symbol aggregator: owns one symbol's window state on one shard and turns its ticks into
+//! enriched ticks and alerts. A thin shell around [`SymbolState`].
+//!
+//! In: [`Aggregate`] (this symbol's ticks of one read, in stream order) and [`TakeSnapshot`].
+//! Out: the enriched ticks and alerts, back to the shard reader that routes them to the sinks.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::model::enriched::EnrichedTick;
+use crate::model::rules::{Alert, RuleSet};
+use crate::model::state::SymbolState;
+use crate::model::tick::{Position, Symbol, Tick};
+
+/// A tick waiting for its aggregator, with where it came from.
+#[derive(Debug)]
+pub struct PendingTick {
+    /// Index of the record in its read, so the reader can restore stream order.
+    pub index: u32,
+    pub tick: Tick,
+    pub position: Position,
+    pub arrival_time_ms: i64,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Aggregated")]
+pub struct Aggregate(pub Vec<PendingTick>);
+
+#[derive(Debug, MessageResponse)]
+pub struct Aggregated {
+    pub ticks: Vec<(u32, EnrichedTick)>,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "(Symbol, SymbolState)")]
+pub struct TakeSnapshot;
+
+pub struct SymbolAggregator {
+    symbol: Symbol,
+    shard_id: Arc<str>,
+    state: SymbolState,
+    rules: RuleSet,
+    mailbox: usize,
+}
+
+impl SymbolAggregator {
+    pub fn new(
+        symbol: Symbol,
+        shard_id: Arc<str>,
+        state: SymbolState,
+        rules: RuleSet,
+        mailbox: usize,
+    ) -> Self {
+        Self {
+            symbol,
+            shard_id,
+            state,
+            rules,
+            mailbox,
+        }
+    }
+}
+
+impl Actor for SymbolAggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+impl Handler<Aggregate> for SymbolAggregator {
+    type Result = Aggregated;
+
+    fn handle(&mut self, Aggregate(pending): Aggregate, _: &mut Context<Self>) -> Aggregated {
+        let mut alerts = Vec::new();
+        let ticks = pending
+            .into_iter()
+            .map(|p| {
+                let enriched = self.state.process(
+                    p.tick,
+                    &self.shard_id,
+                    p.position,
+                    p.arrival_time_ms,
+                    &self.rules,
+                    &mut alerts,
+                );
+                (p.index, enriched)
+            })
+            .collect();
+        Aggregated { ticks, alerts }
+    }
+}
+
+impl Handler<TakeSnapshot> for SymbolAggregator {
+    type Result = MessageResult<TakeSnapshot>;
+
+    fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.symbol.clone(), self.state.clone()))
+    }
+}

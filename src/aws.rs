@@ -1,0 +1,43 @@
+//! What the AWS implementations of the ports share: the SDK configuration from the default
+//! chain, and how an SDK error is judged and described.
+//!
+//! Region, credentials and endpoints come from the SDK's default chain only (`AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the ECS task role): no custom credential
+//! handling.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+// The same types are re-exported by every SDK crate; S3's names are used for all of them.
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// The SDK configuration of this process (region, credentials, endpoints, retries).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Throttling, timeouts, connection failures and 5xx are worth retrying; the rest is not.
+pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or_default();
+            status >= 500
+                || status == 429
+                || code.contains("Throttl")
+                || code.contains("ProvisionedThroughputExceeded")
+                || matches!(
+                    code,
+                    "SlowDown" | "RequestTimeout" | "LimitExceededException" | "InternalFailure"
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The error with its whole chain of causes, for logs and error messages.
+pub fn describe<E: std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> String {
+    DisplayErrorContext(error).to_string()
+}

@@ -1,0 +1,323 @@
+//! Configuration: one struct, defaults in code, overridden by a TOML file, then by `KINETICK_...`
+//! environment variables (what an ECS task definition sets).
+//!
+//! Env vars name a setting by its path: sections separated by `__`, words by `_`, e.g.
+//! `KINETICK_CHECKPOINT__INTERVAL=10s` sets `[checkpoint] interval`, and
+//! `KINETICK_RULES__DEFAULT__CHANGE_PERCENT=3` sets `[rules.default] change-percent`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::model::decode::DecodeLimits;
+use crate::model::rules::RuleConfig;
+use crate::model::window::WindowConfig;
+
+/// Everything kinetick can be told.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    pub pipeline: PipelineConfig,
+    pub input: InputConfig,
+    pub checkpoint: CheckpointConfig,
+    pub windows: WindowConfig,
+    pub rules: RuleConfig,
+    pub table: TableConfig,
+    pub lake: LakeConfig,
+    pub alerts: AlertsConfig,
+    pub metrics: MetricsConfig,
+    pub local: LocalConfig,
+    pub aws: AwsConfig,
+    pub health: HealthConfig,
+}
+
+/// Threads and queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Arbiters (threads) that run shard readers and their aggregators; 0 = one per core.
+    pub workers: usize,
+    /// Mailbox capacity of every actor: how many batches may wait before senders are slowed.
+    pub mailbox: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            mailbox: 16,
+        }
+    }
+}
+
+impl PipelineConfig {
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// What a record must look like to be accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Larger records are dead-lettered unparsed (bytes).
+    pub max_record_bytes: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl InputConfig {
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_record_bytes: self.max_record_bytes,
+            ..DecodeLimits::default()
+        }
+    }
+}
+
+/// When a shard checkpoints. A checkpoint is also where the lake's Parquet files roll, so these
+/// two settings are the file size and age knobs too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Longest time between two checkpoints of a shard that has new records.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Records after which a shard checkpoints even before `interval`.
+    pub max_records: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            max_records: 50_000,
+        }
+    }
+}
+
+/// The ticks table writer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct TableConfig {
+    /// Buffered items are written at least this often, so lookups stay fresh.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Buffered items are written once this many wait.
+    pub max_buffered_items: usize,
+    /// Items expire this long after their event time (DynamoDB TTL attribute `expires_at`).
+    #[serde(with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(1),
+            max_buffered_items: 500,
+            ttl: None,
+        }
+    }
+}
+
+/// Object keys of the lake and the dead letters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Prefix of every object key (`""` or ending in `/`).
+    pub prefix: String,
+}
+
+/// The alerter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Print each alert on stdout (local alert sink).
+    pub print: bool,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self { print: true }
+    }
+}
+
+/// Metrics publishing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// How often counters are published.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// CloudWatch namespace.
+    pub namespace: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            namespace: "Kinetick".into(),
+        }
+    }
+}
+
+/// Where the local ports (no AWS) keep their files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LocalConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("out"),
+        }
+    }
+}
+
+/// The AWS resources `kinetick run` uses. Region, credentials and endpoints come from the SDK's
+/// default chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, the task role), not from here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Kinesis stream to read.
+    pub stream_name: String,
+    /// DynamoDB ticks table (partition key `symbol`, sort key `timestamp`).
+    pub ticks_table: String,
+    /// DynamoDB table of checkpoints and leases (partition key `shard_id`).
+    pub checkpoint_table: String,
+    /// S3 bucket of the lake, the dead letters and large snapshots.
+    pub bucket: String,
+    /// SNS topic of the alerts; without one, alerts are only logged.
+    pub topic_arn: Option<String>,
+    /// Path-style S3 addressing (`endpoint/bucket/key`), for S3-compatible endpoints and emulators.
+    pub s3_force_path_style: bool,
+    /// Where shards without a checkpoint start.
+    pub start_position: InitialPosition,
+    /// With `start-position = "at-timestamp"`: RFC 3339 time to start at.
+    pub start_timestamp: Option<String>,
+    /// Gap between two reads of a shard that had nothing new.
+    #[serde(with = "humantime_serde")]
+    pub idle_poll_interval: Duration,
+    /// `BatchWriteItem` requests in flight at once.
+    pub table_write_concurrency: usize,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            stream_name: "kinetick-ticks".into(),
+            ticks_table: "kinetick-ticks".into(),
+            checkpoint_table: "kinetick-leases".into(),
+            bucket: String::new(),
+            topic_arn: None,
+            s3_force_path_style: false,
+            start_position: InitialPosition::TrimHorizon,
+            start_timestamp: None,
+            idle_poll_interval: Duration::from_millis(500),
+            table_write_concurrency: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitialPosition {
+    TrimHorizon,
+    Latest,
+    AtTimestamp,
+}
+
+/// The health endpoint of `kinetick run` (the container check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Address of the endpoint (`GET /health`).
+    pub listen: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Defaults, then `file` (if given), then `KINETICK_...` variables of the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("KINETICK_")
+                .ignore(&["config"])
+                .map(|key| key.as_str().replace("__", ".").replace('_', "-").into()),
+        );
+        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+// `figment::Jail`'s error type is what it is.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kinetick.toml",
+                r#"
+                [checkpoint]
+                interval = "5s"
+                [rules.default]
+                change-percent = 3.0
+                [rules.symbols.AAPL]
+                price-above = 412.75
+                "#,
+            )?;
+            jail.set_env("KINETICK_CHECKPOINT__MAX_RECORDS", "1000");
+            jail.set_env("KINETICK_METRICS__NAMESPACE", "Desk");
+            let config = Config::load(Some(Path::new("kinetick.toml"))).unwrap();
+            assert_eq!(config.checkpoint.interval, Duration::from_secs(5));
+            assert_eq!(config.checkpoint.max_records, 1000);
+            assert_eq!(config.metrics.namespace, "Desk");
+            assert_eq!(config.rules.default.change_percent, Some(3.0));
+            assert_eq!(config.rules.for_symbol("AAPL").price_above, Some(412.75));
+            assert_eq!(config.table, TableConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kinetick.toml", "[checkpoint]\nintervall = \"5s\"\n")?;
+            let error = Config::load(Some(Path::new("kinetick.toml"))).unwrap_err();
+            assert!(error.to_string().contains("intervall"), "{error}");
+            Ok(())
+        });
+    }
+}

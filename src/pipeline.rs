@@ -1,0 +1,285 @@
+//! Wiring: starts every stage of the pipeline on its arbiter, connected to a set of [`Ports`],
+//! and tells when all shards are finished or something fatal happened.
+//!
+//! Threads: shard readers and their symbol aggregators are spread over `pipeline.workers`
+//! arbiters (one per core by default); the table writer has an arbiter, the lake and dead-letter
+//! writers share one; the checkpointer, alerter and metrics publisher run on the caller's.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix::prelude::*;
+use tokio::sync::watch;
+
+use crate::actors::alerter::Alerter;
+use crate::actors::checkpointer::{Checkpointer, CommittedPositions};
+use crate::actors::dead_letter_writer::{DeadLetterLayout, DeadLetterWriter};
+use crate::actors::dynamo_writer::DynamoWriter;
+use crate::actors::metrics_publisher::{MetricsPublisher, PublishNow};
+use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
+use crate::actors::shard_reader::{ReaderLinks, ReaderSettings, ShardReader};
+use crate::actors::sink::{SinkKind, SinkLinks, Sinks};
+use crate::alerts::AlertSink;
+use crate::alerts::local::LocalAlertSink;
+use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::file::FileCheckpointStore;
+use crate::config::Config;
+use crate::metrics::log::LogMetricsSink;
+use crate::metrics::{Metrics, MetricsSink};
+use crate::objects::ObjectStore;
+use crate::objects::local::LocalObjectStore;
+use crate::stream::{ShardId, StartPosition, StreamError, StreamSource};
+use crate::table::TicksTable;
+use crate::table::file::FileTicksTable;
+
+/// One implementation of every port.
+#[derive(Clone)]
+pub struct Ports {
+    pub stream: Arc<dyn StreamSource>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub table: Arc<dyn TicksTable>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub alerts: Arc<dyn AlertSink>,
+    pub metrics: Arc<dyn MetricsSink>,
+}
+
+impl Ports {
+    /// The local ports under one directory (what `kinetick demo` uses): the lake and dead
+    /// letters under `dir`, the ticks table in `dir/table/ticks.jsonl`, alerts in
+    /// `dir/alerts.jsonl`, checkpoints in `dir/checkpoints/`, metrics in the log.
+    pub fn local(
+        dir: &Path,
+        stream: Arc<dyn StreamSource>,
+        print_alerts: bool,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            stream,
+            checkpoints: Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
+            table: Arc::new(FileTicksTable::new(dir.join("table").join("ticks.jsonl"))?),
+            objects: Arc::new(LocalObjectStore::new(dir.to_path_buf())),
+            alerts: Arc::new(LocalAlertSink::new(dir.join("alerts.jsonl"), print_alerts)?),
+            metrics: Arc::new(LogMetricsSink),
+        })
+    }
+}
+
+/// A handle to raise a fatal error: the pipeline stops and the process exits non-zero, so the
+/// orchestrator replaces the task; records are read again from the last checkpoint.
+#[derive(Clone, Debug)]
+pub struct Fatal(Arc<watch::Sender<Option<String>>>);
+
+impl Fatal {
+    pub fn new() -> (Self, watch::Receiver<Option<String>>) {
+        let (sender, receiver) = watch::channel(None);
+        (Self(Arc::new(sender)), receiver)
+    }
+
+    pub fn raise(&self, message: impl Into<String>) {
+        let message = message.into();
+        tracing::error!(error = %message, "Fatal error, stopping.");
+        self.0
+            .send_if_modified(|slot| slot.is_none() && slot.replace(message).is_none());
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("listing the stream's shards failed: {0}")]
+    ListShards(#[from] StreamError),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+pub struct Pipeline {
+    shards: Vec<ShardId>,
+    stop: Arc<AtomicBool>,
+    finished: watch::Receiver<BTreeSet<ShardId>>,
+    fatal: watch::Receiver<Option<String>>,
+    publisher: Addr<MetricsPublisher>,
+    arbiters: Vec<Arbiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// Starts every stage. Must run inside an actix `System`.
+    pub async fn start(
+        config: &Config,
+        ports: Ports,
+        initial_position: StartPosition,
+    ) -> Result<Self, PipelineError> {
+        let shards: Vec<ShardId> = ports
+            .stream
+            .list_shards()
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let metrics = Arc::new(Metrics::default());
+        let (fatal, fatal_receiver) = Fatal::new();
+        let committed = Arc::new(CommittedPositions::default());
+        let (finished_sender, finished) = watch::channel(BTreeSet::new());
+        let mailbox = config.pipeline.mailbox.max(1);
+
+        let checkpointer = Checkpointer::new(
+            ports.checkpoints.clone(),
+            SinkKind::ALL.to_vec(),
+            committed.clone(),
+            finished_sender,
+            metrics.clone(),
+            fatal.clone(),
+        )
+        .start();
+        let links = SinkLinks {
+            checkpointer: checkpointer.clone(),
+            metrics: metrics.clone(),
+            fatal: fatal.clone(),
+            mailbox,
+        };
+
+        let table_arbiter = Arbiter::new();
+        let lake_arbiter = Arbiter::new();
+        let table = {
+            let (links, port, config) = (links.clone(), ports.table.clone(), config.table.clone());
+            DynamoWriter::start_in_arbiter(&table_arbiter.handle(), move |_| {
+                DynamoWriter::new(port, links, &config)
+            })
+        };
+        let lake = {
+            let layout = ParquetLayout {
+                prefix: config.lake.prefix.clone(),
+            };
+            let (links, objects, committed) =
+                (links.clone(), ports.objects.clone(), committed.clone());
+            ParquetBatcher::start_in_arbiter(&lake_arbiter.handle(), move |_| {
+                ParquetBatcher::new(layout, objects, committed, links)
+            })
+        };
+        let dead_letters = {
+            let layout = DeadLetterLayout {
+                prefix: config.lake.prefix.clone(),
+            };
+            let (links, objects, committed) =
+                (links.clone(), ports.objects.clone(), committed.clone());
+            DeadLetterWriter::start_in_arbiter(&lake_arbiter.handle(), move |_| {
+                DeadLetterWriter::new(layout, objects, committed, links)
+            })
+        };
+        let alerter = Alerter::new(ports.alerts.clone(), links).start();
+        let sinks = Sinks(vec![
+            (SinkKind::Table, table.recipient()),
+            (SinkKind::Lake, lake.recipient()),
+            (SinkKind::Alerts, alerter.recipient()),
+            (SinkKind::DeadLetters, dead_letters.recipient()),
+        ]);
+        let publisher = MetricsPublisher::new(
+            metrics.clone(),
+            ports.metrics.clone(),
+            config.metrics.interval,
+        )
+        .start();
+
+        let settings = Arc::new(ReaderSettings {
+            decode_limits: config.input.decode_limits(),
+            windows: config.windows,
+            rules: config.rules.clone(),
+            checkpoint_interval: config.checkpoint.interval,
+            checkpoint_max_records: config.checkpoint.max_records.max(1),
+            mailbox,
+            initial_position,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader_links = ReaderLinks {
+            source: ports.stream.clone(),
+            checkpoints: ports.checkpoints.clone(),
+            sinks,
+            checkpointer,
+            committed,
+            metrics: metrics.clone(),
+            fatal,
+            stop: stop.clone(),
+        };
+        let workers: Vec<Arbiter> = (0..config.pipeline.worker_count())
+            .map(|_| Arbiter::new())
+            .collect();
+        for (index, shard_id) in shards.iter().enumerate() {
+            let reader = ShardReader::new(shard_id.clone(), settings.clone(), reader_links.clone());
+            ShardReader::start_in_arbiter(&workers[index % workers.len()].handle(), move |_| {
+                reader
+            });
+        }
+        tracing::info!(
+            shards = shards.len(),
+            workers = workers.len(),
+            "Pipeline started."
+        );
+
+        let mut arbiters = workers;
+        arbiters.extend([table_arbiter, lake_arbiter]);
+        Ok(Self {
+            shards,
+            stop,
+            finished,
+            fatal: fatal_receiver,
+            publisher,
+            arbiters,
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The first fatal error, once there is one (for the health endpoint).
+    pub fn failures(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.clone()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Asks every reader to stop reading, checkpoint what it has read, and finish.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until every shard is finished (read to its end, or stopped and checkpointed).
+    pub async fn wait(&mut self) -> Result<(), PipelineError> {
+        let total = self.shards.len();
+        let failed = tokio::select! {
+            result = self.finished.wait_for(|finished| finished.len() >= total) => {
+                drop(result);
+                None
+            }
+            result = self.fatal.wait_for(Option::is_some) => result.ok().and_then(|message| message.clone()),
+        };
+        match failed {
+            None => Ok(()),
+            Some(message) => Err(PipelineError::Fatal(message)),
+        }
+    }
+
+    /// Publishes the last metrics and stops the pipeline's threads.
+    pub async fn close(self) {
+        let _ = self.publisher.send(PublishNow).await;
+        Self::stop_threads(self.arbiters);
+    }
+
+    /// Stops every thread at once, without flushing or checkpointing: what a crash does (tests of
+    /// the delivery guarantee use it).
+    pub fn abort(self) {
+        Self::stop_threads(self.arbiters);
+    }
+
+    fn stop_threads(arbiters: Vec<Arbiter>) {
+        for arbiter in &arbiters {
+            arbiter.stop();
+        }
+        for arbiter in arbiters {
+            let _ = arbiter.join();
+        }
+    }
+}
