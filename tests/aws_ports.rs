@@ -1,0 +1,433 @@
+//! The AWS implementation of each port against the AWS emulator on loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use bytes::Bytes;
+use kinetick::alerts::AlertSink;
+use kinetick::alerts::sns::SnsAlertSink;
+use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
+use kinetick::checkpoint::{Checkpoint, CheckpointStore};
+use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
+use kinetick::metrics::{Counter, Drain, Metrics, MetricsSink};
+use kinetick::model::item::{AttrValue, Item};
+use kinetick::model::kpl;
+use kinetick::model::rules::{Alert, AlertKind, Severity};
+use kinetick::model::state::SymbolState;
+use kinetick::model::tick::{Position, SequenceNumber};
+use kinetick::model::window::WindowConfig;
+use kinetick::objects::ObjectStore;
+use kinetick::objects::s3::S3ObjectStore;
+use kinetick::stream::kinesis::{KinesisStream, Polling};
+use kinetick::stream::{StartPosition, StreamSource};
+use kinetick::table::TicksTable;
+use kinetick::table::dynamodb::DynamoTicksTable;
+
+async fn bucket(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, String) {
+    let client = common::s3(config);
+    let name = common::unique("bucket").to_lowercase();
+    client.create_bucket().bucket(&name).send().await.unwrap();
+    (client, name)
+}
+
+async fn table(client: &aws_sdk_dynamodb::Client, hash: &str, range: Option<&str>) -> String {
+    let name = common::unique("table");
+    let mut request = client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(hash)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(hash)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        );
+    if let Some(range) = range {
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(range)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(range)
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request.send().await.unwrap();
+    name
+}
+
+#[tokio::test]
+async fn s3_objects_put_get_list_and_multipart() {
+    let config = common::sdk_config();
+    let (client, name) = bucket(&config).await;
+    let store = S3ObjectStore::new(client, &name);
+    store
+        .put(
+            "ticks/dt=2026-01-05/a.parquet",
+            Bytes::from_static(b"one"),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "ticks/dt=2026-01-05/a.parquet",
+            Bytes::from_static(b"two"),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    let large = Bytes::from(vec![7u8; 17 * 1024 * 1024]);
+    store
+        .put(
+            "ticks/dt=2026-01-06/large.parquet",
+            large.clone(),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "dead-letters/x.jsonl",
+            Bytes::from_static(b"{}"),
+            "application/x-ndjson",
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .get("ticks/dt=2026-01-05/a.parquet")
+            .await
+            .unwrap()
+            .unwrap(),
+        Bytes::from_static(b"two")
+    );
+    assert_eq!(
+        store
+            .get("ticks/dt=2026-01-06/large.parquet")
+            .await
+            .unwrap()
+            .unwrap(),
+        large,
+        "multipart upload"
+    );
+    assert_eq!(store.get("missing").await.unwrap(), None);
+    assert_eq!(
+        store.list("ticks/").await.unwrap(),
+        vec![
+            "ticks/dt=2026-01-05/a.parquet".to_owned(),
+            "ticks/dt=2026-01-06/large.parquet".to_owned()
+        ]
+    );
+}
+
+fn item(symbol: &str, timestamp: &str, price: f64) -> Item {
+    vec![
+        ("symbol", AttrValue::S(symbol.into())),
+        ("timestamp", AttrValue::S(timestamp.into())),
+        ("price", AttrValue::N(price.to_string())),
+        ("anomaly", AttrValue::Bool(false)),
+    ]
+}
+
+#[tokio::test]
+async fn dynamodb_table_writes_every_item_once_per_key() {
+    let config = common::sdk_config();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let name = table(&client, "symbol", Some("timestamp")).await;
+    let store = DynamoTicksTable::new(client.clone(), &name, 4);
+    let items: Vec<Item> = (0..130)
+        .map(|i| {
+            item(
+                if i % 2 == 0 { "AAPL" } else { "MSFT" },
+                &format!("2026-01-05T14:30:00.{i:03}Z#{i}"),
+                100.0 + i as f64,
+            )
+        })
+        .collect();
+    store.put_items(&items).await.unwrap();
+    store.put_items(&items[..40]).await.unwrap();
+
+    let scanned = client.scan().table_name(&name).send().await.unwrap();
+    assert_eq!(
+        scanned.count(),
+        130,
+        "a replayed write leaves one item per key"
+    );
+    let first = scanned
+        .items()
+        .iter()
+        .find(|i| i["timestamp"].as_s().unwrap().ends_with("#0"))
+        .unwrap();
+    assert_eq!(first["price"].as_n().unwrap(), "100");
+    assert_eq!(first["anomaly"].as_bool().unwrap(), &false);
+}
+
+#[tokio::test]
+async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
+    let config = common::sdk_config();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let name = table(&client, "shard_id", None).await;
+    let (s3, bucket) = bucket(&config).await;
+    let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(s3, &bucket));
+    let store = DynamoCheckpointStore::new(client, &name, objects.clone(), "lake/");
+    assert_eq!(store.load("shardId-000000000000").await.unwrap(), None);
+
+    let position = Position::new(
+        SequenceNumber::new("49590338271490256608559692538361571095921575989136588898"),
+        3,
+    );
+    let small = Checkpoint {
+        shard_id: "shardId-000000000000".into(),
+        position: position.clone(),
+        shard_end: false,
+        snapshot: BTreeMap::from([("AAPL".into(), SymbolState::new(WindowConfig::default()))]),
+    };
+    store.save(&small).await.unwrap();
+    assert_eq!(
+        store.load("shardId-000000000000").await.unwrap(),
+        Some(small)
+    );
+
+    // Thousands of symbols outgrow a DynamoDB item: the snapshot moves to the object store.
+    let large = Checkpoint {
+        shard_id: "shardId-000000000001".into(),
+        position,
+        shard_end: true,
+        snapshot: (0..5_000)
+            .map(|i| {
+                (
+                    format!("S{i:05}").into(),
+                    SymbolState::new(WindowConfig::default()),
+                )
+            })
+            .collect(),
+    };
+    store.save(&large).await.unwrap();
+    assert_eq!(
+        store.load("shardId-000000000001").await.unwrap(),
+        Some(large)
+    );
+    assert_eq!(objects.list("lake/checkpoints/").await.unwrap().len(), 1);
+}
+
+fn alert() -> Alert {
+    Alert {
+        id: "AAPL-change_percent-1767623400000-4959".into(),
+        symbol: "AAPL".into(),
+        kind: AlertKind::ChangePercent,
+        severity: Severity::Warning,
+        event_time_ms: 1_767_623_400_000,
+        price: 213.4,
+        value: -6.21,
+        threshold: 5.0,
+        message: "AAPL change vs previous close -6.21% (threshold 5%)".into(),
+    }
+}
+
+#[tokio::test]
+async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
+    let config = common::sdk_config();
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topic = sns
+        .create_topic()
+        .name(common::unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(common::unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    SnsAlertSink::new(sns, &topic)
+        .publish(&alert())
+        .await
+        .unwrap();
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1);
+    let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(
+        envelope["Subject"],
+        "AAPL change vs previous close -6.21% (threshold 5%)"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["id"], "AAPL-change_percent-1767623400000-4959",
+        "queues get the JSON body"
+    );
+    assert_eq!(envelope["MessageAttributes"]["symbol"]["Value"], "AAPL");
+    assert_eq!(
+        envelope["MessageAttributes"]["kind"]["Value"],
+        "change_percent"
+    );
+    assert_eq!(
+        envelope["MessageAttributes"]["severity"]["Value"],
+        "warning"
+    );
+}
+
+#[tokio::test]
+async fn cloudwatch_receives_statistic_sets() {
+    let config = common::sdk_config();
+    let namespace = common::unique("Kinetick");
+    let metrics = Metrics::default();
+    metrics.add(Counter::RecordsProcessed, 1234);
+    let data = Drain::default().take(&metrics);
+    CloudWatchMetricsSink::new(aws_sdk_cloudwatch::Client::new(&config), &namespace)
+        .publish(&data)
+        .await
+        .unwrap();
+
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let now = chrono::Utc::now().timestamp();
+    let statistics = cloudwatch
+        .get_metric_statistics()
+        .namespace(&namespace)
+        .metric_name("RecordsProcessed")
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now - 600,
+        ))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now + 600,
+        ))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    let sum: f64 = statistics.datapoints().iter().filter_map(|d| d.sum()).sum();
+    assert_eq!(sum, 1234.0);
+}
+
+#[tokio::test]
+async fn kinesis_cursor_reads_plain_and_aggregated_records_and_resumes() {
+    let config = common::sdk_config();
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    let stream = common::unique("ticks");
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        kinesis
+            .put_record()
+            .stream_name(&stream)
+            .partition_key("AAPL")
+            .data(aws_sdk_kinesis::primitives::Blob::new(format!(
+                "{{\"n\":{i}}}"
+            )))
+            .send()
+            .await
+            .unwrap();
+    }
+    let packed = kpl::aggregate(&[("MSFT", b"{\"n\":5}"), ("MSFT", b"{\"n\":6}")]);
+    kinesis
+        .put_record()
+        .stream_name(&stream)
+        .partition_key("MSFT")
+        .data(aws_sdk_kinesis::primitives::Blob::new(packed.to_vec()))
+        .send()
+        .await
+        .unwrap();
+
+    let source = KinesisStream::new(
+        kinesis,
+        &stream,
+        Polling {
+            idle_interval: std::time::Duration::from_millis(50),
+            ..Polling::default()
+        },
+    );
+    let shards = source.list_shards().await.unwrap();
+    assert_eq!(shards.len(), 1);
+    let mut cursor = source
+        .open_shard(&shards[0].id, StartPosition::TrimHorizon)
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    while records.len() < 7 {
+        records.extend(cursor.next_batch().await.unwrap().records);
+    }
+    let data: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
+        .collect();
+    assert_eq!(data.last().unwrap(), "{\"n\":6}");
+    assert_eq!(&*records[6].partition_key, "MSFT");
+    assert_eq!(records[6].position.sub_sequence, 1);
+    assert_eq!(
+        records[5].position.sequence, records[6].position.sequence,
+        "one Kinesis record, two user records"
+    );
+    assert!(records.windows(2).all(|w| w[0].position < w[1].position));
+
+    // Resuming inside the aggregated record skips what was checkpointed.
+    let mut resumed = source
+        .open_shard(
+            &shards[0].id,
+            StartPosition::After(records[5].position.clone()),
+        )
+        .await
+        .unwrap();
+    let again = resumed.next_batch().await.unwrap().records;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].position, records[6].position);
+}

@@ -1,0 +1,473 @@
+//! `kinetick run` through the real binary against the AWS emulator: ticks with anomalies and
+//! malformed records in a 4-shard stream end up exactly once in DynamoDB and in the Parquet lake
+//! on S3, alerts reach a queue subscribed to the topic, metrics reach CloudWatch and every shard
+//! is checkpointed; a run stopped with SIGTERM mid-stream and started again still writes every
+//! tick exactly once.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use bytes::Bytes;
+use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+const SHARDS: i32 = 4;
+
+struct Stack {
+    stream: String,
+    ticks_table: String,
+    checkpoint_table: String,
+    bucket: String,
+    topic_arn: String,
+    queue_url: String,
+    namespace: String,
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&str, KeyType)]) {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (key, kind) in keys {
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(kind.clone())
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request.send().await.unwrap();
+}
+
+async fn create_stack(config: &SdkConfig) -> Stack {
+    let stack = Stack {
+        stream: common::unique("ticks"),
+        ticks_table: common::unique("ticks"),
+        checkpoint_table: common::unique("leases"),
+        bucket: common::unique("lake").to_lowercase(),
+        topic_arn: String::new(),
+        queue_url: String::new(),
+        namespace: common::unique("Kinetick"),
+    };
+    aws_sdk_kinesis::Client::new(config)
+        .create_stream()
+        .stream_name(&stack.stream)
+        .shard_count(SHARDS)
+        .send()
+        .await
+        .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    create_table(
+        &dynamodb,
+        &stack.ticks_table,
+        &[("symbol", KeyType::Hash), ("timestamp", KeyType::Range)],
+    )
+    .await;
+    create_table(
+        &dynamodb,
+        &stack.checkpoint_table,
+        &[("shard_id", KeyType::Hash)],
+    )
+    .await;
+    common::s3(config)
+        .create_bucket()
+        .bucket(&stack.bucket)
+        .send()
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(config);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let topic_arn = sns
+        .create_topic()
+        .name(common::unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(common::unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn =
+        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    Stack {
+        topic_arn,
+        queue_url,
+        ..stack
+    }
+}
+
+/// Simulated records (seed format, with anomalies and malformed ones) and the count of valid ones.
+fn records(count: usize, seed: u64) -> (Vec<(String, Bytes)>, usize) {
+    let config = SimulatorConfig {
+        symbols: 30,
+        seed,
+        jump_rate: 0.003,
+        ..SimulatorConfig::default()
+    };
+    let records: Vec<_> = MarketSimulator::new(config).take(count).collect();
+    let valid = records
+        .iter()
+        .filter(|r| r.kind != RecordKind::Malformed)
+        .count();
+    (
+        records
+            .into_iter()
+            .map(|r| (r.partition_key, Bytes::from(r.data)))
+            .collect(),
+        valid,
+    )
+}
+
+async fn put_records(config: &SdkConfig, stream: &str, records: &[(String, Bytes)]) {
+    let kinesis = aws_sdk_kinesis::Client::new(config);
+    for chunk in records.chunks(500) {
+        let entries = chunk
+            .iter()
+            .map(|(key, data)| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(key)
+                    .data(aws_sdk_kinesis::primitives::Blob::new(data.to_vec()))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let output = kinesis
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.failed_record_count(), Some(0));
+    }
+}
+
+fn start_run(stack: &Stack) -> Child {
+    let health = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    Command::new(env!("CARGO_BIN_EXE_kinetick"))
+        .arg("run")
+        .envs(common::aws_env())
+        .env("KINETICK_AWS__STREAM_NAME", &stack.stream)
+        .env("KINETICK_AWS__TICKS_TABLE", &stack.ticks_table)
+        .env("KINETICK_AWS__CHECKPOINT_TABLE", &stack.checkpoint_table)
+        .env("KINETICK_AWS__BUCKET", &stack.bucket)
+        .env("KINETICK_AWS__TOPIC_ARN", &stack.topic_arn)
+        .env("KINETICK_AWS__S3_FORCE_PATH_STYLE", "true")
+        .env("KINETICK_AWS__IDLE_POLL_INTERVAL", "100ms")
+        .env("KINETICK_METRICS__NAMESPACE", &stack.namespace)
+        .env("KINETICK_METRICS__INTERVAL", "1s")
+        .env("KINETICK_CHECKPOINT__INTERVAL", "1s")
+        .env("KINETICK_CHECKPOINT__MAX_RECORDS", "500")
+        .env("KINETICK_HEALTH__LISTEN", health)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("kinetick runs")
+}
+
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "kinetick run exits 0 after SIGTERM, got {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kinetick run did not stop within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn table_keys(config: &SdkConfig, table: &str) -> (usize, BTreeSet<(String, String)>) {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let mut keys = BTreeSet::new();
+    let mut count = 0;
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().items() {
+            count += 1;
+            keys.insert((
+                item["symbol"].as_s().unwrap().clone(),
+                item["timestamp"].as_s().unwrap().clone(),
+            ));
+        }
+    }
+    (count, keys)
+}
+
+/// `(shard, sequence, sub-sequence)` of every row of the lake.
+async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<(String, String, i64)> {
+    use arrow_array::{Array, Int64Array, StringArray};
+    let s3 = common::s3(config);
+    let mut rows = Vec::new();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("ticks/")
+        .send()
+        .await
+        .unwrap();
+    for object in listed.contents() {
+        let key = object.key().unwrap();
+        assert!(key.contains("/dt=") && key.ends_with(".parquet"), "{key}");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let text = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone()
+            };
+            let (shards, sequences) = (text("shard_id"), text("sequence_number"));
+            let subs = batch
+                .column_by_name("sub_sequence_number")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            for i in 0..batch.num_rows() {
+                rows.push((
+                    shards.value(i).to_owned(),
+                    sequences.value(i).to_owned(),
+                    subs.value(i),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+async fn wait_for_table(config: &SdkConfig, table: &str, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (count, _) = table_keys(config, table).await;
+        if count >= expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {count} of {expected} ticks reached the table"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize) {
+    let (count, keys) = table_keys(config, &stack.ticks_table).await;
+    assert_eq!(count, valid, "table items");
+    assert_eq!(keys.len(), valid, "table keys are unique");
+    let rows = lake_rows(config, &stack.bucket).await;
+    let unique: BTreeSet<_> = rows.iter().collect();
+    assert_eq!(rows.len(), valid, "lake rows");
+    assert_eq!(unique.len(), valid, "lake rows are unique");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_processes_a_stream_exactly_once_into_every_sink() {
+    let config = common::sdk_config();
+    let stack = create_stack(&config).await;
+    let (records, valid) = records(3_000, 21);
+    put_records(&config, &stack.stream, &records).await;
+
+    let child = start_run(&stack);
+    wait_for_table(&config, &stack.ticks_table, valid).await;
+    terminate(child);
+    assert_exactly_once(&config, &stack, valid).await;
+
+    // Dead letters with their reasons.
+    let s3 = common::s3(&config);
+    let letters = s3
+        .list_objects_v2()
+        .bucket(&stack.bucket)
+        .prefix("dead-letters/")
+        .send()
+        .await
+        .unwrap();
+    let mut dead = 0;
+    for object in letters.contents() {
+        let body = s3
+            .get_object()
+            .bucket(&stack.bucket)
+            .key(object.key().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let text =
+            String::from_utf8(body.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+        for line in text.lines() {
+            let letter: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(letter["reason"].is_string() && letter["sequence_number"].is_string());
+            dead += 1;
+        }
+    }
+    assert_eq!(
+        dead,
+        records.len() - valid,
+        "every malformed record is dead-lettered"
+    );
+
+    // Alerts in the subscribed queue, with their attributes.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let mut kinds = BTreeSet::new();
+    for _ in 0..20 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&stack.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if received.messages().is_empty() {
+            break;
+        }
+        for message in received.messages() {
+            let envelope: serde_json::Value =
+                serde_json::from_str(message.body().unwrap()).unwrap();
+            assert!(
+                envelope["MessageAttributes"]["symbol"]["Value"].is_string(),
+                "{envelope}"
+            );
+            kinds.insert(
+                envelope["MessageAttributes"]["kind"]["Value"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    assert!(
+        kinds.contains("change_percent") || kinds.contains("return_zscore"),
+        "alert kinds: {kinds:?}"
+    );
+
+    // Metrics in CloudWatch.
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let now = chrono::Utc::now().timestamp();
+    let statistics = cloudwatch
+        .get_metric_statistics()
+        .namespace(&stack.namespace)
+        .metric_name("RecordsProcessed")
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now - 3600,
+        ))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now + 600,
+        ))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    let processed: f64 = statistics.datapoints().iter().filter_map(|d| d.sum()).sum();
+    assert_eq!(
+        processed as usize,
+        records.len(),
+        "RecordsProcessed in CloudWatch"
+    );
+
+    // A checkpoint per shard.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let checkpoints = dynamodb
+        .scan()
+        .table_name(&stack.checkpoint_table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checkpoints.count(), SHARDS);
+    assert!(
+        checkpoints
+            .items()
+            .iter()
+            .all(|item| item["sequence_number"].as_s().is_ok())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_mid_stream_resumes_exactly_once() {
+    let config = common::sdk_config();
+    let stack = create_stack(&config).await;
+    let (records, valid) = records(6_000, 22);
+    put_records(&config, &stack.stream, &records[..3_000]).await;
+
+    let child = start_run(&stack);
+    wait_for_table(&config, &stack.ticks_table, 500).await;
+    terminate(child);
+    put_records(&config, &stack.stream, &records[3_000..]).await;
+
+    let child = start_run(&stack);
+    wait_for_table(&config, &stack.ticks_table, valid).await;
+    terminate(child);
+    assert_exactly_once(&config, &stack, valid).await;
+}

@@ -1,0 +1,71 @@
+//! What the AWS integration tests share: the emulator's endpoint (moto's server, started on a
+//! loopback port by `scripts/test.sh`), SDK clients for it, and unique resource names.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+
+pub const REGION: &str = "us-east-1";
+
+/// The emulator's endpoint. The tests do not skip without it: they fail and say how to run them.
+pub fn endpoint() -> String {
+    std::env::var("KINETICK_TEST_AWS_ENDPOINT").expect(
+        "KINETICK_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the AWS emulator",
+    )
+}
+
+pub fn sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            Credentials::new(
+                "ANOTREAL",
+                "notrealrnrELgWzOk3IfjzDKtFBhDby",
+                None,
+                None,
+                "tests",
+            ),
+        ))
+        .build()
+}
+
+/// Environment of a `kinetick` process that talks to the emulator through the SDK's default chain.
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "ANOTREAL".to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "notrealrnrELgWzOk3IfjzDKtFBhDby".to_owned(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
+/// A resource name no other test (or earlier run against the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
