@@ -30,8 +30,8 @@ while True:
             sys.exit("moto's server did not start: see target/moto.log")
         time.sleep(0.2)
 PY
-export KINETICK_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
-echo "AWS emulator (moto $MOTO_VERSION) on $KINETICK_TEST_AWS_ENDPOINT"
+export AWS_EMULATOR_URL="http://127.0.0.1:$port"
+echo "AWS emulator (moto $MOTO_VERSION) on $AWS_EMULATOR_URL"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -427,7 +427,33 @@ async fn kinesis_cursor_reads_plain_and_aggregated_records_and_resumes() {
         )
         .await
         .unwrap();
-    let again = resumed.next_batch().await.unwrap().records;
+    // GetRecords may answer empty before the data, as real Kinesis does.
+    let mut again = Vec::new();
+    for _ in 0..20 {
+        again.extend(resumed.next_batch().await.unwrap().records);
+        if !again.is_empty() {
+            break;
+        }
+    }
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].position, records[6].position);
+
+    // Resuming after a plain record starts with the record after it.
+    let mut resumed = source
+        .open_shard(
+            &shards[0].id,
+            StartPosition::After(records[3].position.clone()),
+        )
+        .await
+        .unwrap();
+    let mut again = Vec::new();
+    for _ in 0..20 {
+        again.extend(resumed.next_batch().await.unwrap().records);
+        if again.len() >= 3 {
+            break;
+        }
+    }
+    let positions: Vec<_> = again.iter().map(|r| r.position.clone()).collect();
+    let expected: Vec<_> = records[4..].iter().map(|r| r.position.clone()).collect();
+    assert_eq!(positions, expected);
 }

@@ -137,10 +137,13 @@ impl CheckpointStore for DynamoCheckpointStore {
             .update_item()
             .table_name(&self.table_name)
             .key("shard_id", AttributeValue::S(shard_id.to_owned()))
-            .update_expression(format!(
-                "SET sequence_number = :seq, sub_sequence_number = :sub, shard_end = :end, {attribute} = :snap, \
-                 checkpointed_at = :at REMOVE {other}"
-            ))
+            // `snapshot` is a DynamoDB reserved word, so both snapshot attributes go by name.
+            .update_expression(
+                "SET sequence_number = :seq, sub_sequence_number = :sub, shard_end = :end, #set = :snap, \
+                 checkpointed_at = :at REMOVE #unset",
+            )
+            .expression_attribute_names("#set", attribute)
+            .expression_attribute_names("#unset", other)
             .expression_attribute_values(":seq", AttributeValue::S(checkpoint.position.sequence.to_string()))
             .expression_attribute_values(":sub", AttributeValue::N(checkpoint.position.sub_sequence.to_string()))
             .expression_attribute_values(":end", AttributeValue::Bool(checkpoint.shard_end))

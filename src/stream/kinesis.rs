@@ -93,12 +93,10 @@ async fn shard_iterator(
         StartPosition::AtTimestamp(ms) => request
             .shard_iterator_type(ShardIteratorType::AtTimestamp)
             .timestamp(DateTime::from_millis(*ms)),
-        // A checkpoint inside an aggregated record re-reads that record and skips what was done.
-        StartPosition::After(position) if position.sub_sequence > 0 => request
-            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-            .starting_sequence_number(position.sequence.as_str()),
+        // AT, not AFTER: the checkpointed record may be a KPL aggregate whose later user records
+        // are not done yet. The cursor re-reads it and skips every position already done.
         StartPosition::After(position) => request
-            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
             .starting_sequence_number(position.sequence.as_str()),
     };
     let output = (|| request.clone().send())
@@ -144,7 +142,7 @@ impl StreamSource for KinesisStream {
     ) -> Result<Box<dyn ShardCursor>, StreamError> {
         let iterator = shard_iterator(&self.client, &self.stream_name, shard, &start).await?;
         let skip_through = match &start {
-            StartPosition::After(position) if position.sub_sequence > 0 => Some(position.clone()),
+            StartPosition::After(position) => Some(position.clone()),
             _ => None,
         };
         Ok(Box::new(KinesisCursor {
@@ -182,9 +180,7 @@ impl KinesisCursor {
             Some(position) => StartPosition::After(position.clone()),
             None => self.start.clone(),
         };
-        if let StartPosition::After(position) = &start
-            && position.sub_sequence > 0
-        {
+        if let StartPosition::After(position) = &start {
             self.skip_through = Some(position.clone());
         }
         self.iterator =
@@ -194,6 +190,7 @@ impl KinesisCursor {
 
     fn records(&mut self, kinesis_records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
         let mut records = Vec::with_capacity(kinesis_records.len());
+        let kinesis_records_seen = !kinesis_records.is_empty();
         for record in kinesis_records {
             let sequence = SequenceNumber::new(record.sequence_number);
             let partition_key: Arc<str> = record.partition_key.into();
@@ -220,7 +217,11 @@ impl KinesisCursor {
                 });
             }
         }
-        self.skip_through = None;
+        // Positions only grow, so once the re-read record has gone by nothing else is skipped.
+        // (An empty batch does not count: GetRecords may return nothing before the data.)
+        if kinesis_records_seen {
+            self.skip_through = None;
+        }
         records
     }
 }

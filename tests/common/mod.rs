@@ -12,8 +12,8 @@ pub const REGION: &str = "us-east-1";
 
 /// The emulator's endpoint. The tests do not skip without it: they fail and say how to run them.
 pub fn endpoint() -> String {
-    std::env::var("KINETICK_TEST_AWS_ENDPOINT").expect(
-        "KINETICK_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the AWS emulator",
+    std::env::var("AWS_EMULATOR_URL").expect(
+        "AWS_EMULATOR_URL is not set: run the tests with scripts/test.sh, which starts the AWS emulator",
     )
 }
 
