@@ -5,6 +5,7 @@
 //! a deterministic id so that a replay produces the same ids.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,10 @@ pub struct RuleSet {
     pub volume_spike: Option<f64>,
     /// Alert when SMA short crosses SMA long (trend up / trend down).
     pub trend_crossover: bool,
+    /// After an alert, the same rule stays quiet for this symbol for this long (event time), so
+    /// a run of anomalous ticks sends one e-mail or SMS, not hundreds.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
 }
 
 impl Default for RuleSet {
@@ -39,6 +44,7 @@ impl Default for RuleSet {
             return_zscore: Some(4.0),
             volume_spike: Some(5.0),
             trend_crossover: true,
+            cooldown: Duration::from_secs(60),
         }
     }
 }
@@ -53,6 +59,8 @@ pub struct RuleOverrides {
     pub return_zscore: Option<f64>,
     pub volume_spike: Option<f64>,
     pub trend_crossover: Option<bool>,
+    #[serde(with = "humantime_serde::option")]
+    pub cooldown: Option<Duration>,
 }
 
 /// Rules for every symbol (`[rules.default]`) plus per-symbol overrides (`[rules.symbols.AAPL]`).
@@ -80,6 +88,7 @@ impl RuleConfig {
             return_zscore: o.return_zscore.or(global.return_zscore),
             volume_spike: o.volume_spike.or(global.volume_spike),
             trend_crossover: o.trend_crossover.unwrap_or(global.trend_crossover),
+            cooldown: o.cooldown.unwrap_or(global.cooldown),
         }
     }
 }
@@ -176,6 +185,10 @@ pub struct RuleState {
     change_breached: bool,
     /// The last known SMA trend, so that only a change of trend alerts.
     last_trend: Option<Trend>,
+    /// Event time of the last alert of each rule, for the cooldown. Kept in event time, not
+    /// wall-clock time, so a replay or a new owner of the shard suppresses the same alerts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    last_alert_ms: BTreeMap<AlertKind, i64>,
 }
 
 /// The outcome of the rules for one tick.
@@ -316,6 +329,18 @@ pub fn evaluate(
         state.last_trend = trend;
     }
 
+    let cooldown_ms = i64::try_from(rules.cooldown.as_millis()).unwrap_or(i64::MAX);
+    alerts.retain(|alert| {
+        let quiet = state
+            .last_alert_ms
+            .get(&alert.kind)
+            .is_some_and(|&last| alert.event_time_ms.saturating_sub(last) < cooldown_ms);
+        if !quiet {
+            state.last_alert_ms.insert(alert.kind, alert.event_time_ms);
+        }
+        !quiet
+    });
+
     Evaluation {
         alerts,
         anomaly,
@@ -334,8 +359,6 @@ fn escalate(value: f64, threshold: f64, normal: Severity, high: Severity) -> Sev
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::model::tick::SequenceNumber;
 
@@ -370,6 +393,7 @@ mod tests {
             return_zscore: None,
             volume_spike: None,
             trend_crossover: false,
+            cooldown: Duration::ZERO,
         }
     }
 
@@ -441,6 +465,42 @@ mod tests {
         assert!(typo.is_err());
         let typo = serde_json::from_str::<RuleConfig>(r#"{"default": {"change-prcent": 1}}"#);
         assert!(typo.is_err());
+    }
+
+    #[test]
+    fn cooldown_quiets_a_rule_per_symbol_in_event_time_and_survives_a_snapshot() {
+        let rules = RuleSet {
+            return_zscore: Some(3.0),
+            volume_spike: Some(2.0),
+            cooldown: Duration::from_secs(60),
+            ..none()
+        };
+        let windows = WindowConfig::default();
+        let at = |seconds: i64| {
+            let mut t = tick("AAPL", 100.0);
+            t.event_time_ms += seconds * 1000;
+            let indicators = Indicators {
+                return_zscore: Some(5.0),
+                volume_ratio: (seconds == 30).then_some(4.0),
+                ..Indicators::default()
+            };
+            (t, indicators)
+        };
+        let mut state = RuleState::default();
+        let fired = |state: &mut RuleState, seconds| {
+            let (t, i) = at(seconds);
+            let e = evaluate(&rules, &windows, state, &t, &i, &position());
+            assert!(e.anomaly, "the tick is an anomaly even when its alert is quiet");
+            e.alerts.iter().map(|a| a.kind).collect::<Vec<_>>()
+        };
+        assert_eq!(fired(&mut state, 0), [AlertKind::ReturnZscore]);
+        assert_eq!(fired(&mut state, 59), []);
+        // Another rule of the same symbol has its own cooldown.
+        assert_eq!(fired(&mut state, 30), [AlertKind::VolumeSpike]);
+        let json = serde_json::to_string(&state).unwrap();
+        let mut restored: RuleState = serde_json::from_str(&json).unwrap();
+        assert_eq!(fired(&mut restored, 59), []);
+        assert_eq!(fired(&mut restored, 60), [AlertKind::ReturnZscore]);
     }
 
     #[test]

@@ -281,6 +281,7 @@ mod tests {
                 return_zscore: Some(1.5),
                 volume_spike: Some(2.0),
                 trend_crossover: true,
+                cooldown: std::time::Duration::from_secs(1),
             };
             let shard: Arc<str> = "shardId-000000000000".into();
             let run = |state: &mut SymbolState, ticks: &[Tick], from: usize| {
