@@ -61,7 +61,18 @@ fn number(value: f64) -> Option<AttrValue> {
     if value.abs() < DYNAMO_MIN_ABS {
         return Some(AttrValue::N("0".to_owned()));
     }
-    Some(AttrValue::N(value.to_string()))
+    Some(AttrValue::N(shortest_decimal(value)))
+}
+
+/// `value`'s `Display` text (shortest round-trip digits, never an exponent), via ryu where that
+/// gives the same text: formatting ~20 numbers per tick is the bulk of building an item.
+fn shortest_decimal(value: f64) -> String {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value);
+    if text.contains('e') {
+        return value.to_string();
+    }
+    text.strip_suffix(".0").unwrap_or(text).to_owned()
 }
 
 fn trend_str(trend: Trend) -> &'static str {
@@ -308,6 +319,13 @@ mod tests {
                 .unwrap()
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             prop_assert_eq!(iso8601_millis(ms), expected);
+        }
+
+        #[test]
+        fn numbers_are_the_display_text(bits in any::<u64>()) {
+            let value = f64::from_bits(bits);
+            prop_assume!(value.is_finite());
+            prop_assert_eq!(shortest_decimal(value), value.to_string());
         }
 
         #[test]
