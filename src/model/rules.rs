@@ -490,7 +490,10 @@ mod tests {
         let fired = |state: &mut RuleState, seconds| {
             let (t, i) = at(seconds);
             let e = evaluate(&rules, &windows, state, &t, &i, &position());
-            assert!(e.anomaly, "the tick is an anomaly even when its alert is quiet");
+            assert!(
+                e.anomaly,
+                "the tick is an anomaly even when its alert is quiet"
+            );
             e.alerts.iter().map(|a| a.kind).collect::<Vec<_>>()
         };
         assert_eq!(fired(&mut state, 0), [AlertKind::ReturnZscore]);
