@@ -6,132 +6,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use bytes::Bytes;
+use common::stack::{
+    SHARDS, Stack, checkpoints, create_stack, put_records, start_run, terminate,
+    wait_for_checkpoints,
+};
 use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-const SHARDS: i32 = 4;
-
-struct Stack {
-    stream: String,
-    ticks_table: String,
-    checkpoint_table: String,
-    bucket: String,
-    topic_arn: String,
-    queue_url: String,
-    namespace: String,
-}
-
-async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&str, KeyType)]) {
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (key, kind) in keys {
-        request = request
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(*key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(*key)
-                    .key_type(kind.clone())
-                    .build()
-                    .unwrap(),
-            );
-    }
-    request.send().await.unwrap();
-}
-
-async fn create_stack(config: &SdkConfig) -> Stack {
-    let stack = Stack {
-        stream: common::unique("ticks"),
-        ticks_table: common::unique("ticks"),
-        checkpoint_table: common::unique("leases"),
-        bucket: common::unique("lake").to_lowercase(),
-        topic_arn: String::new(),
-        queue_url: String::new(),
-        namespace: common::unique("Kinetick"),
-    };
-    aws_sdk_kinesis::Client::new(config)
-        .create_stream()
-        .stream_name(&stack.stream)
-        .shard_count(SHARDS)
-        .send()
-        .await
-        .unwrap();
-    let dynamodb = aws_sdk_dynamodb::Client::new(config);
-    create_table(
-        &dynamodb,
-        &stack.ticks_table,
-        &[("symbol", KeyType::Hash), ("timestamp", KeyType::Range)],
-    )
-    .await;
-    create_table(
-        &dynamodb,
-        &stack.checkpoint_table,
-        &[("shard_id", KeyType::Hash)],
-    )
-    .await;
-    common::s3(config)
-        .create_bucket()
-        .bucket(&stack.bucket)
-        .send()
-        .await
-        .unwrap();
-    let sns = aws_sdk_sns::Client::new(config);
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let topic_arn = sns
-        .create_topic()
-        .name(common::unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(common::unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
-    Stack {
-        topic_arn,
-        queue_url,
-        ..stack
-    }
-}
 
 /// Simulated records (seed format, with anomalies and malformed ones) and the count of valid ones.
 fn records(count: usize, seed: u64) -> (Vec<(String, Bytes)>, usize) {
@@ -153,92 +38,6 @@ fn records(count: usize, seed: u64) -> (Vec<(String, Bytes)>, usize) {
             .collect(),
         valid,
     )
-}
-
-/// Puts the records in order; returns the last sequence number written to each shard.
-async fn put_records(
-    config: &SdkConfig,
-    stream: &str,
-    records: &[(String, Bytes)],
-) -> BTreeMap<String, String> {
-    let kinesis = aws_sdk_kinesis::Client::new(config);
-    let mut last = BTreeMap::new();
-    for chunk in records.chunks(500) {
-        let entries = chunk
-            .iter()
-            .map(|(key, data)| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(key)
-                    .data(aws_sdk_kinesis::primitives::Blob::new(data.to_vec()))
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        let output = kinesis
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(output.failed_record_count(), Some(0));
-        for entry in output.records() {
-            let (shard, sequence) = (entry.shard_id().unwrap(), entry.sequence_number().unwrap());
-            last.insert(shard.to_owned(), sequence.to_owned());
-        }
-    }
-    last
-}
-
-fn start_run(stack: &Stack) -> Child {
-    let health = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
-    Command::new(env!("CARGO_BIN_EXE_kinetick"))
-        .arg("run")
-        .envs(common::aws_env())
-        .env("KINETICK_AWS__STREAM_NAME", &stack.stream)
-        .env("KINETICK_AWS__TICKS_TABLE", &stack.ticks_table)
-        .env("KINETICK_AWS__CHECKPOINT_TABLE", &stack.checkpoint_table)
-        .env("KINETICK_AWS__BUCKET", &stack.bucket)
-        .env("KINETICK_AWS__TOPIC_ARN", &stack.topic_arn)
-        .env("KINETICK_AWS__S3_FORCE_PATH_STYLE", "true")
-        .env("KINETICK_AWS__IDLE_POLL_INTERVAL", "100ms")
-        .env("KINETICK_METRICS__NAMESPACE", &stack.namespace)
-        .env("KINETICK_METRICS__INTERVAL", "1s")
-        .env("KINETICK_CHECKPOINT__INTERVAL", "1s")
-        .env("KINETICK_CHECKPOINT__MAX_RECORDS", "500")
-        .env("KINETICK_HEALTH__LISTEN", health)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("kinetick runs")
-}
-
-fn terminate(mut child: Child) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "kinetick run exits 0 after SIGTERM, got {status}"
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kinetick run did not stop within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 async fn table_keys(config: &SdkConfig, table: &str) -> (usize, BTreeSet<(String, String)>) {
@@ -320,44 +119,6 @@ async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<(String, String, i64
     rows
 }
 
-/// Checkpointed sequence number of each shard.
-async fn checkpoints(config: &SdkConfig, table: &str) -> BTreeMap<String, String> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(config);
-    let scan = dynamodb.scan().table_name(table).send().await.unwrap();
-    scan.items()
-        .iter()
-        .map(|item| {
-            (
-                item["shard_id"].as_s().unwrap().clone(),
-                item["sequence_number"].as_s().unwrap().clone(),
-            )
-        })
-        .collect()
-}
-
-/// Waits until every shard is checkpointed at or past `targets` (each sink has made everything
-/// up to there durable). Polls the small checkpoint table, not the ticks table: a full scan of
-/// the emulator's ticks table every few hundred milliseconds would slow down the run under test.
-async fn wait_for_checkpoints(config: &SdkConfig, table: &str, targets: &BTreeMap<String, String>) {
-    // Kinesis sequence numbers are decimal strings of up to 56 digits.
-    let reached = |done: &str, target: &str| (done.len(), done) >= (target.len(), target);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let done = checkpoints(config, table).await;
-        if targets
-            .iter()
-            .all(|(shard, target)| done.get(shard).is_some_and(|d| reached(d, target)))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "checkpoints {done:?} did not reach {targets:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize) {
     let (count, keys) = table_keys(config, &stack.ticks_table).await;
     assert_eq!(count, valid, "table items");
@@ -375,7 +136,7 @@ async fn run_processes_a_stream_exactly_once_into_every_sink() {
     let (records, valid) = records(3_000, 21);
     let last = put_records(&config, &stack.stream, &records).await;
 
-    let child = start_run(&stack);
+    let child = start_run(&stack, &[]);
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
     terminate(child);
     assert_exactly_once(&config, &stack, valid).await;
@@ -485,7 +246,7 @@ async fn a_run_stopped_mid_stream_resumes_exactly_once() {
     let (records, valid) = records(6_000, 22);
     put_records(&config, &stack.stream, &records[..3_000]).await;
 
-    let child = start_run(&stack);
+    let child = start_run(&stack, &[]);
     // Stop as soon as some shard has a checkpoint: mid-stream, with work in flight.
     while checkpoints(&config, &stack.checkpoint_table)
         .await
@@ -496,7 +257,7 @@ async fn a_run_stopped_mid_stream_resumes_exactly_once() {
     terminate(child);
     let last = put_records(&config, &stack.stream, &records[3_000..]).await;
 
-    let child = start_run(&stack);
+    let child = start_run(&stack, &[]);
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
     terminate(child);
     assert_exactly_once(&config, &stack, valid).await;
