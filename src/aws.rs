@@ -5,10 +5,16 @@
 //! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, the ECS task role): no custom credential
 //! handling.
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 // The same types are re-exported by every SDK crate; S3's names are used for all of them.
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::metrics::{Counter, Metrics};
 
 /// The SDK configuration of this process (region, credentials, endpoints, retries).
 pub async fn sdk_config() -> SdkConfig {
@@ -40,4 +46,37 @@ pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) 
 /// The error with its whole chain of causes, for logs and error messages.
 pub fn describe<E: std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> String {
     DisplayErrorContext(error).to_string()
+}
+
+/// Counts every HTTP request of one service's client into `counter`, retries included, so the
+/// request metrics (and the cost they imply) are what AWS sees.
+#[derive(Debug)]
+pub struct CountRequests {
+    metrics: Arc<Metrics>,
+    counter: Counter,
+}
+
+impl CountRequests {
+    pub fn new(metrics: &Arc<Metrics>, counter: Counter) -> Self {
+        Self {
+            metrics: metrics.clone(),
+            counter,
+        }
+    }
+}
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.metrics.add(self.counter, 1);
+        Ok(())
+    }
 }

@@ -75,7 +75,13 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
     let ports = Ports::local(out, stream.clone(), false)?;
 
     let started = Instant::now();
-    let mut pipeline = Pipeline::start(&config, ports, StartPosition::TrimHorizon).await?;
+    let mut pipeline = Pipeline::start(
+        &config,
+        ports,
+        StartPosition::TrimHorizon,
+        Arc::new(Metrics::default()),
+    )
+    .await?;
     let simulator = SimulatorConfig {
         symbols: options.symbols,
         seed: options.seed,

@@ -103,11 +103,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts every stage. Must run inside an actix `System`.
+    /// Starts every stage, counting into `metrics` (shared with ports that count too). Must run
+    /// inside an actix `System`.
     pub async fn start(
         config: &Config,
         ports: Ports,
         initial_position: StartPosition,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, PipelineError> {
         let shards: Vec<ShardId> = ports
             .stream
@@ -116,7 +118,6 @@ impl Pipeline {
             .into_iter()
             .map(|s| s.id)
             .collect();
-        let metrics = Arc::new(Metrics::default());
         let (fatal, fatal_receiver) = Fatal::new();
         let committed = Arc::new(CommittedPositions::default());
         let (finished_sender, finished) = watch::channel(BTreeSet::new());

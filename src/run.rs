@@ -10,10 +10,11 @@ use aws_config::SdkConfig;
 use crate::alerts::AlertSink;
 use crate::alerts::log::LogAlertSink;
 use crate::alerts::sns::SnsAlertSink;
-use crate::aws;
+use crate::aws::{self, CountRequests};
 use crate::checkpoint::dynamodb::DynamoCheckpointStore;
 use crate::config::{Config, InitialPosition};
 use crate::metrics::cloudwatch::CloudWatchMetricsSink;
+use crate::metrics::{Counter, Metrics};
 use crate::objects::ObjectStore;
 use crate::objects::s3::S3ObjectStore;
 use crate::pipeline::{Pipeline, Ports};
@@ -21,23 +22,41 @@ use crate::stream::StartPosition;
 use crate::stream::kinesis::{KinesisStream, Polling};
 use crate::table::dynamodb::DynamoTicksTable;
 
-/// The AWS implementation of every port, from the SDK's default configuration chain.
-pub async fn aws_ports(config: &Config, sdk: &SdkConfig) -> anyhow::Result<Ports> {
+/// The AWS implementation of every port, from the SDK's default configuration chain; each
+/// client counts its requests into `metrics`.
+pub async fn aws_ports(
+    config: &Config,
+    sdk: &SdkConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Ports> {
     let settings = &config.aws;
     anyhow::ensure!(
         !settings.bucket.is_empty(),
         "aws.bucket is not set (KINETICK_AWS__BUCKET)"
     );
+    let counting = |counter| CountRequests::new(metrics, counter);
     let s3_config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(settings.s3_force_path_style)
+        .interceptor(counting(Counter::S3Requests))
         .build();
     let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(
         aws_sdk_s3::Client::from_conf(s3_config),
         &settings.bucket,
     ));
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(counting(Counter::DynamoDbRequests))
+            .build(),
+    );
     let alerts: Arc<dyn AlertSink> = match &settings.topic_arn {
-        Some(topic) => Arc::new(SnsAlertSink::new(aws_sdk_sns::Client::new(sdk), topic)),
+        Some(topic) => Arc::new(SnsAlertSink::new(
+            aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk)
+                    .interceptor(counting(Counter::SnsRequests))
+                    .build(),
+            ),
+            topic,
+        )),
         None => {
             tracing::warn!("No aws.topic-arn: alerts are logged, not published.");
             Arc::new(LogAlertSink)
@@ -49,7 +68,11 @@ pub async fn aws_ports(config: &Config, sdk: &SdkConfig) -> anyhow::Result<Ports
     };
     Ok(Ports {
         stream: Arc::new(KinesisStream::new(
-            aws_sdk_kinesis::Client::new(sdk),
+            aws_sdk_kinesis::Client::from_conf(
+                aws_sdk_kinesis::config::Builder::from(sdk)
+                    .interceptor(counting(Counter::KinesisRequests))
+                    .build(),
+            ),
             &settings.stream_name,
             polling,
         )),
@@ -67,7 +90,11 @@ pub async fn aws_ports(config: &Config, sdk: &SdkConfig) -> anyhow::Result<Ports
         objects,
         alerts,
         metrics: Arc::new(CloudWatchMetricsSink::new(
-            aws_sdk_cloudwatch::Client::new(sdk),
+            aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(sdk)
+                    .interceptor(counting(Counter::CloudWatchRequests))
+                    .build(),
+            ),
             &config.metrics.namespace,
         )),
     })
@@ -93,11 +120,12 @@ fn initial_position(config: &Config) -> anyhow::Result<StartPosition> {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let start = initial_position(&config)?;
     let sdk = aws::sdk_config().await;
-    let ports = aws_ports(&config, &sdk).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ports = aws_ports(&config, &sdk, &metrics).await?;
     let listener = tokio::net::TcpListener::bind(&config.health.listen)
         .await
         .with_context(|| format!("health endpoint cannot listen on {}", config.health.listen))?;
-    let mut pipeline = Pipeline::start(&config, ports, start).await?;
+    let mut pipeline = Pipeline::start(&config, ports, start, metrics).await?;
     actix::spawn(crate::health::serve(
         listener,
         pipeline.metrics().clone(),

@@ -43,9 +43,14 @@ fn config() -> Config {
 async fn start(dir: &Path, records: &[(String, Bytes)]) -> Pipeline {
     let stream = LocalStream::new(SHARDS, 2_000);
     let ports = Ports::local(dir, stream.clone(), false).unwrap();
-    let pipeline = Pipeline::start(&config(), ports, StartPosition::TrimHorizon)
-        .await
-        .unwrap();
+    let pipeline = Pipeline::start(
+        &config(),
+        ports,
+        StartPosition::TrimHorizon,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let records = records.to_vec();
     actix::spawn(async move {
         for chunk in records.chunks(250) {

@@ -28,10 +28,16 @@ pub enum Counter {
     ParquetFilesWritten,
     ParquetRowsWritten,
     CheckpointsWritten,
+    /// HTTP requests sent to each AWS service, retries included: what AWS bills.
+    KinesisRequests,
+    DynamoDbRequests,
+    S3Requests,
+    SnsRequests,
+    CloudWatchRequests,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 9] = [
+    pub const ALL: [Counter; 14] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -41,6 +47,11 @@ impl Counter {
         Counter::ParquetFilesWritten,
         Counter::ParquetRowsWritten,
         Counter::CheckpointsWritten,
+        Counter::KinesisRequests,
+        Counter::DynamoDbRequests,
+        Counter::S3Requests,
+        Counter::SnsRequests,
+        Counter::CloudWatchRequests,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +65,11 @@ impl Counter {
             Counter::ParquetFilesWritten => "ParquetFilesWritten",
             Counter::ParquetRowsWritten => "ParquetRowsWritten",
             Counter::CheckpointsWritten => "CheckpointsWritten",
+            Counter::KinesisRequests => "KinesisRequests",
+            Counter::DynamoDbRequests => "DynamoDBRequests",
+            Counter::S3Requests => "S3Requests",
+            Counter::SnsRequests => "SNSRequests",
+            Counter::CloudWatchRequests => "CloudWatchRequests",
         }
     }
 
