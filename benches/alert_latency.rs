@@ -46,10 +46,17 @@ async fn main() {
     let run = start_run(
         &stack,
         &[
+            // Only the threshold rule: one alert per crossing.
             ("KINETICK_RULES__DEFAULT__PRICE_ABOVE", "100"),
             ("KINETICK_RULES__DEFAULT__COOLDOWN", "0s"),
             ("KINETICK_RULES__DEFAULT__TREND_CROSSOVER", "false"),
+            ("KINETICK_RULES__DEFAULT__CHANGE_PERCENT", "1000000000"),
+            ("KINETICK_RULES__DEFAULT__RETURN_ZSCORE", "1000000000"),
+            ("KINETICK_RULES__DEFAULT__VOLUME_SPIKE", "1000000000"),
             ("KINETICK_METRICS__INTERVAL", "2s"),
+            // Production checkpointing, not the tests' quick one.
+            ("KINETICK_CHECKPOINT__INTERVAL", "30s"),
+            ("KINETICK_CHECKPOINT__MAX_RECORDS", "20000"),
         ],
     );
 
@@ -107,8 +114,8 @@ async fn produce(config: &aws_config::SdkConfig, stack: &Stack, load: &Load) -> 
     sent
 }
 
-/// Reads the alerts from the subscribed queue until `expected` arrived (or a minute passed);
-/// returns their put -> publish latencies in milliseconds.
+/// Reads the alerts from the subscribed queue until `expected` arrived (or a minute passed), and
+/// checks that no more follow; returns their put -> publish latencies in milliseconds.
 async fn collect_alert_latencies(
     config: &aws_config::SdkConfig,
     stack: &Stack,
@@ -144,6 +151,17 @@ async fn collect_alert_latencies(
                 .unwrap();
         }
     }
+    let late = sqs
+        .receive_message()
+        .queue_url(&stack.queue_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        late.messages().is_empty(),
+        "no alert beyond one per crossing"
+    );
     latencies
 }
 
