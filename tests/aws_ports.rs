@@ -5,9 +5,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use bytes::Bytes;
 use kinetick::alerts::AlertSink;
 use kinetick::alerts::sns::SnsAlertSink;
@@ -28,58 +25,10 @@ use kinetick::stream::{StartPosition, StreamSource};
 use kinetick::table::TicksTable;
 use kinetick::table::dynamodb::DynamoTicksTable;
 
-async fn bucket(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, String) {
-    let client = common::s3(config);
-    let name = common::unique("bucket").to_lowercase();
-    client.create_bucket().bucket(&name).send().await.unwrap();
-    (client, name)
-}
-
-async fn table(client: &aws_sdk_dynamodb::Client, hash: &str, range: Option<&str>) -> String {
-    let name = common::unique("table");
-    let mut request = client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(hash)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(hash)
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        );
-    if let Some(range) = range {
-        request = request
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(range)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(range)
-                    .key_type(KeyType::Range)
-                    .build()
-                    .unwrap(),
-            );
-    }
-    request.send().await.unwrap();
-    name
-}
-
 #[tokio::test]
 async fn s3_objects_put_get_list_and_multipart() {
     let config = common::sdk_config();
-    let (client, name) = bucket(&config).await;
+    let (client, name) = common::bucket(&config).await;
     let store = S3ObjectStore::new(client, &name);
     store
         .put(
@@ -155,7 +104,7 @@ fn item(symbol: &str, timestamp: &str, price: f64) -> Item {
 async fn dynamodb_table_writes_every_item_once_per_key() {
     let config = common::sdk_config();
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = table(&client, "symbol", Some("timestamp")).await;
+    let name = common::table(&client, "symbol", Some("timestamp")).await;
     let store = DynamoTicksTable::new(client.clone(), &name, 4);
     let items: Vec<Item> = (0..130)
         .map(|i| {
@@ -188,8 +137,8 @@ async fn dynamodb_table_writes_every_item_once_per_key() {
 async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
     let config = common::sdk_config();
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = table(&client, "shard_id", None).await;
-    let (s3, bucket) = bucket(&config).await;
+    let name = common::table(&client, "shard_id", None).await;
+    let (s3, bucket) = common::bucket(&config).await;
     let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(s3, &bucket));
     let store = DynamoCheckpointStore::new(client, &name, objects.clone(), "lake/");
     assert_eq!(store.load("shardId-000000000000").await.unwrap(), None);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use backon::Retryable;
 
 use crate::metrics::{Drain, Metrics, MetricsSink};
 
@@ -34,8 +35,13 @@ impl MetricsPublisher {
         let data = self.drain.take(&self.metrics);
         let sink = self.sink.clone();
         async move {
-            // Metrics are best effort: a failed publish is logged, never fatal.
-            if let Err(error) = sink.publish(&data).await {
+            // Metrics are best effort: a few retries, then the interval's data is dropped with a
+            // warning, never a fatal error.
+            let published = (|| sink.publish(&data))
+                .retry(crate::retry::backoff().with_max_times(3))
+                .when(|e| e.retryable)
+                .await;
+            if let Err(error) = published {
                 tracing::warn!(%error, "Metrics publish failed.");
             }
         }

@@ -3,11 +3,15 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod stack;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use aws_sdk_s3::config::Credentials;
 
 pub const REGION: &str = "us-east-1";
@@ -20,10 +24,15 @@ pub fn endpoint() -> String {
 }
 
 pub fn sdk_config() -> SdkConfig {
+    sdk_config_at(&endpoint())
+}
+
+/// An SDK configuration for the emulator reached at `endpoint` (e.g. through a proxy).
+pub fn sdk_config_at(endpoint: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
             Credentials::new(
                 "ANOTREAL",
@@ -70,4 +79,54 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
             .force_path_style(true)
             .build(),
     )
+}
+
+/// A new bucket, and a path-style client for it.
+pub async fn bucket(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, String) {
+    let client = s3(config);
+    let name = unique("bucket").to_lowercase();
+    client.create_bucket().bucket(&name).send().await.unwrap();
+    (client, name)
+}
+
+/// A new on-demand DynamoDB table with string keys; returns its name.
+pub async fn table(client: &aws_sdk_dynamodb::Client, hash: &str, range: Option<&str>) -> String {
+    let name = unique("table");
+    let mut request = client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(hash)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(hash)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        );
+    if let Some(range) = range {
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(range)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(range)
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request.send().await.unwrap();
+    name
 }

@@ -1,0 +1,211 @@
+//! A fault-injecting HTTP proxy in front of the AWS emulator: requests pass through to it,
+//! except that the first N requests matching a rule get an injected error response instead
+//! (throttling, 5xx, an expired iterator), the way AWS answers under load. The SDK clients under
+//! test talk to the proxy as they would to AWS; nothing of the SDK is faked.
+//!
+//! One request per connection upstream (`Connection: close`), which is all the tests need.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// An error response in the wire format of the service's protocol.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// JSON protocols (Kinesis, DynamoDB): 400 with the given exception type.
+    JsonError(&'static str),
+    /// JSON protocols: 500 InternalFailure.
+    JsonInternalError,
+    /// Query protocols (SNS, CloudWatch): 500 InternalFailure.
+    QueryInternalError,
+    /// S3: 503 SlowDown.
+    S3SlowDown,
+}
+
+impl Fault {
+    fn response(self) -> String {
+        let (status, content_type, body) = match self {
+            Fault::JsonError(kind) => (
+                "400 Bad Request",
+                "application/x-amz-json-1.1",
+                format!(r#"{{"__type":"{kind}","message":"injected {kind}"}}"#),
+            ),
+            Fault::JsonInternalError => (
+                "500 Internal Server Error",
+                "application/x-amz-json-1.1",
+                r#"{"__type":"InternalFailure","message":"injected"}"#.to_owned(),
+            ),
+            Fault::QueryInternalError => (
+                "500 Internal Server Error",
+                "text/xml",
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>\
+                 <Message>injected</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+                    .to_owned(),
+            ),
+            Fault::S3SlowDown => (
+                "503 Slow Down",
+                "application/xml",
+                "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>\
+                 <RequestId>fault</RequestId></Error>"
+                    .to_owned(),
+            ),
+        };
+        let error_type = match self {
+            Fault::JsonError(kind) => format!("x-amzn-ErrorType: {kind}\r\n"),
+            _ => String::new(),
+        };
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{error_type}content-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+}
+
+struct Rule {
+    /// Matched against the request's head and body, e.g. `Kinesis_20131202.GetRecords`,
+    /// `Action=Publish` or `PUT /`.
+    needle: String,
+    remaining: usize,
+    fault: Fault,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    /// Head and body of every request seen, in order.
+    seen: Vec<String>,
+}
+
+pub struct FaultProxy {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    /// Starts the proxy on a free loopback port, forwarding to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                tokio::spawn(serve(client, upstream.clone(), shared.clone()));
+            }
+        });
+        Self { url, state }
+    }
+
+    /// Answers the next `times` requests containing `needle` with `fault`.
+    pub fn fail(&self, needle: &str, times: usize, fault: Fault) {
+        self.state.lock().unwrap().rules.push(Rule {
+            needle: needle.to_owned(),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Requests seen so far that contain `needle` (answered with a fault or passed through).
+    pub fn requests(&self, needle: &str) -> usize {
+        let state = self.state.lock().unwrap();
+        state.seen.iter().filter(|r| r.contains(needle)).count()
+    }
+}
+
+/// Serves one request of a client connection; every response says `connection: close`.
+async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
+    if let Some(request) = read_request(&mut client).await {
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let fault = {
+            let mut state = state.lock().unwrap();
+            state.seen.push(text.clone());
+            state
+                .rules
+                .iter_mut()
+                .find(|rule| rule.remaining > 0 && text.contains(&rule.needle))
+                .map(|rule| {
+                    rule.remaining -= 1;
+                    rule.fault
+                })
+        };
+        let response = match fault {
+            Some(fault) => fault.response().into_bytes(),
+            None => forward(&request, &upstream).await,
+        };
+        // A client that went away (e.g. timed out) is not the proxy's problem.
+        let _ = client.write_all(&response).await;
+    }
+}
+
+/// One request (head and `Content-Length` body), or `None` at the end of the connection.
+async fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(end) = find(&request, b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        request.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().unwrap());
+    while request.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        request.extend_from_slice(&chunk[..n]);
+    }
+    Some(request)
+}
+
+/// Sends the request upstream on a new connection and returns the whole response.
+async fn forward(request: &[u8], upstream: &str) -> Vec<u8> {
+    let head_end = find(request, b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&request[..head_end]);
+    let mut rewritten: String = head
+        .trim_end()
+        .lines()
+        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
+        .map(|line| format!("{line}\r\n"))
+        .collect();
+    rewritten.push_str("connection: close\r\n\r\n");
+    let mut server = TcpStream::connect(upstream).await.unwrap();
+    server.write_all(rewritten.as_bytes()).await.unwrap();
+    server.write_all(&request[head_end..]).await.unwrap();
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).await.unwrap();
+    force_close(response)
+}
+
+/// Makes the response say `connection: close`, so the client does not reuse the connection.
+fn force_close(response: Vec<u8>) -> Vec<u8> {
+    let Some(head_end) = find(&response, b"\r\n\r\n") else {
+        return response;
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]);
+    let mut out: String = head
+        .lines()
+        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
+        .map(|line| format!("{line}\r\n"))
+        .collect();
+    out.push_str("connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&response[head_end + 4..]);
+    bytes
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
