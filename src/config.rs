@@ -122,6 +122,30 @@ pub struct TableConfig {
     /// Items expire this long after their event time (DynamoDB TTL attribute `expires_at`).
     #[serde(with = "humantime_serde")]
     pub ttl: Option<Duration>,
+    /// What the table holds: an item per tick, per symbol and minute, or both.
+    pub mode: TableMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableMode {
+    /// One item per tick.
+    #[default]
+    Ticks,
+    /// One item per symbol and minute (OHLCV, VWAP, trades), rewritten as the minute fills:
+    /// for streams too fast for an item per tick.
+    Bars,
+    Both,
+}
+
+impl TableMode {
+    pub fn ticks(self) -> bool {
+        matches!(self, TableMode::Ticks | TableMode::Both)
+    }
+
+    pub fn bars(self) -> bool {
+        matches!(self, TableMode::Bars | TableMode::Both)
+    }
 }
 
 impl Default for TableConfig {
@@ -130,6 +154,7 @@ impl Default for TableConfig {
             flush_interval: Duration::from_secs(1),
             max_buffered_items: 500,
             ttl: None,
+            mode: TableMode::Ticks,
         }
     }
 }
@@ -302,13 +327,14 @@ mod tests {
             )?;
             jail.set_env("KINETICK_CHECKPOINT__MAX_RECORDS", "1000");
             jail.set_env("KINETICK_METRICS__NAMESPACE", "Desk");
+            jail.set_env("KINETICK_TABLE__MODE", "both");
             let config = Config::load(Some(Path::new("kinetick.toml"))).unwrap();
             assert_eq!(config.checkpoint.interval, Duration::from_secs(5));
             assert_eq!(config.checkpoint.max_records, 1000);
             assert_eq!(config.metrics.namespace, "Desk");
             assert_eq!(config.rules.default.change_percent, Some(3.0));
             assert_eq!(config.rules.for_symbol("AAPL").price_above, Some(412.75));
-            assert_eq!(config.table, TableConfig::default());
+            assert_eq!(config.table.mode, TableMode::Both);
             Ok(())
         });
     }

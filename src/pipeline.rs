@@ -188,6 +188,7 @@ impl Pipeline {
             checkpoint_interval: config.checkpoint.interval,
             checkpoint_max_records: config.checkpoint.max_records.max(1),
             mailbox,
+            bars: config.table.mode.bars(),
             initial_position,
         });
         let stop = Arc::new(AtomicBool::new(false));

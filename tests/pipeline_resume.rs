@@ -1,6 +1,7 @@
 //! The delivery guarantee in-process: a pipeline that crashes mid-stream (threads stopped with
 //! no final checkpoint) and is started again on the same storage ends with every tick exactly
-//! once in the lake and the table, with the same computed values as a run that never stopped.
+//! once in the lake and the table, with the same computed values and one-minute bars as a run
+//! that never stopped.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Float64Array, Int64Array, StringArray};
 use bytes::Bytes;
-use kinetick::config::Config;
+use kinetick::config::{Config, TableMode};
 use kinetick::metrics::Counter;
 use kinetick::model::simulator::{MarketSimulator, SimulatorConfig};
 use kinetick::pipeline::{Pipeline, Ports};
@@ -36,6 +37,7 @@ fn config() -> Config {
     let mut config = Config::default();
     config.checkpoint.max_records = 700;
     config.pipeline.workers = 2;
+    config.table.mode = TableMode::Both;
     config
 }
 
@@ -195,9 +197,77 @@ fn a_crashed_pipeline_resumes_with_no_loss_no_duplicates_and_the_same_values() {
     );
 
     let (reference_table, resumed_table) = (table(reference.path()), table(resumed.path()));
-    assert_eq!(reference_table.len(), reference_rows);
+    let reference_bars = bars(&reference_table);
+    assert!(reference_bars.len() >= 30, "a bar per symbol and minute");
+    assert_eq!(reference_table.len(), reference_rows + reference_bars.len());
+    assert_eq!(
+        reference_bars,
+        bars_of_ticks(&reference_table),
+        "each bar item sums up its minute's tick items"
+    );
     assert!(
         resumed_table == reference_table,
-        "the table holds the same items"
+        "the table holds the same items, bars included"
     );
+}
+
+/// `(open, high, low, close, volume, trades)` of a bar.
+type Bar = (f64, f64, f64, f64, f64, u64);
+
+fn number(item: &serde_json::Value, name: &str) -> f64 {
+    item[name]["N"].as_str().map_or(0.0, |n| n.parse().unwrap())
+}
+
+/// The bar items of the table, by symbol and minute.
+fn bars(table: &BTreeMap<String, serde_json::Value>) -> BTreeMap<(String, String), Bar> {
+    table
+        .values()
+        .filter(|item| item["kind"]["S"] == "bar_1m")
+        .map(|item| {
+            let key = (
+                item["symbol"]["S"].as_str().unwrap().to_owned(),
+                item["event_time"]["S"].as_str().unwrap()[..16].to_owned(),
+            );
+            let bar = (
+                number(item, "open"),
+                number(item, "high"),
+                number(item, "low"),
+                number(item, "close"),
+                number(item, "volume"),
+                number(item, "trades") as u64,
+            );
+            (key, bar)
+        })
+        .collect()
+}
+
+/// Bars computed straight from the tick items (in key order: event time, then stream position).
+fn bars_of_ticks(table: &BTreeMap<String, serde_json::Value>) -> BTreeMap<(String, String), Bar> {
+    let mut ticks: Vec<&serde_json::Value> = table
+        .values()
+        .filter(|item| item.get("kind").is_none())
+        .collect();
+    ticks.sort_by_key(|item| {
+        (
+            item["symbol"]["S"].as_str().unwrap().to_owned(),
+            item["timestamp"]["S"].as_str().unwrap().to_owned(),
+        )
+    });
+    let mut bars: BTreeMap<(String, String), Bar> = BTreeMap::new();
+    for item in ticks {
+        let key = (
+            item["symbol"]["S"].as_str().unwrap().to_owned(),
+            item["event_time"]["S"].as_str().unwrap()[..16].to_owned(),
+        );
+        let (price, volume) = (number(item, "price"), number(item, "volume"));
+        let bar = bars
+            .entry(key)
+            .or_insert((price, price, price, price, 0.0, 0));
+        bar.1 = bar.1.max(price);
+        bar.2 = bar.2.min(price);
+        bar.3 = price;
+        bar.4 += volume;
+        bar.5 += 1;
+    }
+    bars
 }

@@ -1,9 +1,14 @@
-//! The DynamoWriter: writes every enriched tick as an item of the ticks table.
+//! The DynamoWriter: writes every enriched tick as an item of the ticks table, or each symbol's
+//! one-minute bars, or both (`table.mode`).
 //!
 //! In: [`ShardBatch`]es from all readers. Items are buffered and written when enough wait, every
 //! flush interval (so lookups stay fresh) and at every barrier, which is then acknowledged to the
 //! checkpointer. Writes go through the [`TicksTable`] port (a local file, or DynamoDB).
+//!
+//! A bar is rewritten as its minute fills; the buffer keeps only its latest value, so a flush
+//! writes each bar once (a `BatchWriteItem` must not hold two puts of one key).
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,11 +17,18 @@ use actix::prelude::*;
 use backon::Retryable;
 
 use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
+use crate::config::TableMode;
 use crate::metrics::{Counter, Latency};
-use crate::model::item::{Item, tick_item};
-use crate::model::tick::Position;
+use crate::model::bar::MinuteBar;
+use crate::model::item::{Item, bar_item, tick_item};
+use crate::model::tick::{Position, Symbol};
 use crate::stream::ShardId;
 use crate::table::TicksTable;
+
+/// The TTL attribute of an item whose time is `event_time_ms`.
+fn expires_at(ttl: Option<Duration>, event_time_ms: i64) -> Option<i64> {
+    ttl.map(|ttl| event_time_ms.div_euclid(1000) + ttl.as_secs() as i64)
+}
 
 pub struct DynamoWriter {
     table: Arc<dyn TicksTable>,
@@ -24,7 +36,10 @@ pub struct DynamoWriter {
     ttl: Option<Duration>,
     flush_interval: Duration,
     max_buffered: usize,
+    mode: TableMode,
     buffer: Vec<Item>,
+    /// Latest value of each bar changed since the last flush.
+    bars: BTreeMap<(Symbol, i64), MinuteBar>,
     /// Barriers whose items are all in `buffer` or written.
     barriers: Vec<(ShardId, Position)>,
 }
@@ -41,14 +56,24 @@ impl DynamoWriter {
             ttl: config.ttl,
             flush_interval: config.flush_interval,
             max_buffered: config.max_buffered_items.max(1),
+            mode: config.mode,
             buffer: Vec::new(),
+            bars: BTreeMap::new(),
             barriers: Vec::new(),
         }
     }
 
     /// Writes the buffer, then acknowledges the barriers it covered.
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + 'static {
-        let items = std::mem::take(&mut self.buffer);
+        let mut items = std::mem::take(&mut self.buffer);
+        let ttl = self.ttl;
+        items.extend(
+            std::mem::take(&mut self.bars)
+                .into_iter()
+                .map(|((symbol, _), bar)| {
+                    bar_item(&symbol, &bar, expires_at(ttl, bar.minute_start_ms))
+                }),
+        );
         let barriers = std::mem::take(&mut self.barriers);
         let (table, links) = (self.table.clone(), self.links.clone());
         async move {
@@ -84,7 +109,7 @@ impl Actor for DynamoWriter {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.links.mailbox);
         ctx.run_interval(self.flush_interval, |act, ctx| {
-            if act.buffer.is_empty() && act.barriers.is_empty() {
+            if act.buffer.is_empty() && act.bars.is_empty() && act.barriers.is_empty() {
                 return;
             }
             ctx.wait(act.flush().into_actor(act).map(|result, act, _| {
@@ -100,20 +125,26 @@ impl Handler<ShardBatch> for DynamoWriter {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
-        let expires_at = |event_time_ms: i64| {
-            self.ttl
-                .map(|ttl| event_time_ms / 1000 + ttl.as_secs() as i64)
-        };
-        self.buffer.extend(
-            batch
-                .ticks
-                .iter()
-                .map(|tick| tick_item(tick, expires_at(tick.tick.event_time_ms))),
-        );
+        if self.mode.ticks() {
+            let ttl = self.ttl;
+            self.buffer.extend(
+                batch
+                    .ticks
+                    .iter()
+                    .map(|tick| tick_item(tick, expires_at(ttl, tick.tick.event_time_ms))),
+            );
+        }
+        if self.mode.bars() {
+            for (symbol, bar) in batch.bars.iter() {
+                self.bars
+                    .insert((symbol.clone(), bar.minute_start_ms), bar.clone());
+            }
+        }
         if let Some(position) = batch.barrier {
             self.barriers.push((batch.shard_id, position));
         }
-        let flush_now = self.buffer.len() >= self.max_buffered || !self.barriers.is_empty();
+        let flush_now =
+            self.buffer.len() + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();
         let work: Pin<Box<dyn Future<Output = Result<(), SinkError>>>> = if flush_now {
             Box::pin(self.flush())
         } else {

@@ -40,6 +40,8 @@ pub struct ReaderSettings {
     /// Records after which a barrier is due before `checkpoint_interval`.
     pub checkpoint_max_records: u64,
     pub mailbox: usize,
+    /// Keep one-minute bars for the ticks table.
+    pub bars: bool,
     /// Where a shard without a checkpoint starts.
     pub initial_position: StartPosition,
 }
@@ -109,6 +111,7 @@ impl ShardReader {
             self.shard_id.clone(),
             state,
             rules,
+            self.settings.bars,
             self.settings.mailbox,
         )
         .start();
@@ -244,6 +247,7 @@ impl ShardReader {
         let handoff = async move {
             let mut slots: Vec<Option<EnrichedTick>> = vec![None; record_count];
             let mut alerts = Vec::new();
+            let mut bars = Vec::new();
             for result in futures::future::join_all(requests).await {
                 let aggregated = result
                     .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
@@ -251,6 +255,10 @@ impl ShardReader {
                     slots[index as usize] = Some(tick);
                 }
                 alerts.extend(aggregated.alerts);
+                bars.extend(aggregated.bars);
+                links
+                    .metrics
+                    .add(Counter::BarLateTicks, aggregated.late_for_bars);
             }
             let ticks: Vec<EnrichedTick> = slots.into_iter().flatten().collect();
             links.metrics.add(
@@ -288,6 +296,7 @@ impl ShardReader {
                 shard_id: shard_id.clone(),
                 ticks: ticks.into(),
                 alerts: alerts.into(),
+                bars: bars.into(),
                 dead_letters: dead_letters.into(),
                 barrier,
             };

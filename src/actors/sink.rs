@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::model::bar::MinuteBar;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::enriched::EnrichedTick;
 use crate::model::rules::Alert;
-use crate::model::tick::Position;
+use crate::model::tick::{Position, Symbol};
 use crate::stream::ShardId;
 
 /// Each sink that must make a position durable before it is checkpointed.
@@ -42,6 +43,8 @@ pub struct ShardBatch {
     /// Enriched ticks in stream order.
     pub ticks: Arc<[EnrichedTick]>,
     pub alerts: Arc<[Alert]>,
+    /// Latest values of the one-minute bars the batch changed (bars mode).
+    pub bars: Arc<[(Symbol, MinuteBar)]>,
     pub dead_letters: Arc<[DeadLetter]>,
     /// A checkpoint candidate at this position ends the batch.
     pub barrier: Option<Position>,

@@ -4,10 +4,12 @@
 //! In: [`Aggregate`] (this symbol's ticks of one read, in stream order) and [`TakeSnapshot`].
 //! Out: the enriched ticks and alerts, back to the shard reader that routes them to the sinks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::model::bar::{LateForBars, MinuteBar};
 use crate::model::enriched::EnrichedTick;
 use crate::model::rules::{Alert, RuleSet};
 use crate::model::state::SymbolState;
@@ -31,6 +33,10 @@ pub struct Aggregate(pub Vec<PendingTick>);
 pub struct Aggregated {
     pub ticks: Vec<(u32, EnrichedTick)>,
     pub alerts: Vec<Alert>,
+    /// The latest value of each bar these ticks changed (bars mode only).
+    pub bars: Vec<(Symbol, MinuteBar)>,
+    /// Ticks too late for their bar.
+    pub late_for_bars: u64,
 }
 
 #[derive(Debug, Message)]
@@ -42,6 +48,8 @@ pub struct SymbolAggregator {
     shard_id: Arc<str>,
     state: SymbolState,
     rules: RuleSet,
+    /// Keep one-minute bars (the table is in a bars mode).
+    bars: bool,
     mailbox: usize,
 }
 
@@ -51,6 +59,7 @@ impl SymbolAggregator {
         shard_id: Arc<str>,
         state: SymbolState,
         rules: RuleSet,
+        bars: bool,
         mailbox: usize,
     ) -> Self {
         Self {
@@ -58,6 +67,7 @@ impl SymbolAggregator {
             shard_id,
             state,
             rules,
+            bars,
             mailbox,
         }
     }
@@ -76,9 +86,19 @@ impl Handler<Aggregate> for SymbolAggregator {
 
     fn handle(&mut self, Aggregate(pending): Aggregate, _: &mut Context<Self>) -> Aggregated {
         let mut alerts = Vec::new();
+        let mut bars = BTreeMap::new();
+        let mut late_for_bars = 0;
         let ticks = pending
             .into_iter()
             .map(|p| {
+                if self.bars {
+                    match self.state.bars.update(&p.tick) {
+                        Ok(bar) => {
+                            bars.insert(bar.minute_start_ms, bar.clone());
+                        }
+                        Err(LateForBars) => late_for_bars += 1,
+                    }
+                }
                 let enriched = self.state.process(
                     p.tick,
                     &self.shard_id,
@@ -90,7 +110,15 @@ impl Handler<Aggregate> for SymbolAggregator {
                 (p.index, enriched)
             })
             .collect();
-        Aggregated { ticks, alerts }
+        Aggregated {
+            ticks,
+            alerts,
+            bars: bars
+                .into_values()
+                .map(|bar| (self.symbol.clone(), bar))
+                .collect(),
+            late_for_bars,
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Counter {
     ParquetFilesWritten,
     ParquetRowsWritten,
     CheckpointsWritten,
+    /// Ticks too late for their minute's bar (bars mode): in the lake, not in the bars.
+    BarLateTicks,
     /// HTTP requests sent to each AWS service, retries included: what AWS bills.
     KinesisRequests,
     DynamoDbRequests,
@@ -37,7 +39,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 15] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -47,6 +49,7 @@ impl Counter {
         Counter::ParquetFilesWritten,
         Counter::ParquetRowsWritten,
         Counter::CheckpointsWritten,
+        Counter::BarLateTicks,
         Counter::KinesisRequests,
         Counter::DynamoDbRequests,
         Counter::S3Requests,
@@ -65,6 +68,7 @@ impl Counter {
             Counter::ParquetFilesWritten => "ParquetFilesWritten",
             Counter::ParquetRowsWritten => "ParquetRowsWritten",
             Counter::CheckpointsWritten => "CheckpointsWritten",
+            Counter::BarLateTicks => "BarLateTicks",
             Counter::KinesisRequests => "KinesisRequests",
             Counter::DynamoDbRequests => "DynamoDBRequests",
             Counter::S3Requests => "S3Requests",

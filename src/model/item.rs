@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bar::MinuteBar;
 use super::enriched::EnrichedTick;
 use super::lake::partition_date;
 use super::rules::Trend;
@@ -132,6 +133,44 @@ pub fn tick_item(tick: &EnrichedTick, ttl_epoch_s: Option<i64>) -> Item {
         "arrival_time_ms",
         AttrValue::N(tick.arrival_time_ms.to_string()),
     ));
+    if let Some(expires_at) = ttl_epoch_s {
+        item.push(("expires_at", AttrValue::N(expires_at.to_string())));
+    }
+    item
+}
+
+/// Sort key of a one-minute bar: the minute as `2026-01-02T14:30Z`. In a table that also holds
+/// ticks it sorts after that minute's ticks (`2026-01-02T14:30:00.123Z#...`), since `:` < `Z`.
+pub fn bar_sort_key(minute_start_ms: i64) -> String {
+    let millis = iso8601_millis(minute_start_ms);
+    format!("{}Z", &millis[..16])
+}
+
+/// The table item of one symbol's one-minute bar, `kind` = `bar_1m`. `ttl_epoch_s` sets the TTL
+/// attribute `expires_at`.
+pub fn bar_item(symbol: &str, bar: &MinuteBar, ttl_epoch_s: Option<i64>) -> Item {
+    let mut item = Item::with_capacity(13);
+    item.push(("symbol", AttrValue::S(symbol.to_owned())));
+    item.push(("timestamp", AttrValue::S(bar_sort_key(bar.minute_start_ms))));
+    item.push(("kind", AttrValue::S("bar_1m".to_owned())));
+    item.push((
+        "event_time",
+        AttrValue::S(iso8601_millis(bar.minute_start_ms)),
+    ));
+    let numbers = [
+        ("open", Some(bar.open)),
+        ("high", Some(bar.high)),
+        ("low", Some(bar.low)),
+        ("close", Some(bar.close)),
+        ("volume", Some(bar.volume)),
+        ("vwap", bar.vwap()),
+    ];
+    item.extend(
+        numbers
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, number(value?)?))),
+    );
+    item.push(("trades", AttrValue::N(bar.trades.to_string())));
     if let Some(expires_at) = ttl_epoch_s {
         item.push(("expires_at", AttrValue::N(expires_at.to_string())));
     }
@@ -301,6 +340,33 @@ mod tests {
         let item = tick_item(&tick, None);
         assert!(!names(&item).contains(&"return_zscore"));
         assert!(!names(&item).contains(&"volume_ratio"));
+    }
+
+    #[test]
+    fn bar_items_sort_after_their_minute_s_ticks() {
+        let bar = MinuteBar {
+            minute_start_ms: T0 - T0 % 60_000,
+            open: 10.0,
+            high: 12.0,
+            low: 9.5,
+            close: 11.0,
+            volume: 400.0,
+            notional: 4_200.0,
+            trades: 3,
+            first_ms: T0,
+            last_ms: T0,
+        };
+        let item = bar_item("AAPL", &bar, Some(99));
+        let json = item_to_json(&item);
+        assert_eq!(json["timestamp"]["S"], "2026-01-02T14:30Z");
+        assert_eq!(json["kind"]["S"], "bar_1m");
+        assert_eq!(json["vwap"]["N"], "10.5");
+        assert_eq!(json["trades"]["N"], "3");
+        assert_eq!(json["expires_at"]["N"], "99");
+        let pos = Position::new(SequenceNumber::new("17"), 0);
+        let tick_key = sort_key(T0 + 59_999 - T0 % 60_000, &pos);
+        assert!(bar_sort_key(bar.minute_start_ms) > tick_key);
+        assert!(bar_sort_key(bar.minute_start_ms) < sort_key(bar.minute_start_ms + 60_000, &pos));
     }
 
     #[test]

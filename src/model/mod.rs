@@ -1,6 +1,7 @@
 //! Pure logic: no I/O, no async. Ticks and their decoding, rolling windows, alert rules, symbol
 //! state snapshots, the lake and table formats, and the market simulator.
 
+pub mod bar;
 pub mod dead_letter;
 pub mod decode;
 pub mod enriched;

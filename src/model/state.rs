@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::bar::OpenBars;
 use super::enriched::EnrichedTick;
 use super::rules::{Alert, RuleSet, RuleState};
 use super::tick::{Position, Tick};
@@ -19,6 +20,9 @@ use super::window::{SymbolWindows, WindowConfig};
 pub struct SymbolState {
     pub windows: SymbolWindows,
     pub rules: RuleState,
+    /// Open one-minute bars; empty unless the ticks table is in a bars mode.
+    #[serde(default, skip_serializing_if = "OpenBars::is_empty")]
+    pub bars: OpenBars,
 }
 
 impl SymbolState {
@@ -26,6 +30,7 @@ impl SymbolState {
         Self {
             windows: SymbolWindows::new(config),
             rules: RuleState::default(),
+            bars: OpenBars::default(),
         }
     }
 
