@@ -2,8 +2,9 @@
 //! and tells when all shards are finished or something fatal happened.
 //!
 //! Threads: shard readers and their symbol aggregators are spread over `pipeline.workers`
-//! arbiters (one per core by default); the table writer has an arbiter, the lake and dead-letter
-//! writers share one; the checkpointer, alerter and metrics publisher run on the caller's.
+//! arbiters (one per core by default); each worker's readers have a table writer on an arbiter
+//! of its own; the lake and dead-letter writers share one; the checkpointer, alerter and metrics
+//! publisher run on the caller's.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -139,14 +140,24 @@ impl Pipeline {
             mailbox,
         };
 
-        let table_arbiter = Arbiter::new();
+        let workers: Vec<Arbiter> = (0..config.pipeline.worker_count())
+            .map(|_| Arbiter::new())
+            .collect();
+        // A table writer per worker, each on a thread of its own: building and writing an item
+        // per tick is the heaviest sink work, so one writer for all shards would be the
+        // bottleneck. The readers of worker i write through table writer i.
+        let table_arbiters: Vec<Arbiter> = workers.iter().map(|_| Arbiter::new()).collect();
         let lake_arbiter = Arbiter::new();
-        let table = {
-            let (links, port, config) = (links.clone(), ports.table.clone(), config.table.clone());
-            DynamoWriter::start_in_arbiter(&table_arbiter.handle(), move |_| {
-                DynamoWriter::new(port, links, &config)
+        let tables: Vec<Addr<DynamoWriter>> = table_arbiters
+            .iter()
+            .map(|arbiter| {
+                let (links, port, config) =
+                    (links.clone(), ports.table.clone(), config.table.clone());
+                DynamoWriter::start_in_arbiter(&arbiter.handle(), move |_| {
+                    DynamoWriter::new(port, links, &config)
+                })
             })
-        };
+            .collect();
         let lake = {
             let layout = ParquetLayout {
                 prefix: config.lake.prefix.clone(),
@@ -168,12 +179,14 @@ impl Pipeline {
             })
         };
         let alerter = Alerter::new(ports.alerts.clone(), links).start();
-        let sinks = Sinks(vec![
-            (SinkKind::Table, table.recipient()),
-            (SinkKind::Lake, lake.recipient()),
-            (SinkKind::Alerts, alerter.recipient()),
-            (SinkKind::DeadLetters, dead_letters.recipient()),
-        ]);
+        let sinks_of_worker = |worker: usize| {
+            Sinks(vec![
+                (SinkKind::Table, tables[worker].clone().recipient()),
+                (SinkKind::Lake, lake.clone().recipient()),
+                (SinkKind::Alerts, alerter.clone().recipient()),
+                (SinkKind::DeadLetters, dead_letters.clone().recipient()),
+            ])
+        };
         let publisher = MetricsPublisher::new(
             metrics.clone(),
             ports.metrics.clone(),
@@ -195,21 +208,21 @@ impl Pipeline {
         let reader_links = ReaderLinks {
             source: ports.stream.clone(),
             checkpoints: ports.checkpoints.clone(),
-            sinks,
+            sinks: sinks_of_worker(0),
             checkpointer,
             committed,
             metrics: metrics.clone(),
             fatal,
             stop: stop.clone(),
         };
-        let workers: Vec<Arbiter> = (0..config.pipeline.worker_count())
-            .map(|_| Arbiter::new())
-            .collect();
         for (index, shard_id) in shards.iter().enumerate() {
-            let reader = ShardReader::new(shard_id.clone(), settings.clone(), reader_links.clone());
-            ShardReader::start_in_arbiter(&workers[index % workers.len()].handle(), move |_| {
-                reader
-            });
+            let worker = index % workers.len();
+            let links = ReaderLinks {
+                sinks: sinks_of_worker(worker),
+                ..reader_links.clone()
+            };
+            let reader = ShardReader::new(shard_id.clone(), settings.clone(), links);
+            ShardReader::start_in_arbiter(&workers[worker].handle(), move |_| reader);
         }
         tracing::info!(
             shards = shards.len(),
@@ -218,7 +231,8 @@ impl Pipeline {
         );
 
         let mut arbiters = workers;
-        arbiters.extend([table_arbiter, lake_arbiter]);
+        arbiters.extend(table_arbiters);
+        arbiters.push(lake_arbiter);
         Ok(Self {
             shards,
             stop,
