@@ -166,28 +166,12 @@ async fn collect_alert_latencies(
 
 /// kinetick's own request counters per service, summed over the run.
 async fn request_counts(config: &aws_config::SdkConfig, stack: &Stack) -> Vec<(&'static str, f64)> {
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(config);
-    let now = chrono::Utc::now().timestamp();
     let mut counts = Vec::new();
     for service in SERVICES {
-        let statistics = cloudwatch
-            .get_metric_statistics()
-            .namespace(&stack.namespace)
-            .metric_name(format!("{service}Requests"))
-            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                now - 3600,
-            ))
-            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                now + 600,
-            ))
-            .period(60)
-            .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
-            .send()
-            .await
-            .unwrap();
+        let name = format!("{service}Requests");
         counts.push((
             service,
-            statistics.datapoints().iter().filter_map(|d| d.sum()).sum(),
+            common::metric_sum(config, &stack.namespace, &name).await,
         ));
     }
     counts

@@ -222,15 +222,7 @@ async fn s3_puts_through_slow_down() {
 #[tokio::test]
 async fn sns_and_cloudwatch_publish_through_a_5xx() {
     let (proxy, config) = proxy().await;
-    let sns = aws_sdk_sns::Client::new(&config);
-    let topic = sns
-        .create_topic()
-        .name(common::unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
+    let topic = common::topic(&config).await;
     proxy.fail("Action=Publish", 4, Fault::QueryInternalError);
     proxy.fail("Action=PutMetricData", 4, Fault::QueryInternalError);
 
@@ -245,7 +237,7 @@ async fn sns_and_cloudwatch_publish_through_a_5xx() {
         threshold: 412.75,
         message: "AAPL price crossed threshold 412.75 (now 413.10)".into(),
     };
-    let alerts = SnsAlertSink::new(sns, &topic);
+    let alerts = SnsAlertSink::new(aws_sdk_sns::Client::new(&config), &topic);
     with_backoff(|| alerts.publish(&alert), |e| e.is_retryable())
         .await
         .unwrap();

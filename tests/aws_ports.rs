@@ -200,39 +200,8 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
     let config = common::sdk_config();
     let sns = aws_sdk_sns::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic = sns
-        .create_topic()
-        .name(common::unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(common::unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let topic = common::topic(&config).await;
+    let queue_url = common::subscribed_queue(&config, &topic).await;
 
     SnsAlertSink::new(sns, &topic)
         .publish(&alert())
@@ -282,24 +251,7 @@ async fn cloudwatch_receives_statistic_sets() {
         .await
         .unwrap();
 
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-    let now = chrono::Utc::now().timestamp();
-    let statistics = cloudwatch
-        .get_metric_statistics()
-        .namespace(&namespace)
-        .metric_name("RecordsProcessed")
-        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-            now - 600,
-        ))
-        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-            now + 600,
-        ))
-        .period(60)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .send()
-        .await
-        .unwrap();
-    let sum: f64 = statistics.datapoints().iter().filter_map(|d| d.sum()).sum();
+    let sum = common::metric_sum(&config, &namespace, "RecordsProcessed").await;
     assert_eq!(sum, 1234.0);
 }
 

@@ -208,24 +208,7 @@ async fn run_processes_a_stream_exactly_once_into_every_sink() {
     );
 
     // Metrics in CloudWatch.
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-    let now = chrono::Utc::now().timestamp();
-    let statistics = cloudwatch
-        .get_metric_statistics()
-        .namespace(&stack.namespace)
-        .metric_name("RecordsProcessed")
-        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-            now - 3600,
-        ))
-        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-            now + 600,
-        ))
-        .period(60)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .send()
-        .await
-        .unwrap();
-    let processed: f64 = statistics.datapoints().iter().filter_map(|d| d.sum()).sum();
+    let processed = common::metric_sum(&config, &stack.namespace, "RecordsProcessed").await;
     assert_eq!(
         processed as usize,
         records.len(),

@@ -130,3 +130,66 @@ pub async fn table(client: &aws_sdk_dynamodb::Client, hash: &str, range: Option<
     request.send().await.unwrap();
     name
 }
+
+/// A new SNS topic; returns its ARN.
+pub async fn topic(config: &SdkConfig) -> String {
+    aws_sdk_sns::Client::new(config)
+        .create_topic()
+        .name(unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap()
+}
+
+/// A new SQS queue subscribed to `topic_arn`; returns the queue URL.
+pub async fn subscribed_queue(config: &SdkConfig, topic_arn: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("alerts"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(arn.clone())
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_sns::Client::new(config)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(attributes.attributes().unwrap()[&arn].clone())
+        .send()
+        .await
+        .unwrap();
+    queue_url
+}
+
+/// Sum of a metric's data points of the last hour (GetMetricStatistics).
+pub async fn metric_sum(config: &SdkConfig, namespace: &str, name: &str) -> f64 {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let statistics = aws_sdk_cloudwatch::Client::new(config)
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(name)
+        .start_time(DateTime::from_secs(now - 3600))
+        .end_time(DateTime::from_secs(now + 600))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    statistics.datapoints().iter().filter_map(|d| d.sum()).sum()
+}

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use bytes::Bytes;
 
-use super::{aws_env, s3, unique};
+use super::{aws_env, s3, subscribed_queue, topic, unique};
 
 pub const SHARDS: i32 = 4;
 
@@ -88,40 +88,8 @@ pub async fn create_stack(config: &SdkConfig) -> Stack {
         .send()
         .await
         .unwrap();
-    let sns = aws_sdk_sns::Client::new(config);
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let topic_arn = sns
-        .create_topic()
-        .name(unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("alerts"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let topic_arn = topic(config).await;
+    let queue_url = subscribed_queue(config, &topic_arn).await;
     Stack {
         topic_arn,
         queue_url,
