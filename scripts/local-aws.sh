@@ -6,33 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MOTO_VERSION=5.2.5
 PORT=${PORT:-4566}
 SHARDS=${SHARDS:-4}
-venv=.venv
-if ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
-mkdir -p target
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$PORT" > target/local-aws.log 2>&1 &
-echo $! > target/local-aws.pid
+source scripts/moto.sh
+ensure_moto
+start_moto "$PORT" target/local-aws.log
+echo "$moto_pid" > target/local-aws.pid
 
 "$venv/bin/python" - "$PORT" "$SHARDS" <<'PY'
-import sys, time, urllib.request
+import sys
 import boto3
 
 port, shards = sys.argv[1], int(sys.argv[2])
 endpoint = f"http://127.0.0.1:{port}"
-deadline = time.time() + 60
-while True:
-    try:
-        urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1)
-        break
-    except Exception:
-        if time.time() > deadline:
-            sys.exit("moto's server did not start: see target/local-aws.log")
-        time.sleep(0.2)
 
 session = boto3.session.Session(aws_access_key_id="ANOTREAL", aws_secret_access_key="notreal", region_name="us-east-1")
 client = lambda name: session.client(name, endpoint_url=endpoint)
