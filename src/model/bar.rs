@@ -134,21 +134,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn tick(event_time_ms: i64, price: f64, volume: Option<f64>) -> Tick {
-        Tick {
-            symbol: "AAPL".into(),
-            price,
-            event_time_ms,
-            open: None,
-            high: None,
-            low: None,
-            previous_close: None,
-            change: None,
-            change_percent: None,
-            volume,
-        }
-    }
+    use crate::model::window::tests::tick;
 
     const T0: i64 = 1_767_623_400_000; // a minute start
 
