@@ -23,6 +23,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub input: InputConfig,
     pub checkpoint: CheckpointConfig,
+    pub lease: LeaseConfig,
     pub windows: WindowConfig,
     pub rules: RuleConfig,
     pub table: TableConfig,
@@ -107,6 +108,48 @@ impl Default for CheckpointConfig {
             interval: Duration::from_secs(30),
             max_records: 20_000,
         }
+    }
+}
+
+/// How workers split the shards through leases (see `src/lease/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LeaseConfig {
+    /// This worker's name in the lease table; unique per task. Default: host name, process id
+    /// and a random suffix.
+    pub worker_id: Option<String>,
+    /// A lease whose owner has not renewed it for this long is taken by another worker.
+    #[serde(with = "humantime_serde")]
+    pub failover_time: Duration,
+    /// How often an owner renews its leases; default a third of `failover-time`.
+    #[serde(with = "humantime_serde")]
+    pub renew_interval: Option<Duration>,
+    /// How often the lease table is read: how soon free and handed-over leases are taken.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often the stream's shard list is read for new shards (resharding).
+    #[serde(with = "humantime_serde")]
+    pub shard_sync_interval: Duration,
+    /// Most leases a worker takes or asks for in one poll.
+    pub max_moves_per_poll: usize,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: None,
+            failover_time: Duration::from_secs(10),
+            renew_interval: None,
+            poll_interval: Duration::from_secs(1),
+            shard_sync_interval: Duration::from_secs(10),
+            max_moves_per_poll: 2,
+        }
+    }
+}
+
+impl LeaseConfig {
+    pub fn renew_interval(&self) -> Duration {
+        self.renew_interval.unwrap_or(self.failover_time / 3)
     }
 }
 

@@ -81,7 +81,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
         StartPosition::TrimHorizon,
         Arc::new(Metrics::default()),
     )
-    .await?;
+    .await;
     let simulator = SimulatorConfig {
         symbols: options.symbols,
         seed: options.seed,

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod health;
+pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod objects;

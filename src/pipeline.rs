@@ -1,15 +1,16 @@
 //! Wiring: starts every stage of the pipeline on its arbiter, connected to a set of [`Ports`],
-//! and tells when all shards are finished or something fatal happened.
+//! and tells when this worker is done (every shard finished, or shut down and its leases
+//! released) or something fatal happened.
 //!
-//! Threads: shard readers and their symbol aggregators are spread over `pipeline.workers`
-//! arbiters (one per core by default); each worker's readers have a table writer on an arbiter
-//! of its own; the lake and dead-letter writers share one; the checkpointer, alerter and metrics
-//! publisher run on the caller's.
+//! The lease coordinator decides which shards this worker reads and starts their readers through
+//! a [`ReaderPool`]. Threads: shard readers and their symbol aggregators are spread over
+//! `pipeline.workers` arbiters (one per core by default); each of those has a table writer on an
+//! arbiter of its own; the lake and dead-letter writers share one; the coordinator,
+//! checkpointer, alerter and metrics publisher run on the caller's.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::prelude::*;
 use tokio::sync::watch;
@@ -18,20 +19,25 @@ use crate::actors::alerter::Alerter;
 use crate::actors::checkpointer::{Checkpointer, CommittedPositions};
 use crate::actors::dead_letter_writer::{DeadLetterLayout, DeadLetterWriter};
 use crate::actors::dynamo_writer::DynamoWriter;
+use crate::actors::lease_coordinator::{LeaseCoordinator, Shutdown};
 use crate::actors::metrics_publisher::{MetricsPublisher, PublishNow};
 use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
-use crate::actors::shard_reader::{ReaderLinks, ReaderSettings, ShardReader};
+use crate::actors::shard_reader::{
+    Assignment, ReaderControl, ReaderLinks, ReaderSettings, ShardReader,
+};
 use crate::actors::sink::{SinkKind, SinkLinks, Sinks};
 use crate::alerts::AlertSink;
 use crate::alerts::local::LocalAlertSink;
 use crate::checkpoint::CheckpointStore;
 use crate::checkpoint::file::FileCheckpointStore;
 use crate::config::Config;
+use crate::lease::memory::MemoryLeaseStore;
+use crate::lease::{LeaseStore, WorkerId};
 use crate::metrics::log::LogMetricsSink;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::objects::ObjectStore;
 use crate::objects::local::LocalObjectStore;
-use crate::stream::{ShardId, StartPosition, StreamError, StreamSource};
+use crate::stream::{ShardId, StartPosition, StreamSource};
 use crate::table::TicksTable;
 use crate::table::file::FileTicksTable;
 
@@ -40,6 +46,7 @@ use crate::table::file::FileTicksTable;
 pub struct Ports {
     pub stream: Arc<dyn StreamSource>,
     pub checkpoints: Arc<dyn CheckpointStore>,
+    pub leases: Arc<dyn LeaseStore>,
     pub table: Arc<dyn TicksTable>,
     pub objects: Arc<dyn ObjectStore>,
     pub alerts: Arc<dyn AlertSink>,
@@ -49,7 +56,8 @@ pub struct Ports {
 impl Ports {
     /// The local ports under one directory (what `kinetick demo` uses): the lake and dead
     /// letters under `dir`, the ticks table in `dir/table/ticks.jsonl`, alerts in
-    /// `dir/alerts.jsonl`, checkpoints in `dir/checkpoints/`, metrics in the log.
+    /// `dir/alerts.jsonl`, checkpoints in `dir/checkpoints/`, leases in memory (one worker),
+    /// metrics in the log.
     pub fn local(
         dir: &Path,
         stream: Arc<dyn StreamSource>,
@@ -58,6 +66,7 @@ impl Ports {
         Ok(Self {
             stream,
             checkpoints: Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
+            leases: Arc::new(MemoryLeaseStore::default()),
             table: Arc::new(FileTicksTable::new(dir.join("table").join("ticks.jsonl"))?),
             objects: Arc::new(LocalObjectStore::new(dir.to_path_buf())),
             alerts: Arc::new(LocalAlertSink::new(dir.join("alerts.jsonl"), print_alerts)?),
@@ -87,16 +96,47 @@ impl Fatal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("listing the stream's shards failed: {0}")]
-    ListShards(#[from] StreamError),
     #[error("{0}")]
     Fatal(String),
 }
 
+/// Starts shard readers on the worker arbiters, each on the least busy one.
+pub struct ReaderPool {
+    workers: Vec<ArbiterHandle>,
+    /// The sinks of each worker arbiter (its own table writer, the shared others).
+    sinks: Vec<Sinks>,
+    settings: Arc<ReaderSettings>,
+    links: ReaderLinks,
+    placement: HashMap<ShardId, usize>,
+}
+
+impl ReaderPool {
+    pub fn start(&mut self, assignment: Assignment) -> Arc<ReaderControl> {
+        let mut load = vec![0usize; self.workers.len()];
+        for worker in self.placement.values() {
+            load[*worker] += 1;
+        }
+        let worker = (0..load.len()).min_by_key(|w| load[*w]).unwrap_or(0);
+        self.placement.insert(assignment.shard.id.clone(), worker);
+        let control = Arc::new(ReaderControl::default());
+        let links = ReaderLinks {
+            sinks: self.sinks[worker].clone(),
+            ..self.links.clone()
+        };
+        let reader = ShardReader::new(assignment, self.settings.clone(), links, control.clone());
+        ShardReader::start_in_arbiter(&self.workers[worker], move |_| reader);
+        control
+    }
+
+    /// The shard's reader is gone (or going): its arbiter has room for another.
+    pub fn stopped(&mut self, shard_id: &ShardId) {
+        self.placement.remove(shard_id);
+    }
+}
+
 pub struct Pipeline {
-    shards: Vec<ShardId>,
-    stop: Arc<AtomicBool>,
-    finished: watch::Receiver<BTreeSet<ShardId>>,
+    coordinator: Addr<LeaseCoordinator>,
+    done: watch::Receiver<bool>,
     fatal: watch::Receiver<Option<String>>,
     publisher: Addr<MetricsPublisher>,
     arbiters: Vec<Arbiter>,
@@ -111,24 +151,21 @@ impl Pipeline {
         ports: Ports,
         initial_position: StartPosition,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, PipelineError> {
-        let shards: Vec<ShardId> = ports
-            .stream
-            .list_shards()
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
+    ) -> Self {
         let (fatal, fatal_receiver) = Fatal::new();
         let committed = Arc::new(CommittedPositions::default());
-        let (finished_sender, finished) = watch::channel(BTreeSet::new());
+        let (done_sender, done) = watch::channel(false);
         let mailbox = config.pipeline.mailbox.max(1);
+        // The coordinator and the checkpointer talk both ways: make the coordinator's address
+        // first, start it once the readers' links exist.
+        let coordinator_context = Context::<LeaseCoordinator>::new();
+        let coordinator = coordinator_context.address();
 
         let checkpointer = Checkpointer::new(
             ports.checkpoints.clone(),
             SinkKind::ALL.to_vec(),
             committed.clone(),
-            finished_sender,
+            coordinator.clone().recipient(),
             metrics.clone(),
             fatal.clone(),
         )
@@ -204,44 +241,50 @@ impl Pipeline {
             bars: config.table.mode.bars(),
             initial_position,
         });
-        let stop = Arc::new(AtomicBool::new(false));
         let reader_links = ReaderLinks {
             source: ports.stream.clone(),
             checkpoints: ports.checkpoints.clone(),
             sinks: sinks_of_worker(0),
             checkpointer,
-            committed,
+            committed: committed.clone(),
             metrics: metrics.clone(),
-            fatal,
-            stop: stop.clone(),
+            fatal: fatal.clone(),
         };
-        for (index, shard_id) in shards.iter().enumerate() {
-            let worker = index % workers.len();
-            let links = ReaderLinks {
-                sinks: sinks_of_worker(worker),
-                ..reader_links.clone()
-            };
-            let reader = ShardReader::new(shard_id.clone(), settings.clone(), links);
-            ShardReader::start_in_arbiter(&workers[worker].handle(), move |_| reader);
-        }
-        tracing::info!(
-            shards = shards.len(),
-            workers = workers.len(),
-            "Pipeline started."
-        );
+        let pool = ReaderPool {
+            workers: workers.iter().map(Arbiter::handle).collect(),
+            sinks: (0..workers.len()).map(sinks_of_worker).collect(),
+            settings,
+            links: reader_links,
+            placement: HashMap::new(),
+        };
+        let worker_id: WorkerId = match &config.lease.worker_id {
+            Some(id) => id.as_str().into(),
+            None => default_worker_id().into(),
+        };
+        coordinator_context.run(LeaseCoordinator::new(
+            worker_id,
+            config.lease.clone(),
+            ports.leases.clone(),
+            ports.stream.clone(),
+            pool,
+            committed,
+            metrics.clone(),
+            fatal,
+            done_sender,
+        ));
+        tracing::info!(workers = workers.len(), "Pipeline started.");
 
         let mut arbiters = workers;
         arbiters.extend(table_arbiters);
         arbiters.push(lake_arbiter);
-        Ok(Self {
-            shards,
-            stop,
-            finished,
+        Self {
+            coordinator,
+            done,
             fatal: fatal_receiver,
             publisher,
             arbiters,
             metrics,
-        })
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -253,20 +296,17 @@ impl Pipeline {
         self.fatal.clone()
     }
 
-    pub fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// Asks every reader to stop reading, checkpoint what it has read, and finish.
+    /// Asks every reader to stop reading and checkpoint what it has read, and the coordinator
+    /// to release every lease for another worker to take at once.
     pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.coordinator.do_send(Shutdown);
     }
 
-    /// Waits until every shard is finished (read to its end, or stopped and checkpointed).
+    /// Waits until this worker is done: every shard of the stream finished, or stopped,
+    /// checkpointed and released after [`Self::request_stop`].
     pub async fn wait(&mut self) -> Result<(), PipelineError> {
-        let total = self.shards.len();
         let failed = tokio::select! {
-            result = self.finished.wait_for(|finished| finished.len() >= total) => {
+            result = self.done.wait_for(|done| *done) => {
                 drop(result);
                 None
             }
@@ -298,4 +338,17 @@ impl Pipeline {
             let _ = arbiter.join();
         }
     }
+}
+
+/// A worker name unique across tasks and restarts: host, process and a random suffix.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kinetick".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }

@@ -13,6 +13,7 @@ use crate::alerts::sns::SnsAlertSink;
 use crate::aws::{self, CountRequests};
 use crate::checkpoint::dynamodb::DynamoCheckpointStore;
 use crate::config::{Config, InitialPosition};
+use crate::lease::dynamodb::DynamoLeaseStore;
 use crate::metrics::cloudwatch::CloudWatchMetricsSink;
 use crate::metrics::{Counter, Metrics};
 use crate::objects::ObjectStore;
@@ -76,6 +77,10 @@ pub async fn aws_ports(
             &settings.stream_name,
             polling,
         )),
+        leases: Arc::new(DynamoLeaseStore::new(
+            dynamodb.clone(),
+            &settings.checkpoint_table,
+        )),
         checkpoints: Arc::new(DynamoCheckpointStore::new(
             dynamodb.clone(),
             &settings.checkpoint_table,
@@ -125,7 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.health.listen)
         .await
         .with_context(|| format!("health endpoint cannot listen on {}", config.health.listen))?;
-    let mut pipeline = Pipeline::start(&config, ports, start, metrics).await?;
+    let mut pipeline = Pipeline::start(&config, ports, start, metrics).await;
     actix::spawn(crate::health::serve(
         listener,
         pipeline.metrics().clone(),

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use kinetick::alerts::AlertSink;
 use kinetick::alerts::sns::SnsAlertSink;
 use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
-use kinetick::checkpoint::{Checkpoint, CheckpointStore};
+use kinetick::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use kinetick::lease::dynamodb::DynamoLeaseStore;
+use kinetick::lease::{Lease, LeaseError, LeaseStore, Release, WorkerId};
 use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
 use kinetick::metrics::{Counter, Drain, Metrics, MetricsSink};
 use kinetick::model::item::{AttrValue, Item};
@@ -21,7 +23,7 @@ use kinetick::model::window::WindowConfig;
 use kinetick::objects::ObjectStore;
 use kinetick::objects::s3::S3ObjectStore;
 use kinetick::stream::kinesis::{KinesisStream, Polling};
-use kinetick::stream::{StartPosition, StreamSource};
+use kinetick::stream::{ShardInfo, StartPosition, StreamSource};
 use kinetick::table::TicksTable;
 use kinetick::table::dynamodb::DynamoTicksTable;
 
@@ -152,6 +154,7 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
         position: position.clone(),
         shard_end: false,
         snapshot: BTreeMap::from([("AAPL".into(), SymbolState::new(WindowConfig::default()))]),
+        fence: None,
     };
     store.save(&small).await.unwrap();
     assert_eq!(
@@ -172,6 +175,7 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
                 )
             })
             .collect(),
+        fence: None,
     };
     store.save(&large).await.unwrap();
     assert_eq!(
@@ -179,6 +183,90 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
         Some(large)
     );
     assert_eq!(objects.list("lake/checkpoints/").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
+    let config = common::sdk_config();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let name = common::table(&client, "shard_id", None).await;
+    let (s3, bucket) = common::bucket(&config).await;
+    let leases = DynamoLeaseStore::new(client.clone(), &name);
+    let checkpoints =
+        DynamoCheckpointStore::new(client, &name, Arc::new(S3ObjectStore::new(s3, &bucket)), "");
+    let (a, b): (WorkerId, WorkerId) = ("worker-a".into(), "worker-b".into());
+    let shard = ShardInfo {
+        id: "shardId-000000000001".into(),
+        parent: Some("shardId-000000000000".into()),
+        adjacent_parent: None,
+        hash_range: None,
+    };
+    leases.create(&Lease::new(&shard)).await.unwrap();
+    leases.create(&Lease::new(&shard)).await.unwrap();
+    let read = leases.list().await.unwrap();
+    assert_eq!(read, vec![Lease::new(&shard)]);
+
+    // Two workers take the same read: one wins, the other is refused.
+    let taken = leases.take(&read[0], &a).await.unwrap();
+    assert!(matches!(
+        leases.take(&read[0], &b).await,
+        Err(LeaseError::Conflict { .. })
+    ));
+    let fence_a = taken.fence().unwrap();
+    assert_eq!(fence_a.counter, 1);
+    leases.renew(&fence_a).await.unwrap();
+    assert_eq!(leases.list().await.unwrap()[0].heartbeat, 1);
+
+    // A checkpoint under the current fence is written; the lease attributes stay.
+    let checkpoint = |fence| Checkpoint {
+        shard_id: shard.id.to_string(),
+        position: Position::new(SequenceNumber::new("100"), 0),
+        shard_end: false,
+        snapshot: BTreeMap::new(),
+        fence: Some(fence),
+    };
+    checkpoints
+        .save(&checkpoint(fence_a.clone()))
+        .await
+        .unwrap();
+    assert!(leases.list().await.unwrap()[0].is_owned_by(&a));
+
+    // b asks for the lease (once); a hands it over; a's fence is dead from then on.
+    let current = leases.list().await.unwrap().remove(0);
+    leases.request_handoff(&current, &b).await.unwrap();
+    assert!(leases.request_handoff(&current, &b).await.is_err());
+    assert_eq!(leases.list().await.unwrap()[0].handoff_to, Some(b.clone()));
+    leases
+        .release(&fence_a, Release::To(b.clone()))
+        .await
+        .unwrap();
+    let handed = leases.list().await.unwrap().remove(0);
+    assert!(handed.is_owned_by(&b) && handed.counter == 2 && handed.handoff_to.is_none());
+    assert!(matches!(
+        leases.renew(&fence_a).await,
+        Err(LeaseError::Conflict { .. })
+    ));
+    assert!(matches!(
+        checkpoints.save(&checkpoint(fence_a.clone())).await,
+        Err(CheckpointError::LeaseLost { .. })
+    ));
+    checkpoints
+        .save(&checkpoint(handed.fence().unwrap()))
+        .await
+        .unwrap();
+
+    // The end of the shard: unowned, finished, and its parents remembered.
+    leases
+        .release(&handed.fence().unwrap(), Release::ShardEnd)
+        .await
+        .unwrap();
+    let finished = leases.list().await.unwrap().remove(0);
+    assert!(finished.shard_end && finished.owner.is_none());
+    assert_eq!(finished.parents, vec![shard.parent.clone().unwrap()]);
+    assert_eq!(
+        checkpoints.load(&shard.id).await.unwrap().unwrap().position,
+        Position::new(SequenceNumber::new("100"), 0)
+    );
 }
 
 fn alert() -> Alert {

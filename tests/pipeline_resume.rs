@@ -51,8 +51,7 @@ async fn start(dir: &Path, records: &[(String, Bytes)]) -> Pipeline {
         StartPosition::TrimHorizon,
         Default::default(),
     )
-    .await
-    .unwrap();
+    .await;
     let records = records.to_vec();
     actix::spawn(async move {
         for chunk in records.chunks(250) {

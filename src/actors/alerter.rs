@@ -102,7 +102,7 @@ impl Handler<ShardBatch> for Alerter {
             match batch.barrier {
                 Some(position) => {
                     links
-                        .acknowledge(SinkKind::Alerts, batch.shard_id, position)
+                        .acknowledge(SinkKind::Alerts, batch.shard_id, batch.generation, position)
                         .await
                 }
                 None => Ok(()),

@@ -41,7 +41,7 @@ pub struct DynamoWriter {
     /// Latest value of each bar changed since the last flush.
     bars: BTreeMap<(Symbol, i64), MinuteBar>,
     /// Barriers whose items are all in `buffer` or written.
-    barriers: Vec<(ShardId, Position)>,
+    barriers: Vec<(ShardId, u64, Position)>,
 }
 
 impl DynamoWriter {
@@ -93,9 +93,9 @@ impl DynamoWriter {
                     .metrics
                     .add(Counter::TableItemsWritten, items.len() as u64);
             }
-            for (shard_id, position) in barriers {
+            for (shard_id, generation, position) in barriers {
                 links
-                    .acknowledge(SinkKind::Table, shard_id, position)
+                    .acknowledge(SinkKind::Table, shard_id, generation, position)
                     .await?;
             }
             Ok(())
@@ -141,7 +141,8 @@ impl Handler<ShardBatch> for DynamoWriter {
             }
         }
         if let Some(position) = batch.barrier {
-            self.barriers.push((batch.shard_id, position));
+            self.barriers
+                .push((batch.shard_id, batch.generation, position));
         }
         let flush_now =
             self.buffer.len() + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();

@@ -13,6 +13,7 @@ pub mod alerter;
 pub mod checkpointer;
 pub mod dead_letter_writer;
 pub mod dynamo_writer;
+pub mod lease_coordinator;
 pub mod metrics_publisher;
 pub mod object_batcher;
 pub mod parquet_batcher;

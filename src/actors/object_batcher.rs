@@ -45,8 +45,9 @@ pub trait ObjectLayout: Clone + Unpin + Send + 'static {
     fn count(metrics: &Metrics, objects: &[EncodedObject]);
 }
 
-#[derive(Default)]
 struct ShardFiles<R> {
+    /// The shard's reader generation these rows belong to.
+    generation: u64,
     chunks: Vec<Arc<[R]>>,
     /// Barrier of the newest files written by this process; the next files wait for its commit.
     written_through: Option<Position>,
@@ -89,13 +90,22 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
+        let fresh = || ShardFiles {
+            generation: batch.generation,
+            chunks: Vec::new(),
+            written_through: None,
+        };
         let files = self
             .shards
             .entry(batch.shard_id.clone())
-            .or_insert_with(|| ShardFiles {
-                chunks: Vec::new(),
-                written_through: None,
-            });
+            .or_insert_with(fresh);
+        if batch.generation < files.generation {
+            // Left over from a reader that lost the shard: its rows are read again by the owner.
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        if batch.generation > files.generation {
+            *files = fresh();
+        }
         let rows = L::rows(&batch);
         if !rows.is_empty() {
             files.chunks.push(rows.clone());
@@ -114,11 +124,17 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
             self.committed.clone(),
             self.links.clone(),
         );
-        let shard_id = batch.shard_id;
+        let (shard_id, generation) = (batch.shard_id, batch.generation);
         let work = async move {
             if !chunks.is_empty() {
-                if let Some(previous) = wait_for {
-                    committed.wait_at_least(&shard_id, &previous).await;
+                if let Some(previous) = wait_for
+                    && !committed
+                        .wait_at_least(&shard_id, &previous, generation)
+                        .await
+                {
+                    // The reader lost the shard before its previous files were committed: these
+                    // rows are not this process's to write any more.
+                    return Ok(());
                 }
                 let rows: Vec<&L::Row> = chunks.iter().flat_map(|chunk| chunk.iter()).collect();
                 let encoded = layout
@@ -135,7 +151,9 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
                 }
                 L::count(&links.metrics, &encoded);
             }
-            links.acknowledge(L::SINK, shard_id, barrier).await
+            links
+                .acknowledge(L::SINK, shard_id, generation, barrier)
+                .await
         };
         let work: Pin<Box<dyn Future<Output = _>>> = Box::pin(work);
         AtomicResponse::new(Box::pin(work.into_actor(self)))

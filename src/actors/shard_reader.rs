@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use backon::Retryable;
 
 use super::checkpointer::{Checkpointer, CommittedPositions, FinishedEmpty, Propose};
 use super::sink::{ShardBatch, SinkError, Sinks};
 use super::symbol_aggregator::{Aggregate, PendingTick, SymbolAggregator, TakeSnapshot};
-use crate::checkpoint::{CheckpointStore, ShardSnapshot};
+use crate::checkpoint::{Checkpoint, CheckpointStore, ShardSnapshot};
+use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
 use crate::model::dead_letter::DeadLetter;
 use crate::model::decode::{DecodeLimits, decode_tick};
@@ -27,7 +29,7 @@ use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
 use crate::model::window::WindowConfig;
 use crate::pipeline::Fatal;
-use crate::stream::{ReadBatch, ShardCursor, ShardId, StartPosition, StreamSource};
+use crate::stream::{ReadBatch, ShardCursor, ShardId, ShardInfo, StartPosition, StreamSource};
 
 /// What every reader of a pipeline shares.
 #[derive(Debug, Clone)]
@@ -56,14 +58,49 @@ pub struct ReaderLinks {
     pub committed: Arc<CommittedPositions>,
     pub metrics: Arc<Metrics>,
     pub fatal: Fatal,
-    /// Set to stop reading: the reader checkpoints what it has read and finishes.
-    pub stop: Arc<AtomicBool>,
+}
+
+/// How the lease coordinator steers one reader.
+#[derive(Debug, Default)]
+pub struct ReaderControl {
+    /// Stop reading, checkpoint what was read, and finish (shutdown, or a hand-off).
+    stop: AtomicBool,
+    /// Stop at once, without another checkpoint: the lease is lost, the work belongs to the new
+    /// owner.
+    abort: AtomicBool,
+}
+
+impl ReaderControl {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+}
+
+/// The shard a reader reads, and the lease it reads it under.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub shard: ShardInfo,
+    pub fence: Fence,
 }
 
 pub struct ShardReader {
     shard_id: ShardId,
+    assignment: Assignment,
     settings: Arc<ReaderSettings>,
     links: ReaderLinks,
+    control: Arc<ReaderControl>,
     cursor: Option<Box<dyn ShardCursor>>,
     aggregators: HashMap<Symbol, Addr<SymbolAggregator>>,
     /// Position of the last record read (or restored from the checkpoint).
@@ -80,12 +117,19 @@ enum Flow {
 }
 
 impl ShardReader {
-    pub fn new(shard_id: ShardId, settings: Arc<ReaderSettings>, links: ReaderLinks) -> Self {
+    pub fn new(
+        assignment: Assignment,
+        settings: Arc<ReaderSettings>,
+        links: ReaderLinks,
+        control: Arc<ReaderControl>,
+    ) -> Self {
         let barrier_due_at = Instant::now() + settings.checkpoint_interval;
         Self {
-            shard_id,
+            shard_id: assignment.shard.id.clone(),
+            assignment,
             settings,
             links,
+            control,
             cursor: None,
             aggregators: HashMap::new(),
             last_position: None,
@@ -124,7 +168,16 @@ impl ShardReader {
         ctx.stop();
     }
 
+    fn generation(&self) -> u64 {
+        self.assignment.fence.counter
+    }
+
     fn read_next(&mut self, ctx: &mut Context<Self>) {
+        if self.control.aborted() {
+            tracing::info!(shard_id = %self.shard_id, "Shard reader aborted: the lease is lost.");
+            ctx.stop();
+            return;
+        }
         let Some(mut cursor) = self.cursor.take() else {
             return;
         };
@@ -214,7 +267,7 @@ impl ShardReader {
             .map(|(symbol, ticks)| self.aggregator(&symbol, None).send(Aggregate(ticks)))
             .collect();
 
-        let last = shard_end || self.links.stop.load(Ordering::Relaxed);
+        let last = shard_end || self.control.stopping();
         self.records_since_barrier += record_count as u64;
         let due = self.records_since_barrier >= self.settings.checkpoint_max_records
             || Instant::now() >= self.barrier_due_at;
@@ -227,6 +280,8 @@ impl ShardReader {
         if last && self.last_position.is_none() {
             self.links.checkpointer.do_send(FinishedEmpty {
                 shard_id: self.shard_id.clone(),
+                generation: self.generation(),
+                shard_end,
             });
             return Box::pin(fut::ready(Flow::Finish));
         }
@@ -243,6 +298,7 @@ impl ShardReader {
         };
 
         let shard_id = self.shard_id.clone();
+        let (fence, generation) = (self.assignment.fence.clone(), self.generation());
         let links = self.links.clone();
         let handoff = async move {
             let mut slots: Vec<Option<EnrichedTick>> = vec![None; record_count];
@@ -279,6 +335,7 @@ impl ShardReader {
                 }
                 let propose = Propose {
                     shard_id: shard_id.clone(),
+                    fence,
                     position,
                     snapshot,
                     last,
@@ -294,6 +351,7 @@ impl ShardReader {
             }
             let batch = ShardBatch {
                 shard_id: shard_id.clone(),
+                generation,
                 ticks: ticks.into(),
                 alerts: alerts.into(),
                 bars: bars.into(),
@@ -324,35 +382,49 @@ impl Actor for ShardReader {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let shard_id = self.shard_id.clone();
+        self.links
+            .committed
+            .begin(&self.shard_id, self.generation());
+        let shard = self.assignment.shard.clone();
         let (source, checkpoints) = (self.links.source.clone(), self.links.checkpoints.clone());
         let initial = self.settings.initial_position.clone();
         let open = async move {
-            let checkpoint = checkpoints
-                .load(&shard_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let start = match &checkpoint {
-                Some(checkpoint) => StartPosition::After(checkpoint.position.clone()),
-                None => initial,
+            let checkpoint = load_checkpoint(&*checkpoints, &shard.id).await?;
+            let (start, inherited) = match &checkpoint {
+                Some(checkpoint) => (StartPosition::After(checkpoint.position.clone()), None),
+                // A child of a reshard starts at its beginning, with its symbols' state as its
+                // parents left it.
+                None if shard.parents().next().is_some() => (
+                    StartPosition::TrimHorizon,
+                    Some(inherit_state(&*checkpoints, &shard).await?),
+                ),
+                None => (initial, None),
             };
             let cursor = source
-                .open_shard(&shard_id, start)
+                .open_shard(&shard.id, start)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((checkpoint, cursor))
+            Ok::<_, String>((checkpoint, inherited, cursor))
         };
         ctx.wait(open.into_actor(self).map(|result, act, ctx| match result {
-            Ok((checkpoint, cursor)) => {
+            Ok((checkpoint, inherited, cursor)) => {
                 if let Some(checkpoint) = checkpoint {
                     tracing::info!(shard_id = %act.shard_id, position = %checkpoint.position,
-                        symbols = checkpoint.snapshot.len(), "Resuming shard from checkpoint.");
+                        symbols = checkpoint.snapshot.len(), generation = act.generation(),
+                        "Resuming shard from checkpoint.");
                     act.links
                         .committed
                         .publish(&act.shard_id, &checkpoint.position);
                     act.last_position = Some(checkpoint.position.clone());
                     act.last_barrier = Some(checkpoint.position);
                     for (symbol, state) in checkpoint.snapshot {
+                        act.aggregator(&symbol, Some(state));
+                    }
+                }
+                if let Some(inherited) = inherited {
+                    tracing::info!(shard_id = %act.shard_id, symbols = inherited.len(),
+                        "Starting child shard with its parents' state.");
+                    for (symbol, state) in inherited {
                         act.aggregator(&symbol, Some(state));
                     }
                 }
@@ -365,4 +437,42 @@ impl Actor for ShardReader {
             ),
         }));
     }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.links
+            .committed
+            .retire(&self.shard_id, self.generation());
+    }
+}
+
+async fn load_checkpoint(
+    checkpoints: &dyn CheckpointStore,
+    shard_id: &ShardId,
+) -> Result<Option<Checkpoint>, String> {
+    (|| checkpoints.load(shard_id))
+        .retry(crate::retry::backoff())
+        .when(|e| e.is_retryable())
+        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint read failed, retrying."))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The final window state of a child shard's parents, for the symbols whose partition keys now
+/// hash into the child (the partition key is the symbol).
+async fn inherit_state(
+    checkpoints: &dyn CheckpointStore,
+    child: &ShardInfo,
+) -> Result<ShardSnapshot, String> {
+    let mut state = ShardSnapshot::new();
+    for parent in child.parents() {
+        let Some(checkpoint) = load_checkpoint(checkpoints, parent).await? else {
+            continue;
+        };
+        state.extend(checkpoint.snapshot.into_iter().filter(|(symbol, _)| {
+            child
+                .hash_range
+                .is_none_or(|range| range.holds_key(symbol.as_str()))
+        }));
+    }
+    Ok(state)
 }

@@ -40,6 +40,9 @@ impl SinkKind {
 #[rtype(result = "Result<(), SinkError>")]
 pub struct ShardBatch {
     pub shard_id: ShardId,
+    /// The lease counter the shard is read under: a sink drops what an older reader of the shard
+    /// left behind when a newer one starts.
+    pub generation: u64,
     /// Enriched ticks in stream order.
     pub ticks: Arc<[EnrichedTick]>,
     pub alerts: Arc<[Alert]>,
@@ -56,6 +59,7 @@ pub struct ShardBatch {
 pub struct Durable {
     pub sink: SinkKind,
     pub shard_id: ShardId,
+    pub generation: u64,
     pub position: Position,
 }
 
@@ -107,12 +111,14 @@ impl SinkLinks {
         &self,
         sink: SinkKind,
         shard_id: ShardId,
+        generation: u64,
         position: Position,
     ) -> Result<(), SinkError> {
         self.checkpointer
             .send(Durable {
                 sink,
                 shard_id,
+                generation,
                 position,
             })
             .await

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 
@@ -17,8 +18,10 @@ use crate::aws;
 use crate::model::tick::{Position, SequenceNumber};
 use crate::objects::ObjectStore;
 
-/// Snapshots up to this size (bytes of JSON) stay in the item.
-const INLINE_SNAPSHOT_MAX: usize = 300 * 1024;
+/// Snapshots up to this size (bytes of JSON) stay in the item; larger ones go to the object
+/// store. Small, because every worker scans the lease table every poll and a scan is billed by
+/// whole item size, projection or not.
+const INLINE_SNAPSHOT_MAX: usize = 4 * 1024;
 
 pub struct DynamoCheckpointStore {
     client: Client,
@@ -112,6 +115,7 @@ impl CheckpointStore for DynamoCheckpointStore {
             position: Position::new(SequenceNumber::new(sequence), sub_sequence),
             shard_end,
             snapshot,
+            fence: None,
         }))
     }
 
@@ -133,7 +137,8 @@ impl CheckpointStore for DynamoCheckpointStore {
         } else {
             "snapshot"
         };
-        self.client
+        let mut request = self
+            .client
             .update_item()
             .table_name(&self.table_name)
             .key("shard_id", AttributeValue::S(shard_id.to_owned()))
@@ -148,10 +153,25 @@ impl CheckpointStore for DynamoCheckpointStore {
             .expression_attribute_values(":sub", AttributeValue::N(checkpoint.position.sub_sequence.to_string()))
             .expression_attribute_values(":end", AttributeValue::Bool(checkpoint.shard_end))
             .expression_attribute_values(":snap", AttributeValue::S(value))
-            .expression_attribute_values(":at", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
-            .send()
-            .await
-            .map_err(|e| write_error(shard_id, aws::describe(&e), aws::is_retryable(&e)))?;
+            .expression_attribute_values(":at", AttributeValue::S(chrono::Utc::now().to_rfc3339()));
+        if let Some(fence) = &checkpoint.fence {
+            request = request
+                .condition_expression("lease_owner = :owner AND lease_counter = :counter")
+                .expression_attribute_values(":owner", AttributeValue::S(fence.owner.to_string()))
+                .expression_attribute_values(
+                    ":counter",
+                    AttributeValue::N(fence.counter.to_string()),
+                );
+        }
+        request.send().await.map_err(|e| {
+            if e.code() == Some("ConditionalCheckFailedException") {
+                CheckpointError::LeaseLost {
+                    shard: shard_id.to_owned(),
+                }
+            } else {
+                write_error(shard_id, aws::describe(&e), aws::is_retryable(&e))
+            }
+        })?;
         Ok(())
     }
 }

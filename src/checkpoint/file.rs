@@ -122,6 +122,7 @@ mod tests {
             position: Position::new(SequenceNumber::new(sequence), 3),
             shard_end: false,
             snapshot: Default::default(),
+            fence: None,
         }
     }
 

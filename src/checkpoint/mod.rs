@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::lease::Fence;
 use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
 
@@ -25,6 +26,9 @@ pub struct Checkpoint {
     /// The shard is closed and was read to its end.
     pub shard_end: bool,
     pub snapshot: ShardSnapshot,
+    /// The lease the writer holds: the write is refused once the lease has moved on.
+    #[serde(skip)]
+    pub fence: Option<Fence>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,8 @@ pub enum CheckpointError {
         message: String,
         retryable: bool,
     },
+    #[error("checkpoint of shard {shard} refused: its lease has moved to another owner")]
+    LeaseLost { shard: String },
 }
 
 impl CheckpointError {
@@ -49,6 +55,7 @@ impl CheckpointError {
             CheckpointError::Read { retryable, .. } | CheckpointError::Write { retryable, .. } => {
                 *retryable
             }
+            CheckpointError::LeaseLost { .. } => false,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Metrics as CloudWatch custom metrics: `PutMetricData` with statistic sets, in requests within
-//! the API's limits, under a configurable namespace. The only dimension is `ShardId`.
+//! the API's limits, under a configurable namespace. Dimensions: `ShardId` or `WorkerId`.
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::Client;
@@ -47,11 +47,11 @@ fn metric_datum(datum: &Datum, timestamp: DateTime) -> MetricDatum {
         .unit(unit(datum.unit))
         .timestamp(timestamp)
         .statistic_values(statistics);
-    if let Some(shard) = &datum.shard_id {
+    if let Some(dimension) = &datum.dimension {
         builder = builder.dimensions(
             Dimension::builder()
-                .name("ShardId")
-                .value(shard.as_ref())
+                .name(dimension.name())
+                .value(dimension.value())
                 .build(),
         );
     }

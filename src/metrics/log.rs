@@ -13,8 +13,10 @@ impl MetricsSink for LogMetricsSink {
         let summary: Vec<String> = data
             .iter()
             .filter(|datum| datum.value.sum != 0.0)
-            .map(|datum| match (&datum.shard_id, datum.value.count) {
-                (Some(shard), _) => format!("{}[{shard}]={}", datum.name, datum.value.sum),
+            .map(|datum| match (&datum.dimension, datum.value.count) {
+                (Some(dimension), _) => {
+                    format!("{}[{}]={}", datum.name, dimension.value(), datum.value.sum)
+                }
                 (None, 1) => format!("{}={}", datum.name, datum.value.sum),
                 (None, n) => format!(
                     "{}(avg={:.1},max={:.1},n={n})",

@@ -3,17 +3,18 @@
 //! Stages count into one shared [`Metrics`] where the event happens (atomics, no locks on the hot
 //! path); the metrics publisher drains it every interval into [`Datum`]s for a [`MetricsSink`]:
 //! a log line locally, CloudWatch `PutMetricData` on AWS. Names follow the KCL where the idea is
-//! the same; the only dimension is the shard, never the symbol (cardinality).
+//! the same; dimensions are the shard or the worker, never the symbol (cardinality).
 
 pub mod cloudwatch;
 pub mod log;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use async_trait::async_trait;
 
+use crate::lease::WorkerId;
 use crate::stream::ShardId;
 
 /// Monotonic counters, published as per-interval sums.
@@ -36,10 +37,13 @@ pub enum Counter {
     S3Requests,
     SnsRequests,
     CloudWatchRequests,
+    /// Leases this worker took (free, expired or handed over), and lost to another worker.
+    LeasesTaken,
+    LeasesLost,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 17] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -55,6 +59,8 @@ impl Counter {
         Counter::S3Requests,
         Counter::SnsRequests,
         Counter::CloudWatchRequests,
+        Counter::LeasesTaken,
+        Counter::LeasesLost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,7 +80,14 @@ impl Counter {
             Counter::S3Requests => "S3Requests",
             Counter::SnsRequests => "SNSRequests",
             Counter::CloudWatchRequests => "CloudWatchRequests",
+            Counter::LeasesTaken => "LeasesTaken",
+            Counter::LeasesLost => "LeasesLost",
         }
+    }
+
+    /// Lease counters are per worker, so operators see which task took or lost what.
+    fn per_worker(self) -> bool {
+        matches!(self, Counter::LeasesTaken | Counter::LeasesLost)
     }
 
     pub fn unit(self) -> Unit {
@@ -171,12 +184,34 @@ impl StatisticSet {
     }
 }
 
+/// What a value is about, besides the whole process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dimension {
+    Shard(ShardId),
+    Worker(WorkerId),
+}
+
+impl Dimension {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dimension::Shard(_) => "ShardId",
+            Dimension::Worker(_) => "WorkerId",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Dimension::Shard(id) | Dimension::Worker(id) => id,
+        }
+    }
+}
+
 /// One published value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Datum {
     pub name: &'static str,
     pub unit: Unit,
-    pub shard_id: Option<ShardId>,
+    pub dimension: Option<Dimension>,
     pub value: StatisticSet,
 }
 
@@ -186,9 +221,21 @@ pub struct Metrics {
     counters: [AtomicU64; Counter::ALL.len()],
     latencies: Mutex<BTreeMap<Latency, StatisticSet>>,
     gauges: Mutex<BTreeMap<(ShardGauge, ShardId), f64>>,
+    /// Leases this worker holds (published once the worker has a name).
+    leases_held: AtomicU64,
+    worker: OnceLock<WorkerId>,
 }
 
 impl Metrics {
+    /// Names the worker for the per-worker metrics; the first name given stays.
+    pub fn set_worker(&self, worker: &WorkerId) {
+        let _ = self.worker.set(worker.clone());
+    }
+
+    pub fn set_leases_held(&self, count: usize) {
+        self.leases_held.store(count as u64, Ordering::Relaxed);
+    }
+
     pub fn add(&self, counter: Counter, n: u64) {
         self.counters[counter as usize].fetch_add(n, Ordering::Relaxed);
     }
@@ -232,25 +279,37 @@ impl Drain {
             let total = metrics.total(counter);
             let delta = total - self.published[counter as usize];
             self.published[counter as usize] = total;
+            let worker = metrics.worker.get().map(|w| Dimension::Worker(w.clone()));
+            if counter.per_worker() && worker.is_none() {
+                continue;
+            }
             data.push(Datum {
                 name: counter.name(),
                 unit: counter.unit(),
-                shard_id: None,
+                dimension: worker.filter(|_| counter.per_worker()),
                 value: StatisticSet::single(delta as f64),
+            });
+        }
+        if let Some(worker) = metrics.worker.get() {
+            data.push(Datum {
+                name: "LeasesHeld",
+                unit: Unit::Count,
+                dimension: Some(Dimension::Worker(worker.clone())),
+                value: StatisticSet::single(metrics.leases_held.load(Ordering::Relaxed) as f64),
             });
         }
         let latencies = std::mem::take(&mut *metrics.latencies.lock().expect("metrics lock"));
         data.extend(latencies.into_iter().map(|(latency, value)| Datum {
             name: latency.name(),
             unit: Unit::Milliseconds,
-            shard_id: None,
+            dimension: None,
             value,
         }));
         let gauges = metrics.gauges.lock().expect("metrics lock");
         data.extend(gauges.iter().map(|((gauge, shard), value)| Datum {
             name: gauge.name(),
             unit: gauge.unit(),
-            shard_id: Some(shard.clone()),
+            dimension: Some(Dimension::Shard(shard.clone())),
             value: StatisticSet::single(*value),
         }));
         data

@@ -16,7 +16,8 @@ use backon::Retryable;
 use tokio::time::Instant;
 
 use super::{
-    ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource,
+    HashRange, ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError,
+    StreamSource,
 };
 use crate::aws;
 use crate::model::kpl::deaggregate;
@@ -127,6 +128,12 @@ impl StreamSource for KinesisStream {
                 id: shard.shard_id().into(),
                 parent: shard.parent_shard_id().map(Into::into),
                 adjacent_parent: shard.adjacent_parent_shard_id().map(Into::into),
+                hash_range: shard.hash_key_range().and_then(|range| {
+                    Some(HashRange {
+                        start: range.starting_hash_key().parse().ok()?,
+                        end: range.ending_hash_key().parse().ok()?,
+                    })
+                }),
             }));
             match output.next_token {
                 Some(token) => next_token = Some(token),

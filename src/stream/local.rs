@@ -21,12 +21,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
     ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource,
+    partition_key_hash,
 };
 use crate::model::tick::{Position, SequenceNumber};
 
@@ -274,7 +274,7 @@ impl LocalStream {
     }
 
     fn shard_index(&self, partition_key: &str) -> usize {
-        let hash = u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into());
+        let hash = partition_key_hash(partition_key);
         self.shards
             .partition_point(|s| s.starting_hash_key <= hash)
             .saturating_sub(1)
@@ -315,6 +315,7 @@ impl StreamSource for LocalStream {
                 id: shard.id.clone(),
                 parent: None,
                 adjacent_parent: None,
+                hash_range: None,
             })
             .collect())
     }
@@ -495,7 +496,7 @@ mod tests {
         let mut used = HashMap::new();
         for n in 0..200 {
             let key = format!("KEY{n}");
-            let hash = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
+            let hash = partition_key_hash(&key);
             let index = stream.shard_index(&key);
             let (first, last) = stream.hash_key_range(index);
             assert!((first..=last).contains(&hash), "{key}");

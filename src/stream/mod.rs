@@ -23,6 +23,36 @@ pub struct ShardInfo {
     pub id: ShardId,
     pub parent: Option<ShardId>,
     pub adjacent_parent: Option<ShardId>,
+    /// The partition-key hashes the shard takes, when the stream says.
+    pub hash_range: Option<HashRange>,
+}
+
+impl ShardInfo {
+    /// The parent and the adjacent parent (a merge has both; a split, only the first).
+    pub fn parents(&self) -> impl Iterator<Item = &ShardId> {
+        self.parent.iter().chain(self.adjacent_parent.iter())
+    }
+}
+
+/// An inclusive range of 128-bit partition-key hashes (the MD5 of the key, big-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashRange {
+    pub start: u128,
+    pub end: u128,
+}
+
+impl HashRange {
+    /// Whether records with this partition key go to a shard with this range.
+    pub fn holds_key(&self, partition_key: &str) -> bool {
+        let hash = partition_key_hash(partition_key);
+        self.start <= hash && hash <= self.end
+    }
+}
+
+/// Where Kinesis places a partition key: the MD5 of the key as a big-endian 128-bit number.
+pub fn partition_key_hash(partition_key: &str) -> u128 {
+    use md5::{Digest, Md5};
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// One record as stored in the stream.

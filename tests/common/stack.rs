@@ -1,7 +1,7 @@
 //! An emulated AWS stack for `kinetick run` (stream, tables, bucket, topic and a queue subscribed
 //! to it, all with unique names) and the real binary run against it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use bytes::Bytes;
+use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{aws_env, s3, subscribed_queue, topic, unique};
 
@@ -53,6 +55,10 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&s
 }
 
 pub async fn create_stack(config: &SdkConfig) -> Stack {
+    create_stack_with_shards(config, SHARDS).await
+}
+
+pub async fn create_stack_with_shards(config: &SdkConfig, shards: i32) -> Stack {
     let stack = Stack {
         stream: unique("ticks"),
         ticks_table: unique("ticks"),
@@ -65,7 +71,7 @@ pub async fn create_stack(config: &SdkConfig) -> Stack {
     aws_sdk_kinesis::Client::new(config)
         .create_stream()
         .stream_name(&stack.stream)
-        .shard_count(SHARDS)
+        .shard_count(shards)
         .send()
         .await
         .unwrap();
@@ -132,9 +138,31 @@ pub async fn put_records(
     last
 }
 
+/// A running `kinetick run`, killed if the test fails before it stops it (so no process outlives
+/// the test holding its output pipes open).
+pub struct Run(Option<Child>);
+
+impl Run {
+    /// `kill -9`: what a crash does.
+    pub fn kill(mut self) {
+        let mut child = self.0.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `kinetick run` on `stack`, with quick checkpoints and metrics; `settings` are further
 /// `KINETICK_...` variables (later ones win).
-pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Child {
+pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
     let health = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
@@ -156,13 +184,20 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Child {
         .env("KINETICK_HEALTH__LISTEN", health)
         .env("RUST_LOG", "info")
         .envs(settings.iter().copied())
-        .stdout(Stdio::null())
+        // The runs' logs (JSON lines on stdout) with TEST_RUN_LOGS=1.
+        .stdout(match std::env::var_os("TEST_RUN_LOGS") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        })
         .stderr(Stdio::inherit())
         .spawn()
+        .map(|child| Run(Some(child)))
         .expect("kinetick runs")
 }
 
-pub fn terminate(mut child: Child) {
+/// SIGTERM, and the graceful stop must end with exit status 0 within a minute.
+pub fn terminate(mut run: Run) {
+    let mut child = run.0.take().expect("running");
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -190,13 +225,14 @@ pub fn terminate(mut child: Child) {
 pub async fn checkpoints(config: &SdkConfig, table: &str) -> BTreeMap<String, String> {
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let scan = dynamodb.scan().table_name(table).send().await.unwrap();
+    // Lease items of shards not checkpointed yet have no sequence number.
     scan.items()
         .iter()
-        .map(|item| {
-            (
+        .filter_map(|item| {
+            Some((
                 item["shard_id"].as_s().unwrap().clone(),
-                item["sequence_number"].as_s().unwrap().clone(),
-            )
+                item.get("sequence_number")?.as_s().unwrap().clone(),
+            ))
         })
         .collect()
 }
@@ -226,4 +262,139 @@ pub async fn wait_for_checkpoints(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Simulated records (seed format, with anomalies and malformed ones) and the count of valid ones.
+pub fn records(count: usize, seed: u64) -> (Vec<(String, Bytes)>, usize) {
+    let config = SimulatorConfig {
+        symbols: 30,
+        seed,
+        jump_rate: 0.003,
+        ..SimulatorConfig::default()
+    };
+    let records: Vec<_> = MarketSimulator::new(config).take(count).collect();
+    let valid = records
+        .iter()
+        .filter(|r| r.kind != RecordKind::Malformed)
+        .count();
+    (
+        records
+            .into_iter()
+            .map(|r| (r.partition_key, Bytes::from(r.data)))
+            .collect(),
+        valid,
+    )
+}
+
+pub async fn table_keys(config: &SdkConfig, table: &str) -> (usize, BTreeSet<(String, String)>) {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let mut keys = BTreeSet::new();
+    let mut count = 0;
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().items() {
+            count += 1;
+            keys.insert((
+                item["symbol"].as_s().unwrap().clone(),
+                item["timestamp"].as_s().unwrap().clone(),
+            ));
+        }
+    }
+    (count, keys)
+}
+
+/// One row of the lake: where it came from, which tick it is, and every computed number.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+pub struct LakeRow {
+    /// `(shard, sequence, sub-sequence)`.
+    pub position: (String, String, i64),
+    /// `(symbol, event time in ms)`.
+    pub tick: (String, i64),
+    /// Every Float64 column (price and the computed values), in schema order.
+    pub values: Vec<Option<f64>>,
+}
+
+pub async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<LakeRow> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+    let s3 = s3(config);
+    let mut rows = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("ticks/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.unwrap().contents() {
+            let key = object.key().unwrap();
+            assert!(key.contains("/dt=") && key.ends_with(".parquet"), "{key}");
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            for batch in ParquetRecordBatchReaderBuilder::try_new(body)
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let batch = batch.unwrap();
+                let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+                let (shards, sequences, symbols) = (
+                    column("shard_id"),
+                    column("sequence_number"),
+                    column("symbol"),
+                );
+                let subs = column("sub_sequence_number");
+                let times = column("event_time");
+                let numbers: Vec<_> = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.data_type() == &arrow_schema::DataType::Float64)
+                    .map(|(i, _)| batch.column(i).as_primitive::<Float64Type>().clone())
+                    .collect();
+                for i in 0..batch.num_rows() {
+                    rows.push(LakeRow {
+                        position: (
+                            shards.as_string::<i32>().value(i).to_owned(),
+                            sequences.as_string::<i32>().value(i).to_owned(),
+                            subs.as_primitive::<Int64Type>().value(i),
+                        ),
+                        tick: (
+                            symbols.as_string::<i32>().value(i).to_owned(),
+                            times.as_primitive::<TimestampMillisecondType>().value(i),
+                        ),
+                        values: numbers
+                            .iter()
+                            .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                            .collect(),
+                    });
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// Every valid tick is in the table once and in the lake once; returns the lake's rows.
+pub async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize) -> Vec<LakeRow> {
+    let (count, keys) = table_keys(config, &stack.ticks_table).await;
+    assert_eq!(count, valid, "table items");
+    assert_eq!(keys.len(), valid, "table keys are unique");
+    let rows = lake_rows(config, &stack.bucket).await;
+    let unique: BTreeSet<_> = rows.iter().map(|r| &r.position).collect();
+    assert_eq!(rows.len(), valid, "lake rows");
+    assert_eq!(unique.len(), valid, "lake rows are unique");
+    rows
 }

@@ -1,0 +1,532 @@
+//! The lease coordinator: decides which shards this worker reads, and starts and stops their
+//! readers.
+//!
+//! Every poll it reads the lease table and: renews its leases when due; stops a reader whose
+//! lease was taken (abort: the new owner reads from the last checkpoint); hands over a lease
+//! someone asked for once its reader has checkpointed; starts readers for leases given to it;
+//! and takes free and expired leases, or asks for some, towards an even share (see
+//! [`crate::lease::balance`]). Every so often it reads the stream's shard list and adds leases
+//! for new shards (after a reshard, children wait until their parents are finished).
+//!
+//! On shutdown it stops every reader, and as each one's last checkpoint is written it releases
+//! the lease with a hand-off marker, so another worker takes it on its next poll instead of
+//! waiting for the lease to expire.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use tokio::sync::watch;
+
+use super::checkpointer::{CommittedPositions, ShardStopped, StopOutcome};
+use super::shard_reader::{Assignment, ReaderControl};
+use crate::config::LeaseConfig;
+use crate::lease::balance::View;
+use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
+use crate::metrics::{Counter, Metrics};
+use crate::pipeline::{Fatal, ReaderPool};
+use crate::stream::{ShardId, ShardInfo, StreamError, StreamSource};
+
+/// Stop every reader, checkpoint, and release every lease.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A reader this worker runs.
+struct Running {
+    fence: Fence,
+    control: Arc<ReaderControl>,
+    last_renewed: Instant,
+    renewing: bool,
+    /// Stopping to hand the lease over (to a worker, or to anyone on shutdown).
+    handing_to: Option<Release>,
+}
+
+/// When this worker last saw a lease change, to judge expiry on its own clock.
+struct Seen {
+    owner: Option<WorkerId>,
+    counter: u64,
+    heartbeat: u64,
+    at: Instant,
+}
+
+pub struct LeaseCoordinator {
+    me: WorkerId,
+    config: LeaseConfig,
+    store: Arc<dyn LeaseStore>,
+    stream: Arc<dyn StreamSource>,
+    pool: ReaderPool,
+    committed: Arc<CommittedPositions>,
+    metrics: Arc<Metrics>,
+    fatal: Fatal,
+    running: HashMap<ShardId, Running>,
+    seen: HashMap<ShardId, Seen>,
+    shards: HashMap<ShardId, ShardInfo>,
+    /// Counter of the last lease this worker released or lost per shard: a table read still
+    /// naming it as owner at or below that counter is stale or abandoned.
+    released: HashMap<ShardId, u64>,
+    last_sync: Option<Instant>,
+    polling: bool,
+    /// Lease releases in flight; shutdown is done when none is left.
+    releasing: usize,
+    shutting_down: bool,
+    /// Set when this worker has nothing left to do: shut down and released, or every shard of
+    /// the stream finished.
+    done: watch::Sender<bool>,
+}
+
+impl LeaseCoordinator {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        me: WorkerId,
+        config: LeaseConfig,
+        store: Arc<dyn LeaseStore>,
+        stream: Arc<dyn StreamSource>,
+        pool: ReaderPool,
+        committed: Arc<CommittedPositions>,
+        metrics: Arc<Metrics>,
+        fatal: Fatal,
+        done: watch::Sender<bool>,
+    ) -> Self {
+        metrics.set_worker(&me);
+        if config.renew_interval() + config.poll_interval >= config.failover_time {
+            tracing::warn!(
+                ?config,
+                "lease.renew-interval plus lease.poll-interval should be well under \
+                lease.failover-time, or live leases will be dropped and taken as expired."
+            );
+        }
+        Self {
+            me,
+            config,
+            store,
+            stream,
+            pool,
+            committed,
+            metrics,
+            fatal,
+            running: HashMap::new(),
+            seen: HashMap::new(),
+            shards: HashMap::new(),
+            released: HashMap::new(),
+            last_sync: None,
+            polling: false,
+            releasing: 0,
+            shutting_down: false,
+            done,
+        }
+    }
+
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        if self.polling {
+            return;
+        }
+        self.polling = true;
+        let sync_due = self
+            .last_sync
+            .is_none_or(|at| at.elapsed() >= self.config.shard_sync_interval);
+        let (store, stream) = (self.store.clone(), self.stream.clone());
+        let read = async move {
+            let shards = match sync_due {
+                true => Some(sync_shards(&*store, &*stream).await?),
+                false => None,
+            };
+            let leases = store.list().await.map_err(PollError::from)?;
+            Ok::<_, PollError>((shards, leases))
+        };
+        ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
+            act.polling = false;
+            match result {
+                Ok((shards, leases)) => {
+                    if let Some(shards) = shards {
+                        act.last_sync = Some(Instant::now());
+                        act.shards = shards.into_iter().map(|s| (s.id.clone(), s)).collect();
+                    }
+                    act.act_on(&leases, ctx);
+                }
+                Err(error) if error.retryable => {
+                    tracing::warn!(error = %error.message, "Reading the lease table failed; trying again next poll.");
+                    act.expire_unrenewed(ctx);
+                }
+                Err(error) => act.fatal.raise(format!("lease table: {}", error.message)),
+            }
+        }));
+    }
+
+    /// One round of decisions on a fresh read of the lease table.
+    fn act_on(&mut self, leases: &[Lease], ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        for lease in leases {
+            let seen = self.seen.entry(lease.shard_id.clone()).or_insert(Seen {
+                owner: lease.owner.clone(),
+                counter: lease.counter,
+                heartbeat: lease.heartbeat,
+                at: now,
+            });
+            if (&seen.owner, seen.counter, seen.heartbeat)
+                != (&lease.owner, lease.counter, lease.heartbeat)
+            {
+                *seen = Seen {
+                    owner: lease.owner.clone(),
+                    counter: lease.counter,
+                    heartbeat: lease.heartbeat,
+                    at: now,
+                };
+            }
+        }
+
+        for lease in leases {
+            let Some(running) = self.running.get_mut(&lease.shard_id) else {
+                continue;
+            };
+            if lease.counter > running.fence.counter {
+                self.lose(&lease.shard_id.clone(), "another worker took the lease");
+                continue;
+            }
+            if let Some(to) = &lease.handoff_to
+                && running.handing_to.is_none()
+                && !self.shutting_down
+            {
+                tracing::info!(shard_id = %lease.shard_id, to = %to, "Handing the lease over.");
+                running.handing_to = Some(Release::To(to.clone()));
+                running.control.stop();
+            }
+        }
+        self.renew_due(ctx);
+        self.expire_unrenewed(ctx);
+        if self.shutting_down {
+            self.check_done();
+            return;
+        }
+
+        // Leases given to this worker (a hand-over) that it does not run yet.
+        for lease in leases {
+            let stale = self
+                .released
+                .get(&lease.shard_id)
+                .is_some_and(|counter| lease.counter <= *counter);
+            if lease.is_owned_by(&self.me)
+                && !lease.shard_end
+                && !stale
+                && !self.running.contains_key(&lease.shard_id)
+            {
+                self.start_reader(lease.clone());
+            }
+        }
+
+        let expired: BTreeSet<ShardId> = leases
+            .iter()
+            .filter(|l| l.owner.is_some() && !l.is_owned_by(&self.me))
+            .filter(|l| self.seen[&l.shard_id].at.elapsed() >= self.config.failover_time)
+            .map(|l| l.shard_id.clone())
+            .collect();
+        let plan = View {
+            me: &self.me,
+            leases,
+            expired: &expired,
+            max_moves: self.config.max_moves_per_poll,
+        }
+        .plan();
+        for lease in plan.take {
+            self.take(lease, ctx);
+        }
+        for lease in plan.request {
+            let (store, me) = (self.store.clone(), self.me.clone());
+            ctx.spawn(
+                async move {
+                    match store.request_handoff(&lease, &me).await {
+                        Ok(()) => tracing::info!(shard_id = %lease.shard_id,
+                            owner = ?lease.owner, "Asked for a lease to balance the load."),
+                        Err(error) => tracing::debug!(%error, "Hand-off request refused."),
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+
+        let finished =
+            !leases.is_empty() && leases.iter().all(|l| l.shard_end) && self.running.is_empty();
+        if finished {
+            tracing::info!("Every shard of the stream is finished.");
+            self.done.send_replace(true);
+        }
+        self.metrics.set_leases_held(self.running.len());
+    }
+
+    fn take(&mut self, lease: Lease, ctx: &mut Context<Self>) {
+        let (store, me) = (self.store.clone(), self.me.clone());
+        ctx.spawn(
+            async move { store.take(&lease, &me).await }
+                .into_actor(self)
+                .map(|result, act, _| match result {
+                    Ok(lease) => {
+                        if act.shutting_down {
+                            return;
+                        }
+                        act.metrics.add(Counter::LeasesTaken, 1);
+                        act.start_reader(lease);
+                    }
+                    Err(LeaseError::Conflict { shard }) => {
+                        tracing::debug!(shard_id = %shard, "Lease taken by another worker first.")
+                    }
+                    Err(error) => tracing::warn!(%error, "Taking a lease failed."),
+                }),
+        );
+    }
+
+    fn start_reader(&mut self, lease: Lease) {
+        let Some(fence) = lease.fence() else {
+            return;
+        };
+        let Some(shard) = self.shards.get(&lease.shard_id).cloned() else {
+            // A shard newer than this worker's shard list: read the list on the next poll.
+            self.last_sync = None;
+            return;
+        };
+        tracing::info!(shard_id = %shard.id, counter = fence.counter, "Lease taken; starting the shard's reader.");
+        let control = self.pool.start(Assignment {
+            shard,
+            fence: fence.clone(),
+        });
+        self.running.insert(
+            lease.shard_id,
+            Running {
+                fence,
+                control,
+                last_renewed: Instant::now(),
+                renewing: false,
+                handing_to: None,
+            },
+        );
+        self.metrics.set_leases_held(self.running.len());
+    }
+
+    /// Stops a reader at once: its lease belongs to someone else now.
+    fn lose(&mut self, shard_id: &ShardId, why: &str) {
+        let Some(running) = self.running.remove(shard_id) else {
+            return;
+        };
+        tracing::warn!(shard_id = %shard_id, reason = why, "Lease lost; stopping the shard's reader.");
+        running.control.abort();
+        // Sinks waiting on this reader's commits give up now rather than when it stops.
+        self.committed.retire(shard_id, running.fence.counter);
+        // Never read it again under the same counter (the table may still name this worker):
+        // to read the shard again, the lease must be taken anew.
+        self.released
+            .insert(shard_id.clone(), running.fence.counter);
+        self.pool.stopped(shard_id);
+        self.metrics.add(Counter::LeasesLost, 1);
+        self.metrics.set_leases_held(self.running.len());
+    }
+
+    fn renew_due(&mut self, ctx: &mut Context<Self>) {
+        let interval = self.config.renew_interval();
+        let due: Vec<Fence> = self
+            .running
+            .values_mut()
+            .filter(|r| !r.renewing && r.last_renewed.elapsed() >= interval)
+            .map(|r| {
+                r.renewing = true;
+                r.fence.clone()
+            })
+            .collect();
+        for fence in due {
+            let (store, shard_id) = (self.store.clone(), fence.shard_id.clone());
+            let started = Instant::now();
+            ctx.spawn(
+                async move { store.renew(&fence).await }
+                    .into_actor(self)
+                    .map(move |result, act, _| {
+                        let Some(running) = act.running.get_mut(&shard_id) else {
+                            return;
+                        };
+                        running.renewing = false;
+                        match result {
+                            Ok(()) => running.last_renewed = started,
+                            Err(LeaseError::Conflict { .. }) => act.lose(&shard_id, "renewal refused"),
+                            Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed."),
+                        }
+                    }),
+            );
+        }
+    }
+
+    /// A lease this worker could not renew for nearly the failover time may be taken by another
+    /// worker any moment: stop its reader before that can happen, so two never write at once.
+    fn expire_unrenewed(&mut self, _: &mut Context<Self>) {
+        let limit = self
+            .config
+            .failover_time
+            .saturating_sub(self.config.poll_interval);
+        let overdue: Vec<ShardId> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.last_renewed.elapsed() >= limit)
+            .map(|(shard, _)| shard.clone())
+            .collect();
+        for shard_id in overdue {
+            self.lose(&shard_id, "not renewed within the failover time");
+        }
+    }
+
+    fn check_done(&mut self) {
+        self.metrics.set_leases_held(self.running.len());
+        if self.shutting_down && self.running.is_empty() && self.releasing == 0 {
+            self.done.send_replace(true);
+        }
+    }
+}
+
+/// A failed poll: retried next time, unless retrying cannot help (a missing table or stream).
+struct PollError {
+    message: String,
+    retryable: bool,
+}
+
+impl From<LeaseError> for PollError {
+    fn from(error: LeaseError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<StreamError> for PollError {
+    fn from(error: StreamError) -> Self {
+        Self {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Reads the stream's shards and adds a lease for each shard that has none.
+async fn sync_shards(
+    store: &dyn LeaseStore,
+    stream: &dyn StreamSource,
+) -> Result<Vec<ShardInfo>, PollError> {
+    let shards = stream.list_shards().await?;
+    let known: BTreeSet<ShardId> = store
+        .list()
+        .await?
+        .into_iter()
+        .map(|l| l.shard_id)
+        .collect();
+    for shard in shards.iter().filter(|s| !known.contains(&s.id)) {
+        store.create(&Lease::new(shard)).await?;
+        tracing::info!(shard_id = %shard.id, parents = ?shard.parents().collect::<Vec<_>>(), "Lease created for a new shard.");
+    }
+    Ok(shards)
+}
+
+impl Actor for LeaseCoordinator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(worker = %self.me, "Lease coordinator started.");
+        self.poll(ctx);
+        ctx.run_interval(self.config.poll_interval, |act, ctx| act.poll(ctx));
+    }
+}
+
+impl Handler<ShardStopped> for LeaseCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, stopped: ShardStopped, ctx: &mut Context<Self>) {
+        let current = self
+            .running
+            .get(&stopped.shard_id)
+            .is_some_and(|r| r.fence.counter == stopped.generation);
+        if !current {
+            return;
+        }
+        let release = match stopped.outcome {
+            StopOutcome::LeaseLost => {
+                self.lose(&stopped.shard_id, "checkpoint refused");
+                return;
+            }
+            StopOutcome::Checkpointed { shard_end: true } => Release::ShardEnd,
+            StopOutcome::Checkpointed { shard_end: false } => {
+                match self.running[&stopped.shard_id].handing_to.clone() {
+                    Some(release) => release,
+                    None if self.shutting_down => Release::Free,
+                    None => {
+                        // A reader stopped on its own without being asked: nothing should do
+                        // that, so let the shard go to whoever takes it next.
+                        tracing::warn!(shard_id = %stopped.shard_id, "Reader stopped unasked; releasing its lease.");
+                        Release::Free
+                    }
+                }
+            }
+        };
+        let running = self
+            .running
+            .remove(&stopped.shard_id)
+            .expect("checked above");
+        self.pool.stopped(&stopped.shard_id);
+        self.released
+            .insert(stopped.shard_id.clone(), running.fence.counter + 1);
+        let (store, fence) = (self.store.clone(), running.fence);
+        let shard_id = stopped.shard_id;
+        ctx.spawn(
+            async move {
+                let result = store.release(&fence, release.clone()).await;
+                (release, result)
+            }
+            .into_actor(self)
+            .map(move |(release, result), act, _| {
+                match result {
+                    Ok(()) => tracing::info!(shard_id = %shard_id, ?release, "Lease released."),
+                    Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Releasing a lease failed; it will expire."),
+                }
+                act.releasing -= 1;
+                act.check_done();
+            }),
+        );
+        self.releasing += 1;
+        self.metrics.set_leases_held(self.running.len());
+    }
+}
+
+impl Handler<Shutdown> for LeaseCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        tracing::info!(
+            leases = self.running.len(),
+            "Shutting down: checkpointing and releasing every lease."
+        );
+        self.shutting_down = true;
+        for running in self.running.values_mut() {
+            running.handing_to.get_or_insert(Release::Free);
+            running.control.stop();
+        }
+        // Leases handed to this worker whose readers it has not started yet: free them too, or
+        // they would wait out the failover time.
+        self.releasing += 1;
+        let (store, me) = (self.store.clone(), self.me.clone());
+        let running: BTreeSet<ShardId> = self.running.keys().cloned().collect();
+        let release_unstarted = async move {
+            let leases = store.list().await?;
+            for lease in leases {
+                let unstarted = lease.is_owned_by(&me)
+                    && !lease.shard_end
+                    && !running.contains(&lease.shard_id);
+                if let (true, Some(fence)) = (unstarted, lease.fence()) {
+                    store.release(&fence, Release::Free).await?;
+                    tracing::info!(shard_id = %lease.shard_id, "Lease released before its reader started.");
+                }
+            }
+            Ok::<_, LeaseError>(())
+        };
+        ctx.spawn(release_unstarted.into_actor(self).map(|result, act, _| {
+            if let Err(error) = result {
+                tracing::warn!(%error, "Releasing unstarted leases failed; they will expire.");
+            }
+            act.releasing -= 1;
+            act.check_done();
+        }));
+    }
+}
