@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Runs every check and test of kinetick: formatting, lints, unit, property and integration tests.
-# Needs only Rust and Python 3: it installs the AWS emulator (moto's server, pinned) into a
-# project-local virtualenv, starts it on a free loopback port for the AWS tests, and stops it.
+# Needs only Rust, Python 3 and Node.js (npm): it installs the AWS emulator (moto's server, pinned)
+# into a project-local virtualenv and the Kinesis emulator kinesalite (for the resharding tests)
+# into .kinesalite/, starts both on free loopback ports for the AWS tests, and stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/moto.sh
+source scripts/kinesalite.sh
 ensure_moto
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-trap 'kill "${moto_pid:-}" 2>/dev/null || true' EXIT
+ensure_kinesalite
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+trap 'kill "${moto_pid:-}" "${kinesalite_pid:-}" 2>/dev/null || true' EXIT
+port=$(free_port)
 start_moto "$port" target/moto.log
 export AWS_EMULATOR_URL="http://127.0.0.1:$port"
 echo "AWS emulator (moto $MOTO_VERSION) on $AWS_EMULATOR_URL"
+port=$(free_port)
+start_kinesalite "$port" target/kinesalite.log
+export KINESIS_EMULATOR_URL="http://127.0.0.1:$port"
+echo "Kinesis emulator (kinesalite $KINESALITE_VERSION) on $KINESIS_EMULATOR_URL"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

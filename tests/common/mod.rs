@@ -23,6 +23,13 @@ pub fn endpoint() -> String {
     )
 }
 
+/// The Kinesis emulator that reshards like Kinesis (kinesalite), for the resharding tests.
+pub fn kinesis_endpoint() -> String {
+    std::env::var("KINESIS_EMULATOR_URL").expect(
+        "KINESIS_EMULATOR_URL is not set: run the tests with scripts/test.sh, which starts kinesalite",
+    )
+}
+
 pub fn sdk_config() -> SdkConfig {
     sdk_config_at(&endpoint())
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# A longer chaos series than the test suite's single trial: CHAOS_TRIALS trials (default 10) of
+# random kill -9 / SIGTERM of kinetick workers mid-stream, each checked for exactly-once output
+# and unchanged computed values. CHAOS_SEED replays a series.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/moto.sh
+ensure_moto
+port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap 'kill "${moto_pid:-}" 2>/dev/null || true' EXIT
+start_moto "$port" target/moto-chaos.log
+export AWS_EMULATOR_URL="http://127.0.0.1:$port"
+CHAOS_TRIALS=${CHAOS_TRIALS:-10} cargo test --locked --test aws_chaos -- --nocapture

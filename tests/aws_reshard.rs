@@ -1,0 +1,169 @@
+//! Resharding under `kinetick run`: one shard split and two merged mid-stream, with two workers.
+//! Kinesis runs on kinesalite here (moto neither closes resharded parents nor routes writes to
+//! their children); everything else on moto. No tick is lost or doubled, children are read only
+//! after their parents are finished, and the children start from their parents' window state,
+//! so every computed value equals a run on a stream that was never resharded.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_kinesis::types::StreamStatus;
+use common::stack::{
+    LakeRow, Stack, assert_exactly_once, create_stack_with_shards, put_records, records, start_run,
+    terminate, wait_for_checkpoints,
+};
+use kinetick::lease::LeaseStore;
+use kinetick::lease::dynamodb::DynamoLeaseStore;
+
+async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .unwrap();
+        if summary
+            .stream_description_summary()
+            .unwrap()
+            .stream_status()
+            == &StreamStatus::Active
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream {stream} did not become active"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn computed(rows: Vec<LakeRow>) -> BTreeMap<(String, i64), Vec<Option<f64>>> {
+    rows.into_iter().map(|row| (row.tick, row.values)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
+    let config = common::sdk_config();
+    let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
+    let kinesis = aws_sdk_kinesis::Client::new(&kinesis_config);
+    let (records, valid) = records(4_000, 41);
+    let half = records.len() / 2;
+
+    // The reference: the same records on a stream that is never resharded.
+    let reference = create_stack_with_shards(&config, 3).await;
+    let last = put_records(&config, &reference.stream, &records).await;
+    let run = start_run(&reference, &[]);
+    wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
+    terminate(run);
+    let expected = computed(assert_exactly_once(&config, &reference, valid).await);
+
+    let stack: Stack = create_stack_with_shards(&config, 1).await;
+    kinesis
+        .create_stream()
+        .stream_name(&stack.stream)
+        .shard_count(3)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stack.stream).await;
+    let endpoint = common::kinesis_endpoint();
+    let settings = |worker| {
+        [
+            ("AWS_ENDPOINT_URL_KINESIS", endpoint.clone()),
+            ("KINETICK_LEASE__WORKER_ID", worker),
+            ("KINETICK_LEASE__SHARD_SYNC_INTERVAL", "1s".to_owned()),
+        ]
+    };
+    let workers: Vec<_> = ["w1".to_owned(), "w2".to_owned()]
+        .into_iter()
+        .map(|worker| {
+            let settings = settings(worker);
+            let settings: Vec<(&str, &str)> =
+                settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            start_run(&stack, &settings)
+        })
+        .collect();
+
+    let first = put_records(&kinesis_config, &stack.stream, &records[..half]).await;
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
+
+    // Split shard 0 in the middle of its range; merge shards 1 and 2.
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stack.stream)
+        .send()
+        .await
+        .unwrap();
+    let range = shards.shards()[0].hash_key_range().unwrap();
+    let (start, end): (u128, u128) = (
+        range.starting_hash_key().parse().unwrap(),
+        range.ending_hash_key().parse().unwrap(),
+    );
+    kinesis
+        .split_shard()
+        .stream_name(&stack.stream)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stack.stream).await;
+    kinesis
+        .merge_shards()
+        .stream_name(&stack.stream)
+        .shard_to_merge("shardId-000000000001")
+        .adjacent_shard_to_merge("shardId-000000000002")
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stack.stream).await;
+
+    let second = put_records(&kinesis_config, &stack.stream, &records[half..]).await;
+    assert!(
+        second.keys().all(|shard| !first.contains_key(shard)),
+        "after the reshard records go to the children: {second:?}"
+    );
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
+    for run in workers {
+        terminate(run);
+    }
+
+    let leases = DynamoLeaseStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        &stack.checkpoint_table,
+    )
+    .list()
+    .await
+    .unwrap();
+    let lease = |id: &str| leases.iter().find(|l| l.shard_id.as_ref() == id).unwrap();
+    for parent in [
+        "shardId-000000000000",
+        "shardId-000000000001",
+        "shardId-000000000002",
+    ] {
+        assert!(lease(parent).shard_end, "parent {parent} finished");
+    }
+    assert_eq!(
+        leases.len(),
+        6,
+        "3 parents, 2 split children, 1 merged child"
+    );
+    let merged = leases.iter().find(|l| l.parents.len() == 2).unwrap();
+    assert_eq!(merged.parents.len(), 2);
+
+    let actual = computed(assert_exactly_once(&config, &stack, valid).await);
+    assert_eq!(actual.len(), expected.len());
+    for (tick, values) in &expected {
+        assert_eq!(
+            actual.get(tick),
+            Some(values),
+            "computed values of {tick:?}"
+        );
+    }
+}
