@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use aws_sdk_kinesis::types::StreamStatus;
 use common::stack::{
     LakeRow, Stack, assert_exactly_once, create_stack_with_shards, put_records, records, start_run,
