@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of kinetick: formatting, lints, unit, property and integration tests.
-# Needs only Rust, Python 3 and Node.js (npm): it installs the AWS emulator (moto's server, pinned)
-# into a project-local virtualenv and the Kinesis emulator kinesalite (for the resharding tests)
-# into .kinesalite/, starts both on free loopback ports for the AWS tests, and stops them.
+# Needs only Rust and Python 3: it installs the AWS emulator (moto's server, pinned) into a
+# project-local virtualenv, and Node.js (from PyPI) and the Kinesis emulator kinesalite (for the
+# resharding tests) beside it, starts both on free loopback ports for the AWS tests, and stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -127,9 +127,11 @@ impl LeaseCoordinator {
             .last_sync
             .is_none_or(|at| at.elapsed() >= self.config.shard_sync_interval);
         let (store, stream) = (self.store.clone(), self.stream.clone());
+        // Shards with a lease as of the last poll (none before the first: creating is idempotent).
+        let known: BTreeSet<ShardId> = self.seen.keys().cloned().collect();
         let read = async move {
             let shards = match sync_due {
-                true => Some(sync_shards(&*store, &*stream).await?),
+                true => Some(sync_shards(&*store, &*stream, &known).await?),
                 false => None,
             };
             let leases = store.list().await.map_err(PollError::from)?;
@@ -402,18 +404,13 @@ impl From<StreamError> for PollError {
     }
 }
 
-/// Reads the stream's shards and adds a lease for each shard that has none.
+/// Reads the stream's shards and adds a lease for each shard not `known` to have one.
 async fn sync_shards(
     store: &dyn LeaseStore,
     stream: &dyn StreamSource,
+    known: &BTreeSet<ShardId>,
 ) -> Result<Vec<ShardInfo>, PollError> {
     let shards = stream.list_shards().await?;
-    let known: BTreeSet<ShardId> = store
-        .list()
-        .await?
-        .into_iter()
-        .map(|l| l.shard_id)
-        .collect();
     for shard in shards.iter().filter(|s| !known.contains(&s.id)) {
         store.create(&Lease::new(shard)).await?;
         tracing::info!(shard_id = %shard.id, parents = ?shard.parents().collect::<Vec<_>>(), "Lease created for a new shard.");

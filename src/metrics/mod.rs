@@ -359,4 +359,31 @@ mod tests {
         assert!(value(&second, "EndToEndLatency").is_none());
         assert_eq!(metrics.total(Counter::RecordsProcessed), 7);
     }
+
+    #[test]
+    fn lease_metrics_are_per_worker_once_the_worker_is_named() {
+        let metrics = Metrics::default();
+        metrics.add(Counter::LeasesTaken, 3);
+        let unnamed = Drain::default().take(&metrics);
+        assert!(!unnamed.iter().any(|d| d.name.starts_with("Leases")));
+
+        metrics.set_worker(&"worker-1".into());
+        metrics.set_leases_held(2);
+        let data = Drain::default().take(&metrics);
+        let worker = Some(Dimension::Worker("worker-1".into()));
+        let find = |name: &str| data.iter().find(|d| d.name == name).unwrap();
+        assert_eq!(
+            (
+                find("LeasesTaken").value.sum,
+                &find("LeasesTaken").dimension
+            ),
+            (3.0, &worker)
+        );
+        assert_eq!(
+            (find("LeasesHeld").value.sum, &find("LeasesHeld").dimension),
+            (2.0, &worker)
+        );
+        assert_eq!(find("LeasesLost").value.sum, 0.0);
+        assert_eq!(find("RecordsProcessed").dimension, None);
+    }
 }
