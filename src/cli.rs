@@ -6,6 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::demo::{self, DemoOptions};
+use crate::model::simulator::SimulatorConfig;
+use crate::producer::simulated::SimulatedRun;
+use crate::producer::yahoo::{DEFAULT_QUOTE_URL, YahooRun};
+use crate::producer::{self, ProducerError, Stats};
 use crate::telemetry::{LogFormat, LogTarget};
 
 #[derive(Debug, Parser)]
@@ -34,6 +38,10 @@ pub enum Command {
     /// Run the pipeline on AWS: read the Kinesis stream, write DynamoDB, S3, SNS and CloudWatch
     /// (what the ECS task runs; configured by file and `KINETICK_...` variables).
     Run,
+    /// Write ticks into a Kinesis stream: simulated at a target rate, or live quotes.
+    Produce(ProduceArgs),
+    /// Replay historical bars or ticks from CSV files into a Kinesis stream.
+    Replay(ReplayArgs),
     /// Ask a running pipeline's health endpoint; exits 0 when healthy (the container check).
     Health {
         /// `host:port` of the endpoint.
@@ -64,11 +72,84 @@ pub struct DemoArgs {
     pub no_progress: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// The market simulator (`kinetick demo`'s).
+    Simulator,
+    /// Real quotes polled from Yahoo Finance's chart endpoint.
+    Yahoo,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kinesis stream to write (AWS settings from the SDK's default chain).
+    #[arg(long, required_unless_present = "dry_run")]
+    pub stream: Option<String>,
+    #[arg(long, value_enum, default_value_t = Source::Simulator)]
+    pub source: Source,
+    /// Simulator: records per second (0 = as fast as the stream takes them).
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this long (e.g. `10m`); without it or `--count`, run until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Simulator: how many symbols; yahoo: which, comma-separated (AAPL,MSFT).
+    #[arg(long, default_value = "100")]
+    pub symbols: String,
+    /// Simulator seed: the same seed gives the same market.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Simulator: share of records that are malformed (to exercise dead letters).
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Yahoo: how often each symbol is polled.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub interval: std::time::Duration,
+    /// Yahoo: base URL of the quote service.
+    #[arg(long, default_value = DEFAULT_QUOTE_URL)]
+    pub quote_url: String,
+    /// Encode and batch only; send nothing (measures the producer itself).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar or progress log lines.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// CSV files, or directories of them: `Date,Open,High,Low,Close,Adj Close,Volume` (the
+    /// symbol from `--symbol` or the file name) or `timestamp,symbol,price,volume`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, required_unless_present = "dry_run")]
+    pub stream: Option<String>,
+    /// Symbol of files without a symbol column (default: the file name, e.g. AAPL.csv).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Time-compress: wait the gaps between timestamps divided by this (default: no waiting).
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Stop at the first malformed line instead of reporting it and going on.
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
 impl Command {
     /// Where this command logs.
     pub fn log_target(&self) -> LogTarget {
         match self {
-            Command::Demo(_) | Command::Health { .. } => LogTarget::Stderr,
+            Command::Demo(_)
+            | Command::Health { .. }
+            | Command::Produce(_)
+            | Command::Replay(_) => LogTarget::Stderr,
             Command::Run => LogTarget::Stdout,
         }
     }
@@ -77,7 +158,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Demo(_) | Command::Health { .. } => "warn",
-            Command::Run => "info",
+            Command::Run | Command::Produce(_) | Command::Replay(_) => "info",
         }
     }
 }
@@ -100,6 +181,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => crate::run::run(config).await,
+        Command::Produce(args) => produce(args).await,
+        Command::Replay(args) => replay(args).await,
         Command::Health { address } => {
             anyhow::ensure!(
                 crate::health::check(&address).await?,
@@ -108,4 +191,98 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let sink = producer::sink(args.stream.as_deref(), args.dry_run).await?;
+    let (stats, result) = match args.source {
+        Source::Simulator => {
+            let symbols: usize = args.symbols.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--symbols: the simulator takes a number of symbols, got {:?}",
+                    args.symbols
+                )
+            })?;
+            anyhow::ensure!(symbols > 0, "--symbols must be at least 1");
+            anyhow::ensure!(
+                (0.0..1.0).contains(&args.malformed_rate),
+                "--malformed-rate must be in [0, 1)"
+            );
+            let simulator = SimulatorConfig {
+                symbols,
+                seed: args.seed,
+                // Live event time: now, advancing at the target rate.
+                start_time_ms: chrono::Utc::now().timestamp_millis(),
+                tick_interval_ms: match args.rate {
+                    0 => 1.0,
+                    rate => 1000.0 / f64::from(rate),
+                },
+                malformed_rate: args.malformed_rate,
+                ..SimulatorConfig::default()
+            };
+            let run = SimulatedRun {
+                simulator,
+                rate: args.rate,
+                count: args.count,
+                duration: args.duration,
+                progress: !args.no_progress,
+            };
+            producer::simulated::produce(run, sink).await
+        }
+        Source::Yahoo => {
+            let symbols: Vec<String> = args
+                .symbols
+                .split(',')
+                .map(|s| s.trim().to_ascii_uppercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+            anyhow::ensure!(
+                symbols.iter().all(|s| s.parse::<usize>().is_err()),
+                "--symbols: the yahoo source takes ticker symbols, e.g. AAPL,MSFT"
+            );
+            let run = YahooRun {
+                symbols,
+                quote_url: args.quote_url,
+                interval: args.interval,
+                count: args.count,
+                duration: args.duration,
+                progress: !args.no_progress,
+            };
+            producer::yahoo::produce(run, sink).await
+        }
+    };
+    report(&stats, result)
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    if let Some(speed) = args.speed {
+        anyhow::ensure!(speed > 0.0, "--speed must be positive");
+    }
+    let files = producer::replay::expand(&args.files)?;
+    anyhow::ensure!(!files.is_empty(), "no CSV files in {:?}", args.files);
+    let (ticks, bad_lines) = producer::replay::load(&files, args.symbol.as_deref());
+    for bad in &bad_lines {
+        eprintln!("{bad}");
+    }
+    if args.strict && !bad_lines.is_empty() {
+        anyhow::bail!(
+            "{} malformed lines (--strict): nothing sent",
+            bad_lines.len()
+        );
+    }
+    let sink = producer::sink(args.stream.as_deref(), args.dry_run).await?;
+    let (stats, result) =
+        producer::replay::replay(ticks, args.speed, sink, !args.no_progress).await;
+    if !bad_lines.is_empty() {
+        println!("skipped   {} malformed lines", bad_lines.len());
+    }
+    report(&stats, result)
+}
+
+/// Prints the summary; a run that could not send everything fails.
+fn report(stats: &Stats, result: Result<(), ProducerError>) -> anyhow::Result<()> {
+    print!("{stats}");
+    result?;
+    anyhow::ensure!(stats.failed == 0, "{} records were not sent", stats.failed);
+    Ok(())
 }

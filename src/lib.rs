@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod pipeline;
+pub mod producer;
 pub mod retry;
 pub mod run;
 pub mod stream;
