@@ -1,7 +1,9 @@
 //! A fault-injecting HTTP proxy in front of the AWS emulator: requests pass through to it,
 //! except that the first N requests matching a rule get an injected error response instead
-//! (throttling, 5xx, an expired iterator), the way AWS answers under load. The SDK clients under
-//! test talk to the proxy as they would to AWS; nothing of the SDK is faked.
+//! (throttling, 5xx, an expired iterator), the way AWS answers under load, or, for Kinesis
+//! `PutRecords`, a partial failure: some entries are held back from the emulator and reported as
+//! throttled, the rest are written. The SDK clients under test talk to the proxy as they would to
+//! AWS; nothing of the SDK is faked.
 //!
 //! One request per connection upstream (`Connection: close`), which is all the tests need.
 
@@ -71,9 +73,16 @@ struct Rule {
     fault: Fault,
 }
 
+/// Partial failures of the next `remaining` `PutRecords` requests: every `every`-th entry fails.
+struct PartialRule {
+    remaining: usize,
+    every: usize,
+}
+
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
+    partial: Option<PartialRule>,
     /// Head and body of every request seen, in order.
     seen: Vec<String>,
 }
@@ -109,6 +118,15 @@ impl FaultProxy {
         });
     }
 
+    /// Fails every `every`-th entry (from the first) of the next `times` `PutRecords` requests
+    /// with `ProvisionedThroughputExceededException`; the other entries reach the emulator.
+    pub fn fail_put_records_entries(&self, times: usize, every: usize) {
+        self.state.lock().unwrap().partial = Some(PartialRule {
+            remaining: times,
+            every,
+        });
+    }
+
     /// Requests seen so far that contain `needle` (answered with a fault or passed through).
     pub fn requests(&self, needle: &str) -> usize {
         let state = self.state.lock().unwrap();
@@ -120,6 +138,24 @@ impl FaultProxy {
 async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>) {
     if let Some(request) = read_request(&mut client).await {
         let text = String::from_utf8_lossy(&request).into_owned();
+        let partial = {
+            let mut state = state.lock().unwrap();
+            match &mut state.partial {
+                Some(rule)
+                    if rule.remaining > 0 && text.contains("Kinesis_20131202.PutRecords") =>
+                {
+                    rule.remaining -= 1;
+                    Some(rule.every)
+                }
+                _ => None,
+            }
+        };
+        if let Some(every) = partial {
+            state.lock().unwrap().seen.push(text);
+            let response = forward_partially(&request, &upstream, every).await;
+            let _ = client.write_all(&response).await;
+            return;
+        }
         let fault = {
             let mut state = state.lock().unwrap();
             state.seen.push(text.clone());
@@ -187,6 +223,65 @@ async fn forward(request: &[u8], upstream: &str) -> Vec<u8> {
     let mut response = Vec::new();
     server.read_to_end(&mut response).await.unwrap();
     force_close(response)
+}
+
+/// Forwards a `PutRecords` request without every `every`-th entry, and answers with the
+/// emulator's results for the others and a throttling error for those held back, in order.
+async fn forward_partially(request: &[u8], upstream: &str, every: usize) -> Vec<u8> {
+    let head_end = find(request, b"\r\n\r\n").unwrap() + 4;
+    let mut body: serde_json::Value = serde_json::from_slice(&request[head_end..]).unwrap();
+    let entries = body["Records"].as_array().unwrap().clone();
+    let held_back = |i: usize| i % every == 0;
+    let passed: Vec<_> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !held_back(*i))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let mut results = Vec::new();
+    if !passed.is_empty() {
+        body["Records"] = serde_json::Value::Array(passed);
+        let new_body = serde_json::to_vec(&body).unwrap();
+        let head = String::from_utf8_lossy(&request[..head_end]);
+        let mut rewritten: Vec<u8> = head
+            .trim_end()
+            .lines()
+            .filter(|line| !line.to_ascii_lowercase().starts_with("content-length:"))
+            .flat_map(|line| format!("{line}\r\n").into_bytes())
+            .collect();
+        rewritten.extend(format!("content-length: {}\r\n\r\n", new_body.len()).into_bytes());
+        rewritten.extend(new_body);
+        let response = forward(&rewritten, upstream).await;
+        let body_start = find(&response, b"\r\n\r\n").unwrap() + 4;
+        let upstream_body: serde_json::Value =
+            serde_json::from_slice(&response[body_start..]).unwrap();
+        results = upstream_body["Records"].as_array().unwrap().clone();
+    }
+    let mut written = results.into_iter();
+    let merged: Vec<serde_json::Value> = (0..entries.len())
+        .map(|i| match held_back(i) {
+            true => serde_json::json!({
+                "ErrorCode": "ProvisionedThroughputExceededException",
+                "ErrorMessage": "injected partial failure"
+            }),
+            false => written.next().unwrap(),
+        })
+        .collect();
+    let failed = merged
+        .iter()
+        .filter(|r| r.get("ErrorCode").is_some())
+        .count();
+    let body = serde_json::to_string(&serde_json::json!({
+        "FailedRecordCount": failed,
+        "Records": merged
+    }))
+    .unwrap();
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Makes the response say `connection: close`, so the client does not reuse the connection.
