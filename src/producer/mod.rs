@@ -420,7 +420,7 @@ mod tests {
             let mut left = self.failures_left.lock().unwrap();
             let mut outcomes = Vec::new();
             for (i, record) in records.iter().enumerate() {
-                if *left > 0 && i % 2 == 0 {
+                if *left > 0 && i.is_multiple_of(2) {
                     *left -= 1;
                     outcomes.push(EntryOutcome::Failed {
                         code: "ProvisionedThroughputExceededException".into(),

@@ -231,7 +231,7 @@ async fn forward_partially(request: &[u8], upstream: &str, every: usize) -> Vec<
     let head_end = find(request, b"\r\n\r\n").unwrap() + 4;
     let mut body: serde_json::Value = serde_json::from_slice(&request[head_end..]).unwrap();
     let entries = body["Records"].as_array().unwrap().clone();
-    let held_back = |i: usize| i % every == 0;
+    let held_back = |i: usize| i.is_multiple_of(every);
     let passed: Vec<_> = entries
         .iter()
         .enumerate()
