@@ -19,6 +19,9 @@ use kinetick::lease::dynamodb::DynamoLeaseStore;
 
 const SHARDS: i32 = 8;
 
+/// One test at a time: each runs several workers, and their timings are part of what is tested.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn owners(config: &SdkConfig, stack: &Stack) -> BTreeMap<String, String> {
     DynamoLeaseStore::new(
         aws_sdk_dynamodb::Client::new(config),
@@ -66,6 +69,7 @@ fn worker(stack: &Stack, name: &str, settings: &[(&str, &str)]) -> Run {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workers_split_shards_evenly_and_hand_them_over_on_sigterm() {
+    let _serial = SERIAL.lock().await;
     let config = common::sdk_config();
     let stack = create_stack_with_shards(&config, SHARDS).await;
     let mut workers: BTreeMap<&str, Run> = ["w1", "w2", "w3"]
@@ -113,6 +117,7 @@ fn computed(rows: Vec<LakeRow>) -> BTreeMap<(String, i64), Vec<Option<f64>>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
+    let _serial = SERIAL.lock().await;
     const FAILOVER: &str = "3s";
     let config = common::sdk_config();
     let (records, valid) = records(6_000, 31);
