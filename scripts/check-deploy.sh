@@ -2,7 +2,8 @@
 # Checks the ECS deployment (deploy/ecs/): installs cfn-lint and DuckDB (pinned) into .venv if
 # needed, then
 #   1. cfn-lint deploy/ecs/template.yaml: no errors, no warnings;
-#   2. the template's Rules accept exactly the valid parameter sets (deploy/ecs/check_template.py);
+#   2. the template's Rules accept exactly the valid parameter sets, and the alarms and the
+#      dashboard read only metrics kinetick publishes (deploy/ecs/check_template.py);
 #   3. kinetick demo, run with the container's KINETICK_* variables (so a misspelt or invalid
 #      setting fails it: kinetick rejects unknown settings), writes items with the TTL attribute
 #      the ticks table expires on;
@@ -41,8 +42,9 @@ echo "== cfn-lint $CFN_LINT_VERSION $template"
 "$venv/bin/cfn-lint" "$template"
 echo "cfn-lint: no findings"
 
-echo "== Rules"
+echo "== Rules, metric names"
 "$venv/bin/python" deploy/ecs/check_template.py "$template" rules
+"$venv/bin/python" deploy/ecs/check_template.py "$template" metrics src/metrics/mod.rs
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

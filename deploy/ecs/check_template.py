@@ -8,6 +8,10 @@
                                         validates their names and values.
   check_template.py TEMPLATE table DIR  The ticks table's TTL attribute is the one kinetick wrote
                                         into DIR/table/ticks.jsonl with those variables.
+  check_template.py TEMPLATE metrics SRC
+                                        The dashboard body is JSON, and every metric and dimension
+                                        that the alarms and the dashboard read in kinetick's
+                                        namespace is one kinetick publishes (SRC: src/metrics/mod.rs).
 """
 
 import itertools
@@ -100,6 +104,80 @@ def check_table(template, out_dir):
     print(f"check_template: table items carry the TTL attribute {ttl['AttributeName']} the table expires on")
 
 
+def published_metrics(source_path):
+    """Metric names kinetick publishes, read from its metrics module: (all, per ShardId, per
+    WorkerId). Fails if the module no longer looks as expected."""
+    with open(source_path, encoding="utf-8") as f:
+        source = f.read()
+    names = set(re.findall(r'=> "([A-Za-z0-9]+)",', source)) | set(re.findall(r'name: "([A-Za-z0-9]+)",', source))
+    per_shard = set(re.findall(r'ShardGauge::\w+ => "([A-Za-z0-9]+)",', source))
+    worker_match = re.search(r"fn per_worker\(self\) -> bool \{\s*matches!\(self, ([^)]*)\)", source)
+    counter_names = dict(re.findall(r'Counter::(\w+) => "([A-Za-z0-9]+)",', source))
+    if not (names and per_shard and worker_match and counter_names and '"LeasesHeld"' in source):
+        fail(f"{source_path} no longer has the shape this check reads metric names from")
+    per_worker = {"LeasesHeld"} | {
+        counter_names[v.split("::")[1].strip()] for v in worker_match.group(1).split("|")
+    }
+    return names, per_shard, per_worker
+
+
+def check_metrics(template, source_path):
+    names, per_shard, per_worker = published_metrics(source_path)
+    resolver = Resolver(template)
+    namespace = resolver.ref("MetricsNamespace")
+    filters = {
+        t["MetricName"]
+        for r in resources_of_type(template, "AWS::Logs::MetricFilter").values()
+        for t in resolver.resolve(r["Properties"])["MetricTransformations"]
+    }
+    known = names | filters
+    used = []  # (where, metric, dimension or None)
+
+    def by_dimension(dimension, metric, where):
+        expected = {"ShardId": per_shard, "WorkerId": per_worker, None: known - per_shard - per_worker}[dimension]
+        if metric not in expected:
+            fail(f"{where}: {metric} is not published {'per ' + dimension if dimension else 'without a dimension'}")
+        used.append(metric)
+
+    def expressions(text, where):
+        for dimension, metric in re.findall(r'\{\\?"?' + re.escape(namespace) + r'\\?"?,(\w+)\} MetricName=\\?"(\w+)', text):
+            by_dimension(dimension, metric, where)
+        for metric, dimension in re.findall(r'SELECT \w+\((\w+)\) FROM SCHEMA\("' + re.escape(namespace) + r'", (\w+)\)', text):
+            by_dimension(dimension, metric, where)
+
+    for name, alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").items():
+        props = resolver.resolve(alarm["Properties"])
+        if props.get("Namespace") == namespace:
+            by_dimension(None, props["MetricName"], name)
+        for query in props.get("Metrics", []):
+            stat = query.get("MetricStat", {}).get("Metric", {})
+            if stat.get("Namespace") == namespace:
+                by_dimension(None, stat["MetricName"], name)
+            expressions(query.get("Expression", ""), name)
+
+    for name, dashboard in resources_of_type(template, "AWS::CloudWatch::Dashboard").items():
+        body = resolver.resolve(dashboard["Properties"])["DashboardBody"]
+        try:
+            widgets = json.loads(body)["widgets"]
+        except (ValueError, KeyError) as error:
+            fail(f"{name}: the dashboard body is not valid JSON with widgets: {error}")
+        for widget in widgets:
+            for line in widget.get("properties", {}).get("metrics", []):
+                if isinstance(line[0], dict):
+                    expressions(line[0].get("expression", ""), f"{name} widget {widget['properties'].get('title')}")
+                elif line[0] == namespace:
+                    dimension = line[2] if len(line) > 2 and isinstance(line[2], str) else None
+                    by_dimension(dimension, line[1], f"{name} widget {widget['properties'].get('title')}")
+    for required in [
+        "RecordsProcessed", "MillisBehindLatest", "DeadLetters", "AlertsPublished", "EndToEndLatency",
+        "LeasesHeld", "CheckpointLag", "KinesisRequests", "DynamoDBRequests", "S3Requests",
+        "SNSRequests", "CloudWatchRequests",
+    ]:
+        if required not in used:
+            fail(f"neither an alarm nor the dashboard shows {required}")
+    print(f"check_template: {len(used)} metric references in alarms and dashboard, all published by kinetick")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -111,6 +189,8 @@ def main():
         print_env(template)
     elif command == "table" and len(sys.argv) == 4:
         check_table(template, sys.argv[3])
+    elif command == "metrics" and len(sys.argv) == 4:
+        check_metrics(template, sys.argv[3])
     else:
         sys.exit(__doc__)
 
