@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Checks the ECS deployment (deploy/ecs/): installs cfn-lint and DuckDB (pinned) into .venv if
+# needed, then
+#   1. cfn-lint deploy/ecs/template.yaml: no errors, no warnings;
+#   2. the template's Rules accept exactly the valid parameter sets, and the alarms and the
+#      dashboard read only metrics kinetick publishes (deploy/ecs/check_template.py);
+#   3. kinetick demo, run with the container's KINETICK_* variables (so a misspelt or invalid
+#      setting fails it: kinetick rejects unknown settings), writes items with the TTL attribute
+#      the ticks table expires on;
+#   4. the Glue table matches that demo's Parquet files and every Athena named query runs on
+#      them in DuckDB (deploy/ecs/check_athena.py).
+# Needs a built kinetick: KINETICK_BIN, or target/debug/kinetick.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CFN_LINT_VERSION=1.58.0
+DUCKDB_VERSION=1.5.6
+venv=.venv
+template=deploy/ecs/template.yaml
+KINETICK_BIN=${KINETICK_BIN:-target/debug/kinetick}
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in deploy/ecs
+
+# ensure PACKAGE VERSION: installs PACKAGE==VERSION into .venv unless that version is there.
+ensure() {
+  local package=$1 version=$2
+  if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$package') != '$version')" 2>/dev/null; then
+    echo "Installing $package==$version into $venv ..."
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$package==$version"
+  fi
+}
+
+if [ ! -x "$KINETICK_BIN" ]; then
+  echo "check-deploy: no kinetick binary at $KINETICK_BIN: build it (cargo build) or set KINETICK_BIN" >&2
+  exit 1
+fi
+
+ensure cfn-lint "$CFN_LINT_VERSION"
+ensure duckdb "$DUCKDB_VERSION"
+
+echo "== cfn-lint $CFN_LINT_VERSION $template"
+"$venv/bin/cfn-lint" "$template"
+echo "cfn-lint: no findings"
+
+echo "== Rules, metric names"
+"$venv/bin/python" deploy/ecs/check_template.py "$template" rules
+"$venv/bin/python" deploy/ecs/check_template.py "$template" metrics src/metrics/mod.rs
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== kinetick demo with the task definition's KINETICK_* variables"
+"$venv/bin/python" deploy/ecs/check_template.py "$template" env > "$tmp/env"
+# kinetick reads every KINETICK_* variable as a setting (KINETICK_BIN included, which it would
+# reject), so the demo gets the template's and no others.
+demo_env=()
+for name in $(compgen -e | grep '^KINETICK_' || true); do demo_env+=(-u "$name"); done
+while IFS= read -r line; do demo_env+=("$line"); done < "$tmp/env"
+if ! env "${demo_env[@]}" "$KINETICK_BIN" demo --ticks 20000 --symbols 50 --out "$tmp/out" --no-progress \
+    > "$tmp/demo.log" 2>&1; then
+  cat "$tmp/demo.log" >&2
+  echo "check-deploy: kinetick demo failed with the task definition's variables (above)" >&2
+  exit 1
+fi
+grep -v '^{' "$tmp/demo.log" | sed -n '1,6p'
+"$venv/bin/python" deploy/ecs/check_template.py "$template" table "$tmp/out"
+
+echo "== Glue table and Athena named queries (DuckDB $DUCKDB_VERSION)"
+"$venv/bin/python" deploy/ecs/check_athena.py "$template" "$tmp/out"
+
+echo "check-deploy: all checks passed"
