@@ -9,7 +9,7 @@
 #      the ticks table expires on;
 #   4. the Glue table matches that demo's Parquet files and every Athena named query runs on
 #      them in DuckDB (deploy/ecs/check_athena.py).
-# Needs a built kinetick: KINETICK_BIN, or target/debug/kinetick.
+# Needs a built kinetick: its path as the first argument, or target/debug/kinetick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ CFN_LINT_VERSION=1.58.0
 DUCKDB_VERSION=1.5.6
 venv=.venv
 template=deploy/ecs/template.yaml
-KINETICK_BIN=${KINETICK_BIN:-target/debug/kinetick}
+kinetick_bin=${1:-target/debug/kinetick}
 export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in deploy/ecs
 
 # ensure PACKAGE VERSION: installs PACKAGE==VERSION into .venv unless that version is there.
@@ -30,8 +30,8 @@ ensure() {
   fi
 }
 
-if [ ! -x "$KINETICK_BIN" ]; then
-  echo "check-deploy: no kinetick binary at $KINETICK_BIN: build it (cargo build) or set KINETICK_BIN" >&2
+if [ ! -x "$kinetick_bin" ]; then
+  echo "check-deploy: no kinetick binary at $kinetick_bin: build it (cargo build) or pass its path" >&2
   exit 1
 fi
 
@@ -51,12 +51,12 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "== kinetick demo with the task definition's KINETICK_* variables"
 "$venv/bin/python" deploy/ecs/check_template.py "$template" env > "$tmp/env"
-# kinetick reads every KINETICK_* variable as a setting (KINETICK_BIN included, which it would
-# reject), so the demo gets the template's and no others.
+# kinetick reads every KINETICK_* variable as a setting, so the demo gets the template's and no
+# others.
 demo_env=()
 for name in $(compgen -e | grep '^KINETICK_' || true); do demo_env+=(-u "$name"); done
 while IFS= read -r line; do demo_env+=("$line"); done < "$tmp/env"
-if ! env "${demo_env[@]}" "$KINETICK_BIN" demo --ticks 20000 --symbols 50 --out "$tmp/out" --no-progress \
+if ! env "${demo_env[@]}" "$kinetick_bin" demo --ticks 20000 --symbols 50 --out "$tmp/out" --no-progress \
     > "$tmp/demo.log" 2>&1; then
   cat "$tmp/demo.log" >&2
   echo "check-deploy: kinetick demo failed with the task definition's variables (above)" >&2

@@ -27,3 +27,6 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # --all-targets also runs each bench once, briefly, so benches cannot rot.
 cargo test --all-targets --locked
+# The ECS deployment: cfn-lint, the template's rules and metric names, and the Glue table and
+# Athena queries against Parquet the binary just built writes (DuckDB).
+scripts/check-deploy.sh "${CARGO_TARGET_DIR:-target}/debug/kinetick"
