@@ -10,6 +10,7 @@
 # table and Parquet files in the bucket, and stop with exit 0 on SIGTERM.
 #
 # Needs root, buildah and debootstrap (Debian packages). IMAGE names the result (kinetick:latest).
+# `--smoke-test-only` tests the image already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +51,8 @@ base_image() {
 }
 
 started=$(date +%s)
-trap 'echo "Image build failed after $(( $(date +%s) - started )) s." >&2' ERR
+trap 'echo "Image build or smoke test failed after $(( $(date +%s) - started )) s." >&2' ERR
+if [ "${1:-}" != --smoke-test-only ]; then
 base_image "$RUNTIME_BASE" ca-certificates
 base_image "$BUILDER_BASE" ca-certificates,gcc,libc6-dev "$(rustc --print sysroot)"
 
@@ -58,7 +60,12 @@ echo "Building $IMAGE ..."
 # Crates are vendored here and the build inside is offline: it needs no registry access or trust
 # store of its own. The build directory persists between builds, like a CI cache.
 mkdir -p target/image/cargo target/image/build
-cargo vendor --locked --quiet target/image/vendor > /dev/null
+# Vendored again only when the lock file changes: fresh files would rebuild every crate.
+if ! cmp -s Cargo.lock target/image/vendor.lock; then
+  rm -rf target/image/vendor
+  cargo vendor --locked --quiet target/image/vendor > /dev/null
+  cp Cargo.lock target/image/vendor.lock
+fi
 cat > target/image/cargo/config.toml <<'TOML'
 [source.crates-io]
 replace-with = "vendored"
@@ -77,6 +84,7 @@ TOML
   --volume "$PWD/target/image/build:/src/target" \
   --tag "$IMAGE" .
 echo "Built $IMAGE in $(( $(date +%s) - started )) s."
+fi
 
 echo "Smoke test: --version"
 container=$("${buildah[@]}" from "$IMAGE")
