@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::stack::{
-    LakeRow, Run, assert_exactly_once, create_stack_with_shards, put_records, records, start_run,
-    terminate, wait_for_checkpoints,
+    Run, assert_exactly_once, assert_same_values, computed, create_stack_with_shards, put_records,
+    records, start_run, terminate, wait_for_checkpoints,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,10 +20,6 @@ use rand::{Rng, SeedableRng};
 const SHARDS: i32 = 8;
 const RECORDS: usize = 4_000;
 const BURSTS: usize = 4;
-
-fn computed(rows: Vec<LakeRow>) -> BTreeMap<(String, i64), Vec<Option<f64>>> {
-    rows.into_iter().map(|row| (row.tick, row.values)).collect()
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
@@ -91,14 +87,7 @@ async fn random_kills_and_stops_lose_nothing_and_change_nothing() {
             terminate(run);
         }
         let actual = computed(assert_exactly_once(&config, &stack, valid).await);
-        assert_eq!(actual.len(), expected.len(), "trial {trial}");
-        for (tick, values) in &expected {
-            assert_eq!(
-                actual.get(tick),
-                Some(values),
-                "trial {trial}: values of {tick:?}"
-            );
-        }
+        assert_same_values(&actual, &expected);
         eprintln!("chaos trial {trial}: ok ({valid} ticks exactly once, same values)");
     }
 }

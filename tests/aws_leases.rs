@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use common::stack::{
-    LakeRow, Run, Stack, assert_exactly_once, create_stack_with_shards, put_records, records,
-    start_run, terminate, wait_for_checkpoints,
+    Run, Stack, assert_exactly_once, assert_same_values, computed, create_stack_with_shards,
+    put_records, records, start_run, terminate, wait_for_checkpoints,
 };
 use kinetick::lease::LeaseStore;
 use kinetick::lease::dynamodb::DynamoLeaseStore;
@@ -61,6 +61,25 @@ async fn wait_for_shares(config: &SdkConfig, stack: &Stack, expected: &[usize], 
     }
 }
 
+/// Waits until every one of `shards` has an owner other than `gone`.
+async fn wait_taken_over(config: &SdkConfig, stack: &Stack, shards: &[String], gone: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let owners = owners(config, stack).await;
+        let taken = shards
+            .iter()
+            .all(|shard| owners.get(shard).is_some_and(|owner| owner != gone));
+        if taken {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{shards:?} of {gone} not taken over: {owners:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn worker(stack: &Stack, name: &str, settings: &[(&str, &str)]) -> Run {
     let mut all = vec![("KINETICK_LEASE__WORKER_ID", name)];
     all.extend_from_slice(settings);
@@ -90,16 +109,7 @@ async fn workers_split_shards_evenly_and_hand_them_over_on_sigterm() {
         .collect();
     let stopped_at = Instant::now();
     terminate(workers.remove("w4").unwrap());
-    loop {
-        let owners = owners(&config, &stack).await;
-        let taken = leaving
-            .iter()
-            .all(|shard| owners.get(shard).is_some_and(|owner| owner != "w4"));
-        if taken {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_taken_over(&config, &stack, &leaving, "w4").await;
     let took = stopped_at.elapsed();
     eprintln!("shards of the stopped worker taken over {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(2), "hand-off took {took:?}");
@@ -108,11 +118,6 @@ async fn workers_split_shards_evenly_and_hand_them_over_on_sigterm() {
     for (_, child) in workers {
         terminate(child);
     }
-}
-
-/// Computed values of every tick, by `(symbol, event time)`: must not depend on who read what.
-fn computed(rows: Vec<LakeRow>) -> BTreeMap<(String, i64), Vec<Option<f64>>> {
-    rows.into_iter().map(|row| (row.tick, row.values)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,16 +164,7 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
     let killed_at = Instant::now();
     let last = put_records(&config, &stack.stream, &records[3_000..]).await;
 
-    loop {
-        let owners = owners(&config, &stack).await;
-        let taken = victim_shards
-            .iter()
-            .all(|shard| owners.get(shard).is_some_and(|owner| owner != "w1"));
-        if taken {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_taken_over(&config, &stack, &victim_shards, "w1").await;
     let took = killed_at.elapsed();
     eprintln!("shards of the killed worker taken over {took:?} after kill -9");
     assert!(took < Duration::from_secs(3 + 2), "failover took {took:?}");
@@ -178,12 +174,5 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
         terminate(child);
     }
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
-    assert_eq!(actual.len(), expected.len());
-    for (tick, values) in &expected {
-        assert_eq!(
-            actual.get(tick),
-            Some(values),
-            "computed values of {tick:?}"
-        );
-    }
+    assert_same_values(&actual, &expected);
 }

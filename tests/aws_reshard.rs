@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::StreamStatus;
 use common::stack::{
-    LakeRow, Stack, assert_exactly_once, create_stack_with_shards, put_records, records, start_run,
-    terminate, wait_for_checkpoints,
+    Stack, assert_exactly_once, assert_same_values, computed, create_stack_with_shards,
+    put_records, records, start_run, terminate, wait_for_checkpoints,
 };
 use kinetick::lease::LeaseStore;
 use kinetick::lease::dynamodb::DynamoLeaseStore;
@@ -40,10 +39,6 @@ async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn computed(rows: Vec<LakeRow>) -> BTreeMap<(String, i64), Vec<Option<f64>>> {
-    rows.into_iter().map(|row| (row.tick, row.values)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,12 +152,5 @@ async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
     assert_eq!(merged.parents.len(), 2);
 
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
-    assert_eq!(actual.len(), expected.len());
-    for (tick, values) in &expected {
-        assert_eq!(
-            actual.get(tick),
-            Some(values),
-            "computed values of {tick:?}"
-        );
-    }
+    assert_same_values(&actual, &expected);
 }

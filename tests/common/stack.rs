@@ -398,3 +398,22 @@ pub async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize
     assert_eq!(unique.len(), valid, "lake rows are unique");
     rows
 }
+
+/// Computed values of every tick by `(symbol, event time)`: what must not depend on which worker
+/// read what, or on crashes, hand-overs and resharding.
+pub type ComputedValues = BTreeMap<(String, i64), Vec<Option<f64>>>;
+
+pub fn computed(rows: Vec<LakeRow>) -> ComputedValues {
+    rows.into_iter().map(|row| (row.tick, row.values)).collect()
+}
+
+pub fn assert_same_values(actual: &ComputedValues, expected: &ComputedValues) {
+    assert_eq!(actual.len(), expected.len(), "ticks with computed values");
+    for (tick, values) in expected {
+        assert_eq!(
+            actual.get(tick),
+            Some(values),
+            "computed values of {tick:?}"
+        );
+    }
+}
