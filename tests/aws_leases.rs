@@ -160,9 +160,11 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The rest of the stream goes in before the kill, so the emulator is not busy taking it
+    // while the failover is timed; the workers are still reading when w1 dies.
+    let last = put_records(&config, &stack.stream, &records[3_000..]).await;
     workers.remove("w1").unwrap().kill();
     let killed_at = Instant::now();
-    let last = put_records(&config, &stack.stream, &records[3_000..]).await;
 
     wait_taken_over(&config, &stack, &victim_shards, "w1").await;
     let took = killed_at.elapsed();
