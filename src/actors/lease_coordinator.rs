@@ -160,21 +160,18 @@ impl LeaseCoordinator {
     fn act_on(&mut self, leases: &[Lease], ctx: &mut Context<Self>) {
         let now = Instant::now();
         for lease in leases {
-            let seen = self.seen.entry(lease.shard_id.clone()).or_insert(Seen {
-                owner: lease.owner.clone(),
-                counter: lease.counter,
-                heartbeat: lease.heartbeat,
-                at: now,
+            let unchanged = self.seen.get(&lease.shard_id).is_some_and(|seen| {
+                (&seen.owner, seen.counter, seen.heartbeat)
+                    == (&lease.owner, lease.counter, lease.heartbeat)
             });
-            if (&seen.owner, seen.counter, seen.heartbeat)
-                != (&lease.owner, lease.counter, lease.heartbeat)
-            {
-                *seen = Seen {
+            if !unchanged {
+                let seen = Seen {
                     owner: lease.owner.clone(),
                     counter: lease.counter,
                     heartbeat: lease.heartbeat,
                     at: now,
                 };
+                self.seen.insert(lease.shard_id.clone(), seen);
             }
         }
 
