@@ -8,7 +8,10 @@
 #      setting fails it: kinetick rejects unknown settings), writes items with the TTL attribute
 #      the ticks table expires on;
 #   4. the Glue table matches that demo's Parquet files and every Athena named query runs on
-#      them in DuckDB (deploy/ecs/check_athena.py).
+#      them in DuckDB (deploy/ecs/check_athena.py);
+#   5. the stack deploys on the AWS emulator, and kinetick run, configured as its task definition
+#      says, processes ticks into the stack's table, lake, lease table, topic and metrics
+#      (deploy/ecs/check_stack.py; the emulator at AWS_EMULATOR_URL, or one started here).
 # Needs a built kinetick: its path as the first argument, or target/debug/kinetick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,5 +70,16 @@ grep -v '^{' "$tmp/demo.log" | sed -n '1,6p'
 
 echo "== Glue table and Athena named queries (DuckDB $DUCKDB_VERSION)"
 "$venv/bin/python" deploy/ecs/check_athena.py "$template" "$tmp/out"
+
+echo "== The stack on the AWS emulator, and kinetick run as its task definition says"
+if [ -z "${AWS_EMULATOR_URL:-}" ]; then
+  source scripts/moto.sh
+  ensure_moto
+  port=$(free_port)
+  start_moto "$port" "$tmp/moto.log"
+  trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+  export AWS_EMULATOR_URL="http://127.0.0.1:$port"
+fi
+"$venv/bin/python" deploy/ecs/check_stack.py "$template" "$kinetick_bin"
 
 echo "check-deploy: all checks passed"

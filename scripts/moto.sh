@@ -13,6 +13,11 @@ ensure_moto() {
   fi
 }
 
+# Prints a free loopback port.
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # start_moto PORT LOG: starts the server in the background, sets moto_pid, and returns once it
 # answers (or fails after 60 s, pointing to LOG).
 start_moto() {

@@ -10,9 +10,6 @@ source scripts/moto.sh
 source scripts/kinesalite.sh
 ensure_moto
 ensure_kinesalite
-free_port() {
-  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 trap 'kill "${moto_pid:-}" "${kinesalite_pid:-}" 2>/dev/null || true' EXIT
 port=$(free_port)
 start_moto "$port" target/moto.log
