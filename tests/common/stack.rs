@@ -2,6 +2,7 @@
 //! to it, all with unique names) and the real binary run against it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -139,13 +140,17 @@ pub async fn put_records(
 }
 
 /// A running `kinetick run`, killed if the test fails before it stops it (so no process outlives
-/// the test holding its output pipes open).
-pub struct Run(Option<Child>);
+/// the test holding its output pipes open). Its log goes to a file, whose end is printed if the
+/// test fails while the run is still held (or to the test's output with `TEST_RUN_LOGS=1`).
+pub struct Run {
+    child: Option<Child>,
+    log: PathBuf,
+}
 
 impl Run {
     /// `kill -9`: what a crash does.
     pub fn kill(mut self) {
-        let mut child = self.0.take().expect("running");
+        let mut child = self.child.take().expect("running");
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -153,9 +158,21 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
+        if let Some(child) = &mut self.child {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            const LINES: usize = 40;
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<_> = log.lines().collect();
+            eprintln!(
+                "--- last {LINES} lines of {} ---\n{}",
+                self.log.display(),
+                lines[lines.len().saturating_sub(LINES)..].join("\n")
+            );
         }
     }
 }
@@ -167,6 +184,7 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique("run")));
     Command::new(env!("CARGO_BIN_EXE_kinetick"))
         .arg("run")
         .envs(aws_env())
@@ -187,17 +205,20 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
         // The runs' logs (JSON lines on stdout) with TEST_RUN_LOGS=1.
         .stdout(match std::env::var_os("TEST_RUN_LOGS") {
             Some(_) => Stdio::inherit(),
-            None => Stdio::null(),
+            None => Stdio::from(std::fs::File::create(&log).expect("a log file for the run")),
         })
         .stderr(Stdio::inherit())
         .spawn()
-        .map(|child| Run(Some(child)))
+        .map(|child| Run {
+            child: Some(child),
+            log,
+        })
         .expect("kinetick runs")
 }
 
 /// SIGTERM, and the graceful stop must end with exit status 0 within a minute.
 pub fn terminate(mut run: Run) {
-    let mut child = run.0.take().expect("running");
+    let mut child = run.child.take().expect("running");
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
