@@ -169,7 +169,10 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
     wait_taken_over(&config, &stack, &victim_shards, "w1").await;
     let took = killed_at.elapsed();
     eprintln!("shards of the killed worker taken over {took:?} after kill -9");
-    assert!(took < Duration::from_secs(3 + 2), "failover took {took:?}");
+    // Expected: the failover time plus a poll or two and the emulator's latency (4.2 s measured
+    // on an idle machine). The bound is loose so a busy machine does not fail it; it still catches
+    // a take-over that waits for anything but the lease's expiry (the stop timeout, a restart).
+    assert!(took < Duration::from_secs(15), "failover took {took:?}");
 
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
     for (_, child) in workers {

@@ -2,7 +2,8 @@
 //! Kinesis runs on kinesalite here (moto neither closes resharded parents nor routes writes to
 //! their children); everything else on moto. No tick is lost or doubled, children are read only
 //! after their parents are finished, and the children start from their parents' window state,
-//! so every computed value equals a run on a stream that was never resharded.
+//! so every computed value equals a run on a stream that was never resharded. A worker whose
+//! last shard ends looks for children before it takes the stream for finished.
 
 mod common;
 
@@ -41,6 +42,46 @@ async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
     }
 }
 
+/// Splits the stream's first shard in the middle of its hash range.
+async fn split_first_shard(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let range = shards.shards()[0].hash_key_range().unwrap();
+    let (start, end): (u128, u128) = (
+        range.starting_hash_key().parse().unwrap(),
+        range.ending_hash_key().parse().unwrap(),
+    );
+    kinesis
+        .split_shard()
+        .stream_name(stream)
+        .shard_to_split(shards.shards()[0].shard_id())
+        .new_starting_hash_key((start + (end - start) / 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(kinesis, stream).await;
+}
+
+/// A stack whose stream is on kinesalite (the other resources on moto).
+async fn stack_with_kinesalite_stream(shards: i32) -> Stack {
+    let config = common::sdk_config();
+    let kinesis = aws_sdk_kinesis::Client::new(&common::sdk_config_at(&common::kinesis_endpoint()));
+    let stack = create_stack_with_shards(&config, 1).await;
+    kinesis
+        .create_stream()
+        .stream_name(&stack.stream)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, &stack.stream).await;
+    stack
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
     let config = common::sdk_config();
@@ -57,15 +98,7 @@ async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
     terminate(run);
     let expected = computed(assert_exactly_once(&config, &reference, valid).await);
 
-    let stack: Stack = create_stack_with_shards(&config, 1).await;
-    kinesis
-        .create_stream()
-        .stream_name(&stack.stream)
-        .shard_count(3)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stack.stream).await;
+    let stack = stack_with_kinesalite_stream(3).await;
     let endpoint = common::kinesis_endpoint();
     let settings = |worker| {
         [
@@ -88,26 +121,7 @@ async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
     wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
 
     // Split shard 0 in the middle of its range; merge shards 1 and 2.
-    let shards = kinesis
-        .list_shards()
-        .stream_name(&stack.stream)
-        .send()
-        .await
-        .unwrap();
-    let range = shards.shards()[0].hash_key_range().unwrap();
-    let (start, end): (u128, u128) = (
-        range.starting_hash_key().parse().unwrap(),
-        range.ending_hash_key().parse().unwrap(),
-    );
-    kinesis
-        .split_shard()
-        .stream_name(&stack.stream)
-        .shard_to_split("shardId-000000000000")
-        .new_starting_hash_key((start + (end - start) / 2).to_string())
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stack.stream).await;
+    split_first_shard(&kinesis, &stack.stream).await;
     kinesis
         .merge_shards()
         .stream_name(&stack.stream)
@@ -153,4 +167,35 @@ async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
 
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
     assert_same_values(&actual, &expected);
+}
+
+/// A worker whose last shard ends lists the shards again before it takes the stream for
+/// finished, so it reads the children even when its next regular listing is an hour away.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_follows_a_split_between_shard_listings() {
+    let config = common::sdk_config();
+    let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
+    let kinesis = aws_sdk_kinesis::Client::new(&kinesis_config);
+    let (records, valid) = records(1_000, 43);
+    let stack = stack_with_kinesalite_stream(1).await;
+    let run = start_run(
+        &stack,
+        &[
+            ("AWS_ENDPOINT_URL_KINESIS", &common::kinesis_endpoint()),
+            ("KINETICK_LEASE__SHARD_SYNC_INTERVAL", "1h"),
+        ],
+    );
+    let first = put_records(&kinesis_config, &stack.stream, &records[..500]).await;
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
+
+    split_first_shard(&kinesis, &stack.stream).await;
+    let second = put_records(&kinesis_config, &stack.stream, &records[500..]).await;
+    assert_eq!(
+        second.len(),
+        2,
+        "the rest goes to both children: {second:?}"
+    );
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
+    terminate(run);
+    assert_exactly_once(&config, &stack, valid).await;
 }

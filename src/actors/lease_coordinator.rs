@@ -12,7 +12,7 @@
 //! the lease with a hand-off marker, so another worker takes it on its next poll instead of
 //! waiting for the lease to expire.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,8 +68,13 @@ pub struct LeaseCoordinator {
     released: HashMap<ShardId, u64>,
     last_sync: Option<Instant>,
     polling: bool,
-    /// Lease releases in flight; shutdown is done when none is left.
-    releasing: usize,
+    /// Shards whose lease release is in flight; shutdown is done when none is left.
+    releasing: HashSet<ShardId>,
+    /// Releasing, on shutdown, the leases handed to this worker that it has not started.
+    releasing_unstarted: bool,
+    /// Every lease was finished at the last poll: the next one lists the shards again to see
+    /// whether the stream is.
+    finish_suspected: bool,
     shutting_down: bool,
     /// Set when this worker has nothing left to do: shut down and released, or every shard of
     /// the stream finished.
@@ -112,7 +117,9 @@ impl LeaseCoordinator {
             released: HashMap::new(),
             last_sync: None,
             polling: false,
-            releasing: 0,
+            releasing: HashSet::new(),
+            releasing_unstarted: false,
+            finish_suspected: false,
             shutting_down: false,
             done,
         }
@@ -141,11 +148,12 @@ impl LeaseCoordinator {
             act.polling = false;
             match result {
                 Ok((shards, leases)) => {
+                    let synced = shards.is_some();
                     if let Some(shards) = shards {
                         act.last_sync = Some(Instant::now());
                         act.shards = shards.into_iter().map(|s| (s.id.clone(), s)).collect();
                     }
-                    act.act_on(&leases, ctx);
+                    act.act_on(&leases, synced, ctx);
                 }
                 Err(error) if error.retryable => {
                     tracing::warn!(error = %error.message, "Reading the lease table failed; trying again next poll.");
@@ -156,8 +164,9 @@ impl LeaseCoordinator {
         }));
     }
 
-    /// One round of decisions on a fresh read of the lease table.
-    fn act_on(&mut self, leases: &[Lease], ctx: &mut Context<Self>) {
+    /// One round of decisions on a fresh read of the lease table; `synced`: the stream's shards
+    /// were listed (and a lease made for each) just before it was read.
+    fn act_on(&mut self, leases: &[Lease], synced: bool, ctx: &mut Context<Self>) {
         let now = Instant::now();
         for lease in leases {
             let unchanged = self.seen.get(&lease.shard_id).is_some_and(|seen| {
@@ -199,18 +208,22 @@ impl LeaseCoordinator {
             return;
         }
 
-        // Leases given to this worker (a hand-over) that it does not run yet.
+        // Leases the table says this worker holds but it does not run.
         for lease in leases {
-            let stale = self
-                .released
-                .get(&lease.shard_id)
-                .is_some_and(|counter| lease.counter <= *counter);
-            if lease.is_owned_by(&self.me)
-                && !lease.shard_end
-                && !stale
-                && !self.running.contains_key(&lease.shard_id)
+            if !lease.is_owned_by(&self.me)
+                || lease.shard_end
+                || self.running.contains_key(&lease.shard_id)
             {
-                self.start_reader(lease.clone());
+                continue;
+            }
+            let released = self.released.get(&lease.shard_id).copied();
+            match unrun_lease(lease, released, self.releasing.contains(&lease.shard_id)) {
+                UnrunLease::Start => self.start_reader(lease.clone()),
+                UnrunLease::TakeAnew => {
+                    tracing::info!(shard_id = %lease.shard_id, "Taking back a lease this worker stopped reading.");
+                    self.take(lease.clone(), ctx);
+                }
+                UnrunLease::Wait => {}
             }
         }
 
@@ -244,11 +257,22 @@ impl LeaseCoordinator {
             );
         }
 
+        // Every lease finished may only mean that the children of the last parents are not in
+        // the table yet: the stream is finished once a listing of its shards made after that
+        // was seen still finds nothing left.
         let finished =
             !leases.is_empty() && leases.iter().all(|l| l.shard_end) && self.running.is_empty();
-        if finished {
-            tracing::info!("Every shard of the stream is finished.");
-            self.done.send_replace(true);
+        match (finished, self.finish_suspected && synced) {
+            (true, true) => {
+                tracing::info!("Every shard of the stream is finished.");
+                self.done.send_replace(true);
+            }
+            (true, false) => {
+                self.finish_suspected = true;
+                self.last_sync = None;
+                self.poll(ctx);
+            }
+            (false, _) => self.finish_suspected = false,
         }
         self.metrics.set_leases_held(self.running.len());
     }
@@ -371,7 +395,11 @@ impl LeaseCoordinator {
 
     fn check_done(&mut self) {
         self.metrics.set_leases_held(self.running.len());
-        if self.shutting_down && self.running.is_empty() && self.releasing == 0 {
+        if self.shutting_down
+            && self.running.is_empty()
+            && self.releasing.is_empty()
+            && !self.releasing_unstarted
+        {
             self.done.send_replace(true);
         }
     }
@@ -398,6 +426,32 @@ impl From<StreamError> for PollError {
             retryable: error.is_retryable(),
             message: error.to_string(),
         }
+    }
+}
+
+/// What to do with a lease that the table says this worker holds but that it does not run.
+#[derive(Debug, PartialEq)]
+enum UnrunLease {
+    /// Handed over to this worker: start reading.
+    Start,
+    /// This worker stopped reading it under this counter (lost on a missed renewal, or its
+    /// release failed) and the table still names it. Left alone, nobody would read the shard
+    /// until the lease expired for others, and not even then if they had their share already:
+    /// this worker still counts it as its own. Taking it again moves the counter on, which
+    /// fences off what the stopped reader left in flight.
+    TakeAnew,
+    /// Its release is in flight: the read predates it.
+    Wait,
+}
+
+/// `released`: the counter under which this worker last stopped reading the shard, if it did.
+fn unrun_lease(lease: &Lease, released: Option<u64>, releasing: bool) -> UnrunLease {
+    if releasing {
+        UnrunLease::Wait
+    } else if released.is_some_and(|counter| lease.counter <= counter) {
+        UnrunLease::TakeAnew
+    } else {
+        UnrunLease::Start
     }
 }
 
@@ -464,6 +518,7 @@ impl Handler<ShardStopped> for LeaseCoordinator {
             .insert(stopped.shard_id.clone(), running.fence.counter + 1);
         let (store, fence) = (self.store.clone(), running.fence);
         let shard_id = stopped.shard_id;
+        self.releasing.insert(shard_id.clone());
         ctx.spawn(
             async move {
                 let result = store.release(&fence, release.clone()).await;
@@ -475,11 +530,10 @@ impl Handler<ShardStopped> for LeaseCoordinator {
                     Ok(()) => tracing::info!(shard_id = %shard_id, ?release, "Lease released."),
                     Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Releasing a lease failed; it will expire."),
                 }
-                act.releasing -= 1;
+                act.releasing.remove(&shard_id);
                 act.check_done();
             }),
         );
-        self.releasing += 1;
         self.metrics.set_leases_held(self.running.len());
     }
 }
@@ -499,7 +553,7 @@ impl Handler<Shutdown> for LeaseCoordinator {
         }
         // Leases handed to this worker whose readers it has not started yet: free them too, or
         // they would wait out the failover time.
-        self.releasing += 1;
+        self.releasing_unstarted = true;
         let (store, me) = (self.store.clone(), self.me.clone());
         let running: BTreeSet<ShardId> = self.running.keys().cloned().collect();
         let release_unstarted = async move {
@@ -519,8 +573,46 @@ impl Handler<Shutdown> for LeaseCoordinator {
             if let Err(error) = result {
                 tracing::warn!(%error, "Releasing unstarted leases failed; they will expire.");
             }
-            act.releasing -= 1;
+            act.releasing_unstarted = false;
             act.check_done();
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mine(counter: u64) -> Lease {
+        Lease {
+            shard_id: "shardId-000000000000".into(),
+            owner: Some("me".into()),
+            counter,
+            heartbeat: 0,
+            shard_end: false,
+            parents: Vec::new(),
+            handoff_to: None,
+        }
+    }
+
+    #[test]
+    fn a_lease_handed_over_is_started() {
+        assert_eq!(unrun_lease(&mine(3), None, false), UnrunLease::Start);
+        // Held before under counter 2 and released; handed back under 3.
+        assert_eq!(unrun_lease(&mine(3), Some(2), false), UnrunLease::Start);
+    }
+
+    #[test]
+    fn a_lease_stopped_under_its_current_counter_is_taken_anew() {
+        // Lost on a missed renewal: the table still names this worker under the same counter.
+        assert_eq!(unrun_lease(&mine(3), Some(3), false), UnrunLease::TakeAnew);
+        // An even older read.
+        assert_eq!(unrun_lease(&mine(2), Some(3), false), UnrunLease::TakeAnew);
+    }
+
+    #[test]
+    fn a_lease_being_released_is_left_alone() {
+        assert_eq!(unrun_lease(&mine(3), Some(4), true), UnrunLease::Wait);
+        assert_eq!(unrun_lease(&mine(3), None, true), UnrunLease::Wait);
     }
 }
