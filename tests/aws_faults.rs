@@ -150,9 +150,9 @@ fn item(i: usize) -> Item {
         ("symbol", AttrValue::S("AAPL".into())),
         (
             "timestamp",
-            AttrValue::S(format!("2026-01-05T14:30:00.{i:03}Z#{i}")),
+            AttrValue::S(format!("2026-01-05T14:30:00.{i:03}Z#{i}").into()),
         ),
-        ("price", AttrValue::N(format!("{}.5", 100 + i))),
+        ("price", AttrValue::N(format!("{}.5", 100 + i).into())),
     ]
 }
 

@@ -97,7 +97,7 @@ fn item(symbol: &str, timestamp: &str, price: f64) -> Item {
     vec![
         ("symbol", AttrValue::S(symbol.into())),
         ("timestamp", AttrValue::S(timestamp.into())),
-        ("price", AttrValue::N(price.to_string())),
+        ("price", AttrValue::N(price.to_string().into())),
         ("anomaly", AttrValue::Bool(false)),
     ]
 }

@@ -4,20 +4,24 @@
 //! In: one enriched tick. Out: its attributes, keyed by `symbol` (partition) and `timestamp`
 //! (sort), and their DynamoDB JSON.
 
+use std::fmt::Write as _;
+
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::bar::MinuteBar;
 use super::enriched::EnrichedTick;
-use super::lake::partition_date;
+use super::lake::{civil_from_days, partition_date};
 use super::rules::Trend;
 use super::tick::Position;
 
-/// A DynamoDB attribute value, restricted to the types the ticks table uses.
+/// A DynamoDB attribute value, restricted to the types the ticks table uses. Texts of up to 24
+/// bytes (numbers, dates, symbols, shard ids) are held inline: an item is built per tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AttrValue {
-    S(String),
+    S(CompactString),
     /// A number in DynamoDB's decimal text form.
-    N(String),
+    N(CompactString),
     #[serde(rename = "BOOL")]
     Bool(bool),
 }
@@ -33,21 +37,55 @@ const DYNAMO_MAX_ABS: f64 = 1e126;
 const DYNAMO_MIN_ABS: f64 = 1e-130;
 
 /// `2026-01-02T14:30:00.123Z`: fixed width for years 0..=9999, so text order is time order.
-fn iso8601_millis(ms: i64) -> String {
+/// Written digit by digit: it is built twice per table item.
+fn push_iso8601_millis(ms: i64, out: &mut CompactString) {
+    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+    if (0..=9999).contains(&year) {
+        push_digits(out, year, 4);
+        out.push_str("-");
+        push_digits(out, month.into(), 2);
+        out.push_str("-");
+        push_digits(out, day.into(), 2);
+    } else {
+        out.push_str(&partition_date(ms));
+    }
     let of_day = ms.rem_euclid(MS_PER_DAY);
-    let (h, m, s, milli) = (
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1_000 % 60,
-        of_day % 1_000,
-    );
-    format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", partition_date(ms))
+    out.push_str("T");
+    push_digits(out, of_day / 3_600_000, 2);
+    out.push_str(":");
+    push_digits(out, of_day / 60_000 % 60, 2);
+    out.push_str(":");
+    push_digits(out, of_day / 1_000 % 60, 2);
+    out.push_str(".");
+    push_digits(out, of_day % 1_000, 3);
+    out.push_str("Z");
+}
+
+/// `value` (non-negative, below 10^`width`) zero-padded to `width` digits.
+fn push_digits(out: &mut CompactString, value: i64, width: u32) {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    for place in (0..width).rev() {
+        out.push_str(DIGITS[(value / 10_i64.pow(place) % 10) as usize]);
+    }
+}
+
+fn iso8601_millis(ms: i64) -> CompactString {
+    let mut text = CompactString::default();
+    push_iso8601_millis(ms, &mut text);
+    text
 }
 
 /// Sort key of a tick: ISO 8601 UTC with milliseconds, then `#` and the stream position, so two
 /// ticks in the same millisecond never share a key and time-range queries still work.
 pub fn sort_key(event_time_ms: i64, position: &Position) -> String {
-    format!("{}#{position}", iso8601_millis(event_time_ms))
+    key_of(&iso8601_millis(event_time_ms), position)
+}
+
+fn key_of(event_time: &str, position: &Position) -> String {
+    let mut key = String::with_capacity(96);
+    key.push_str(event_time);
+    let _ = write!(key, "#{position}");
+    key
 }
 
 /// A float as a DynamoDB number, or `None` when DynamoDB cannot store it (NaN, infinities, and
@@ -60,20 +98,25 @@ fn number(value: f64) -> Option<AttrValue> {
     // exponent. Below DynamoDB's smallest magnitude, zero is the nearest storable value; `-0` is
     // written as `0` too.
     if value.abs() < DYNAMO_MIN_ABS {
-        return Some(AttrValue::N("0".to_owned()));
+        return Some(AttrValue::N("0".into()));
     }
     Some(AttrValue::N(shortest_decimal(value)))
 }
 
 /// `value`'s `Display` text (shortest round-trip digits, never an exponent), via ryu where that
 /// gives the same text: formatting ~20 numbers per tick is the bulk of building an item.
-fn shortest_decimal(value: f64) -> String {
+fn shortest_decimal(value: f64) -> CompactString {
     let mut buffer = ryu::Buffer::new();
     let text = buffer.format_finite(value);
     if text.contains('e') {
-        return value.to_string();
+        return value.to_string().into();
     }
-    text.strip_suffix(".0").unwrap_or(text).to_owned()
+    text.strip_suffix(".0").unwrap_or(text).into()
+}
+
+/// An integer as a DynamoDB number.
+fn integer(value: i64) -> AttrValue {
+    AttrValue::N(itoa::Buffer::new().format(value).into())
 }
 
 fn trend_str(trend: Trend) -> &'static str {
@@ -89,13 +132,14 @@ fn trend_str(trend: Trend) -> &'static str {
 pub fn tick_item(tick: &EnrichedTick, ttl_epoch_s: Option<i64>) -> Item {
     let (t, i) = (&tick.tick, &tick.indicators);
     let mut item = Item::with_capacity(28);
-    item.push(("symbol", AttrValue::S(t.symbol.to_string())));
+    let event_time = iso8601_millis(t.event_time_ms);
+    item.push(("symbol", AttrValue::S(t.symbol.clone())));
     item.push((
         "timestamp",
-        AttrValue::S(sort_key(t.event_time_ms, &tick.position)),
+        AttrValue::S(key_of(&event_time, &tick.position).into()),
     ));
-    item.push(("event_time", AttrValue::S(iso8601_millis(t.event_time_ms))));
-    item.push(("event_time_ms", AttrValue::N(t.event_time_ms.to_string())));
+    item.push(("event_time", AttrValue::S(event_time)));
+    item.push(("event_time_ms", integer(t.event_time_ms)));
     let numbers = [
         ("price", Some(t.price)),
         ("open", t.open),
@@ -122,37 +166,36 @@ pub fn tick_item(tick: &EnrichedTick, ttl_epoch_s: Option<i64>) -> Item {
     );
     item.push(("anomaly", AttrValue::Bool(tick.anomaly)));
     if let Some(trend) = tick.trend {
-        item.push(("trend", AttrValue::S(trend_str(trend).to_owned())));
+        item.push(("trend", AttrValue::S(trend_str(trend).into())));
     }
-    item.push(("shard_id", AttrValue::S(tick.shard_id.to_string())));
+    item.push(("shard_id", AttrValue::S(tick.shard_id.as_ref().into())));
     item.push((
         "sequence_number",
-        AttrValue::S(tick.position.sequence.to_string()),
+        AttrValue::S(tick.position.sequence.as_str().into()),
     ));
-    item.push((
-        "arrival_time_ms",
-        AttrValue::N(tick.arrival_time_ms.to_string()),
-    ));
+    item.push(("arrival_time_ms", integer(tick.arrival_time_ms)));
     if let Some(expires_at) = ttl_epoch_s {
-        item.push(("expires_at", AttrValue::N(expires_at.to_string())));
+        item.push(("expires_at", integer(expires_at)));
     }
     item
 }
 
 /// Sort key of a one-minute bar: the minute as `2026-01-02T14:30Z`. In a table that also holds
 /// ticks it sorts after that minute's ticks (`2026-01-02T14:30:00.123Z#...`), since `:` < `Z`.
-pub fn bar_sort_key(minute_start_ms: i64) -> String {
-    let millis = iso8601_millis(minute_start_ms);
-    format!("{}Z", &millis[..16])
+pub fn bar_sort_key(minute_start_ms: i64) -> CompactString {
+    let mut key = iso8601_millis(minute_start_ms);
+    key.truncate(16);
+    key.push('Z');
+    key
 }
 
 /// The table item of one symbol's one-minute bar, `kind` = `bar_1m`. `ttl_epoch_s` sets the TTL
 /// attribute `expires_at`.
 pub fn bar_item(symbol: &str, bar: &MinuteBar, ttl_epoch_s: Option<i64>) -> Item {
     let mut item = Item::with_capacity(13);
-    item.push(("symbol", AttrValue::S(symbol.to_owned())));
+    item.push(("symbol", AttrValue::S(symbol.into())));
     item.push(("timestamp", AttrValue::S(bar_sort_key(bar.minute_start_ms))));
-    item.push(("kind", AttrValue::S("bar_1m".to_owned())));
+    item.push(("kind", AttrValue::S("bar_1m".into())));
     item.push((
         "event_time",
         AttrValue::S(iso8601_millis(bar.minute_start_ms)),
@@ -170,9 +213,12 @@ pub fn bar_item(symbol: &str, bar: &MinuteBar, ttl_epoch_s: Option<i64>) -> Item
             .into_iter()
             .filter_map(|(name, value)| Some((name, number(value?)?))),
     );
-    item.push(("trades", AttrValue::N(bar.trades.to_string())));
+    item.push((
+        "trades",
+        AttrValue::N(itoa::Buffer::new().format(bar.trades).into()),
+    ));
     if let Some(expires_at) = ttl_epoch_s {
-        item.push(("expires_at", AttrValue::N(expires_at.to_string())));
+        item.push(("expires_at", integer(expires_at)));
     }
     item
 }
@@ -330,7 +376,7 @@ mod tests {
             (f64::NEG_INFINITY, None),
         ];
         for (value, expected) in cases {
-            let expected = expected.map(|n| AttrValue::N(n.to_owned()));
+            let expected = expected.map(|n| AttrValue::N(n.into()));
             assert_eq!(number(value), expected, "{value:e}");
         }
 
@@ -365,8 +411,11 @@ mod tests {
         assert_eq!(json["expires_at"]["N"], "99");
         let pos = Position::new(SequenceNumber::new("17"), 0);
         let tick_key = sort_key(T0 + 59_999 - T0 % 60_000, &pos);
-        assert!(bar_sort_key(bar.minute_start_ms) > tick_key);
-        assert!(bar_sort_key(bar.minute_start_ms) < sort_key(bar.minute_start_ms + 60_000, &pos));
+        assert!(bar_sort_key(bar.minute_start_ms).as_str() > tick_key.as_str());
+        assert!(
+            bar_sort_key(bar.minute_start_ms).as_str()
+                < sort_key(bar.minute_start_ms + 60_000, &pos).as_str()
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn tick_schema() -> SchemaRef {
 
 /// Proleptic Gregorian `(year, month, day)` of a day count since 1970-01-01, total over `i64`
 /// (H. Hinnant's `civil_from_days`), so no event time can make partitioning fail.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -74,7 +74,7 @@ impl SymbolState {
 /// read back with the standard library's correctly rounded parser; NaN and infinities survive too.
 /// Plain numbers are accepted on input.
 pub(crate) mod exact {
-    use std::fmt::{self, Write as _};
+    use std::fmt;
 
     use serde::de::{self, Deserializer, Visitor};
     use serde::{Deserialize, Serialize, Serializer};
@@ -83,63 +83,124 @@ pub(crate) mod exact {
     #[derive(Debug, Clone, Copy, PartialEq)]
     pub(crate) struct Exact(pub f64);
 
-    /// Shortest round-trip decimal, in plain or scientific notation, whichever is shorter.
-    struct Shortest(f64);
-
-    impl fmt::Display for Shortest {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let magnitude = self.0.abs();
-            // Plain notation has at most 25 characters in this range, and is never shorter outside.
-            if (1e-7..1e17).contains(&magnitude) {
-                let mut plain = Buffer::default();
-                let mut scientific = Buffer::default();
-                if write!(plain, "{}", self.0).is_ok() && write!(scientific, "{:e}", self.0).is_ok()
-                {
-                    let shorter = if plain.len <= scientific.len {
-                        &plain
-                    } else {
-                        &scientific
-                    };
-                    return f.write_str(shorter.as_str());
-                }
-            }
-            if magnitude == 0.0 || !magnitude.is_finite() {
-                write!(f, "{}", self.0)
-            } else {
-                write!(f, "{:e}", self.0)
-            }
-        }
-    }
-
-    /// A stack buffer for one formatted float.
+    /// Room for the longest text [`shortest`] writes (`-2.2250738585072014e-308`, or 17 digits
+    /// and up to 7 zeros in plain notation).
     #[derive(Default)]
-    struct Buffer {
+    struct Text {
         bytes: [u8; 32],
         len: usize,
     }
 
-    impl Buffer {
+    impl Text {
+        fn push(&mut self, bytes: &[u8]) {
+            self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+
         fn as_str(&self) -> &str {
-            // Only whole `&str`s are ever copied in.
+            // Only ASCII is ever pushed.
             std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
         }
     }
 
-    impl fmt::Write for Buffer {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let end = self.len + s.len();
-            self.bytes
-                .get_mut(self.len..end)
-                .ok_or(fmt::Error)?
-                .copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
+    /// The shortest decimal that reads back as `value` (ryu's digits), in plain or scientific
+    /// notation, whichever is shorter: returns are often around 1e-5, where plain notation
+    /// spends four zeros. Non-finite values as `NaN`, `inf`, `-inf`, which `str::parse` reads.
+    fn shortest(value: f64, out: &mut Text) {
+        let mut buffer = ryu::Buffer::new();
+        let text = buffer.format(value).as_bytes();
+        if !value.is_finite() {
+            return out.push(text);
         }
+        let (sign, text) = match text.split_first() {
+            Some((b'-', rest)) => (&b"-"[..], rest),
+            _ => (&b""[..], text),
+        };
+        // ryu writes `int.frac` or `d.ddde-x`: gather the digits and the decimal exponent of
+        // the first one.
+        let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+            Some(e) => (&text[..e], parse_exponent(&text[e + 1..])),
+            None => (text, 0),
+        };
+        let point = mantissa
+            .iter()
+            .position(|&b| b == b'.')
+            .unwrap_or(mantissa.len());
+        let mut digits = [0u8; 24];
+        let mut count = 0;
+        for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
+            digits[count] = b;
+            count += 1;
+        }
+        let leading = digits[..count].iter().take_while(|&&d| d == b'0').count();
+        if leading == count {
+            out.push(sign);
+            return out.push(b"0");
+        }
+        let trailing = digits[..count]
+            .iter()
+            .rev()
+            .take_while(|&&d| d == b'0')
+            .count();
+        let significant = &digits[leading..count - trailing];
+        let exponent = exponent + point as i32 - 1 - leading as i32;
+
+        let mut exp_text = itoa::Buffer::new();
+        let exp_text = exp_text.format(exponent).as_bytes();
+        let fraction = significant.len() - 1;
+        let scientific_len = 1 + usize::from(fraction > 0) + fraction + 1 + exp_text.len();
+        let plain_len = if exponent < 0 {
+            2 + (-exponent - 1) as usize + significant.len()
+        } else {
+            let whole = exponent as usize + 1;
+            whole.max(significant.len()) + usize::from(significant.len() > whole)
+        };
+        out.push(sign);
+        if scientific_len < plain_len {
+            out.push(&significant[..1]);
+            if fraction > 0 {
+                out.push(b".");
+                out.push(&significant[1..]);
+            }
+            out.push(b"e");
+            out.push(exp_text);
+        } else if exponent < 0 {
+            out.push(b"0.");
+            for _ in 0..(-exponent - 1) {
+                out.push(b"0");
+            }
+            out.push(significant);
+        } else {
+            let whole = exponent as usize + 1;
+            if significant.len() > whole {
+                out.push(&significant[..whole]);
+                out.push(b".");
+                out.push(&significant[whole..]);
+            } else {
+                out.push(significant);
+                for _ in significant.len()..whole {
+                    out.push(b"0");
+                }
+            }
+        }
+    }
+
+    fn parse_exponent(text: &[u8]) -> i32 {
+        let (negative, digits) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, text),
+        };
+        let magnitude = digits
+            .iter()
+            .fold(0i32, |n, &d| n * 10 + i32::from(d - b'0'));
+        if negative { -magnitude } else { magnitude }
     }
 
     impl Serialize for Exact {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_str(&Shortest(self.0))
+            let mut text = Text::default();
+            shortest(self.0, &mut text);
+            serializer.serialize_str(text.as_str())
         }
     }
 
@@ -258,6 +319,17 @@ mod tests {
         let text = |x: f64| serde_json::to_string(&Exact(x)).unwrap();
         assert_eq!(text(190.01), r#""190.01""#);
         assert_eq!(text(0.0001), r#""1e-4""#);
+        assert_eq!(text(0.01), r#""0.01""#);
+        assert_eq!(text(0.001), r#""1e-3""#);
+        assert_eq!(text(2.0), r#""2""#);
+        assert_eq!(text(-0.0), r#""-0""#);
+        assert_eq!(text(1e15), r#""1e15""#);
+        assert_eq!(text(123456.0), r#""123456""#);
+        assert_eq!(text(1.5e300), r#""1.5e300""#);
+        assert_eq!(
+            text(-2.2250738585072014e-308),
+            r#""-2.2250738585072014e-308""#
+        );
         assert_eq!(text(5.2630193954348976e-5), r#""5.2630193954348976e-5""#);
         assert_eq!(serde_json::from_str::<Exact>("2.5").unwrap(), Exact(2.5));
     }

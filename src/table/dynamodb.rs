@@ -79,8 +79,8 @@ pub fn attribute_map(item: &Item) -> HashMap<String, AttributeValue> {
     item.iter()
         .map(|(name, value)| {
             let value = match value {
-                AttrValue::S(s) => AttributeValue::S(s.clone()),
-                AttrValue::N(n) => AttributeValue::N(n.clone()),
+                AttrValue::S(s) => AttributeValue::S(s.to_string()),
+                AttrValue::N(n) => AttributeValue::N(n.to_string()),
                 AttrValue::Bool(b) => AttributeValue::Bool(*b),
             };
             ((*name).to_owned(), value)

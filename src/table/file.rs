@@ -139,7 +139,11 @@ fn encode_item(item: &Item, out: &mut Vec<u8>) -> serde_json::Result<()> {
         if i > 0 {
             out.push(b',');
         }
-        write_string(name, out)?;
+        // Attribute names are the item module's identifiers: nothing to escape.
+        debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
         match value {
             AttrValue::S(text) => {
                 out.extend_from_slice(b":{\"S\":");
