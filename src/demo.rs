@@ -29,7 +29,7 @@ use crate::stream::local::LocalStream;
 /// Records the simulator hands the stream at once.
 const PRODUCER_BATCH: usize = 500;
 /// Unread records a shard of the in-process stream holds before the producer waits.
-const SHARD_CAPACITY: usize = 20_000;
+const SHARD_CAPACITY: usize = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -70,6 +70,8 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
     anyhow::ensure!(options.symbols > 0, "--symbols must be at least 1");
     clear_previous_output(&options.out)?;
     config.local.dir = options.out.clone();
+    // The demo's only worker takes every shard in its first round.
+    config.lease.max_moves_per_poll = config.lease.max_moves_per_poll.max(options.shards);
     let out = &options.out;
     let stream = LocalStream::new(options.shards, SHARD_CAPACITY);
     let ports = Ports::local(out, stream.clone(), false)?;

@@ -525,13 +525,18 @@ impl Handler<ShardStopped> for LeaseCoordinator {
                 (release, result)
             }
             .into_actor(self)
-            .map(move |(release, result), act, _| {
+            .map(move |(release, result), act, ctx| {
                 match result {
                     Ok(()) => tracing::info!(shard_id = %shard_id, ?release, "Lease released."),
                     Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Releasing a lease failed; it will expire."),
                 }
                 act.releasing.remove(&shard_id);
                 act.check_done();
+                // A finished shard may free its children, or end the stream: look now rather
+                // than at the next poll.
+                if release == Release::ShardEnd && !act.shutting_down {
+                    act.poll(ctx);
+                }
             }),
         );
         self.metrics.set_leases_held(self.running.len());

@@ -3,8 +3,9 @@
 //! barrier every interval.
 //!
 //! In: batches from a [`ShardCursor`]. Out: [`ShardBatch`]es to the sinks, [`Propose`] to the
-//! checkpointer, rejected records as dead letters. One read is in flight at a time: a slow sink
-//! slows the reader (every hand-off is a bounded `send().await`).
+//! checkpointer, rejected records as dead letters. One read is processed at a time, while the
+//! sinks take the previous one: the reader waits for that hand-off before it makes the next, so
+//! batches reach the sinks in order and a slow sink slows the reader.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -109,7 +110,12 @@ pub struct ShardReader {
     records_since_barrier: u64,
     barrier_due_at: Instant,
     newest_arrival_ms: i64,
+    /// The previous batch's hand-off to the sinks, still running.
+    sending: Option<SinkHandoff>,
 }
+
+/// A batch being handed to the sinks; its error ends the reader.
+type SinkHandoff = tokio::task::JoinHandle<Result<(), String>>;
 
 enum Flow {
     Continue,
@@ -137,6 +143,7 @@ impl ShardReader {
             records_since_barrier: 0,
             barrier_due_at,
             newest_arrival_ms: 0,
+            sending: None,
         }
     }
 
@@ -300,6 +307,7 @@ impl ShardReader {
         let shard_id = self.shard_id.clone();
         let (fence, generation) = (self.assignment.fence.clone(), self.generation());
         let links = self.links.clone();
+        let previous = self.sending.take();
         let handoff = async move {
             let mut slots: Vec<Option<EnrichedTick>> = vec![None; record_count];
             let mut alerts = Vec::new();
@@ -358,18 +366,32 @@ impl ShardReader {
                 dead_letters: dead_letters.into(),
                 barrier,
             };
-            links
-                .sinks
-                .send(batch)
-                .await
-                .map_err(|e: SinkError| e.to_string())
+            if let Some(previous) = previous {
+                previous.await.map_err(|e| {
+                    format!("hand-off to the sinks of shard {shard_id} failed: {e}")
+                })??;
+            }
+            let send = async move {
+                let sent = links.sinks.send(batch).await;
+                sent.map_err(|e: SinkError| e.to_string())
+            };
+            // The last batch is handed off before the reader finishes; any other goes on while
+            // the next one is read.
+            if last {
+                send.await.map(|()| None)
+            } else {
+                Ok(Some(tokio::task::spawn_local(send)))
+            }
         };
         Box::pin(handoff.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(()) if last => {
+            Ok(_) if last => {
                 tracing::info!(shard_id = %act.shard_id, shard_end, "Shard reader finished.");
                 Flow::Finish
             }
-            Ok(()) => Flow::Continue,
+            Ok(sending) => {
+                act.sending = sending;
+                Flow::Continue
+            }
             Err(message) => {
                 act.fail(message, ctx);
                 Flow::Finish
