@@ -206,8 +206,18 @@ impl Default for TableConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct LakeConfig {
-    /// Prefix of every object key (`""` or ending in `/`).
+    /// Prefix of every object key: `""` or a folder (a missing trailing `/` is added on load, so
+    /// the lake, the dead letters and the snapshots all land under the same folder).
+    #[serde(deserialize_with = "folder")]
     pub prefix: String,
+}
+
+fn folder<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let mut prefix = String::deserialize(deserializer)?;
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(prefix)
 }
 
 /// The alerter.
@@ -355,6 +365,22 @@ impl Config {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lake_prefix_is_a_folder() {
+        for (set, loaded) in [
+            ("", ""),
+            ("data", "data/"),
+            ("data/", "data/"),
+            ("a/b", "a/b/"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("KINETICK_LAKE__PREFIX", set);
+                assert_eq!(Config::load(None).unwrap().lake.prefix, loaded);
+                Ok(())
+            });
+        }
+    }
 
     #[test]
     fn file_and_env_override_defaults() {

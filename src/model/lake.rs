@@ -156,14 +156,9 @@ pub fn partition_date(event_time_ms: i64) -> String {
 
 /// Object key of a tick file: `{prefix}ticks/dt={date}/{shard}-{first position}.parquet`.
 ///
-/// `prefix` is `""` or a folder; a missing trailing `/` is added.
+/// `prefix` is `""` or a folder ending in `/` (as the configuration loads it).
 pub fn tick_object_key(prefix: &str, date: &str, shard_id: &str, first: &Position) -> String {
-    let slash = if prefix.is_empty() || prefix.ends_with('/') {
-        ""
-    } else {
-        "/"
-    };
-    format!("{prefix}{slash}ticks/dt={date}/{shard_id}-{first}.parquet")
+    format!("{prefix}ticks/dt={date}/{shard_id}-{first}.parquet")
 }
 
 /// One encoded file of the lake.
@@ -574,7 +569,7 @@ mod tests {
             row("AAPL", LAST_MS - 5, "22", 4),
             row("AAPL", LAST_MS + 2, "23", 0),
         ];
-        let files = encode_files("lake", "shardId-000000000001", &rows).unwrap();
+        let files = encode_files("lake/", "shardId-000000000001", &rows).unwrap();
         let summary: Vec<_> = files
             .iter()
             .map(|f| (f.key.as_str(), f.date.as_str(), f.rows))
@@ -623,7 +618,7 @@ mod tests {
                 "lake/ticks/dt=2026-01-02/shardId-000000000001-7.3.parquet".to_owned(),
             ),
             (
-                "a/b",
+                "a/b/",
                 position("7", 0),
                 "a/b/ticks/dt=2026-01-02/shardId-000000000001-7.parquet".to_owned(),
             ),
