@@ -372,8 +372,11 @@ impl ShardReader {
                 })??;
             }
             let send = async move {
-                let sent = links.sinks.send(batch).await;
-                sent.map_err(|e: SinkError| e.to_string())
+                links
+                    .sinks
+                    .send(batch)
+                    .await
+                    .map_err(|e: SinkError| e.to_string())
             };
             // The last batch is handed off before the reader finishes; any other goes on while
             // the next one is read.
