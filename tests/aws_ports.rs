@@ -11,7 +11,7 @@ use kinetick::alerts::sns::SnsAlertSink;
 use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
 use kinetick::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use kinetick::lease::dynamodb::DynamoLeaseStore;
-use kinetick::lease::{Lease, LeaseError, LeaseStore, Release, WorkerId};
+use kinetick::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
 use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
 use kinetick::metrics::{Counter, Drain, Metrics, MetricsSink};
 use kinetick::model::item::{AttrValue, Item};
@@ -90,6 +90,12 @@ async fn s3_objects_put_get_list_and_multipart() {
             "ticks/dt=2026-01-05/a.parquet".to_owned(),
             "ticks/dt=2026-01-06/large.parquet".to_owned()
         ]
+    );
+    store.delete("ticks/dt=2026-01-05/a.parquet").await.unwrap();
+    store.delete("ticks/dt=2026-01-05/a.parquet").await.unwrap();
+    assert_eq!(
+        store.get("ticks/dt=2026-01-05/a.parquet").await.unwrap(),
+        None
     );
 }
 
@@ -183,6 +189,62 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
         Some(large)
     );
     assert_eq!(objects.list("lake/checkpoints/").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
+    let config = common::sdk_config();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let name = common::table(&client, "shard_id", None).await;
+    let (s3, bucket) = common::bucket(&config).await;
+    let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(s3, &bucket));
+    let store = DynamoCheckpointStore::new(client, &name, objects.clone(), "");
+    let checkpoint = |sequence: &str, symbols: usize, fence: Option<Fence>| Checkpoint {
+        shard_id: "shardId-000000000000".into(),
+        position: Position::new(SequenceNumber::new(sequence), 0),
+        shard_end: false,
+        snapshot: (0..symbols)
+            .map(|i| {
+                let state = SymbolState::new(WindowConfig::default());
+                (format!("S{i:05}").into(), state)
+            })
+            .collect(),
+        fence,
+    };
+    let snapshots = || async { objects.list("checkpoints/").await.unwrap() };
+
+    store.save(&checkpoint("100", 500, None)).await.unwrap();
+    store.save(&checkpoint("200", 500, None)).await.unwrap();
+    assert_eq!(
+        snapshots().await,
+        ["checkpoints/shardId-000000000000/200.json"],
+        "the superseded snapshot is deleted"
+    );
+    // The same position saved again (a retried write) keeps its object.
+    store.save(&checkpoint("200", 500, None)).await.unwrap();
+    assert_eq!(snapshots().await.len(), 1);
+    // A snapshot small enough to stay inline supersedes the object too.
+    store.save(&checkpoint("300", 1, None)).await.unwrap();
+    assert!(snapshots().await.is_empty());
+    store.save(&checkpoint("400", 500, None)).await.unwrap();
+
+    // A refused checkpoint (no such lease) leaves the saved one and its object alone, and
+    // deletes the object written for it.
+    let stale = Fence {
+        shard_id: "shardId-000000000000".into(),
+        owner: "worker-gone".into(),
+        counter: 7,
+    };
+    assert!(matches!(
+        store.save(&checkpoint("500", 500, Some(stale))).await,
+        Err(CheckpointError::LeaseLost { .. })
+    ));
+    assert_eq!(
+        snapshots().await,
+        ["checkpoints/shardId-000000000000/400.json"]
+    );
+    let loaded = store.load("shardId-000000000000").await.unwrap().unwrap();
+    assert_eq!(loaded, checkpoint("400", 500, None));
 }
 
 #[tokio::test]

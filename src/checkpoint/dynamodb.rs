@@ -3,14 +3,16 @@
 //! items are limited to 400 KB).
 //!
 //! Each save updates only the checkpoint attributes of the shard's item, so other attributes of
-//! the same item (the shard's lease) are left alone.
+//! the same item (the shard's lease) are left alone. A snapshot object is deleted once a newer
+//! checkpoint of its shard is saved, so the bucket holds one snapshot per shard (plus, after a
+//! crash between the two steps, an orphan).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bytes::Bytes;
 
 use super::{Checkpoint, CheckpointError, CheckpointStore, ShardSnapshot};
@@ -46,8 +48,27 @@ impl DynamoCheckpointStore {
         }
     }
 
-    fn snapshot_key(&self, shard_id: &str, position: &Position) -> String {
-        format!("{}checkpoints/{shard_id}/{position}.json", self.prefix)
+    /// The object of a large snapshot. A fenced writer's key names its lease counter: a worker
+    /// that lost the lease deletes the object of its refused checkpoint, which must never be the
+    /// object the new holder wrote for the same position.
+    fn snapshot_key(&self, checkpoint: &Checkpoint) -> String {
+        let (prefix, shard_id, position) =
+            (&self.prefix, &checkpoint.shard_id, &checkpoint.position);
+        match &checkpoint.fence {
+            Some(fence) => format!(
+                "{prefix}checkpoints/{shard_id}/{position}-lease{}.json",
+                fence.counter
+            ),
+            None => format!("{prefix}checkpoints/{shard_id}/{position}.json"),
+        }
+    }
+
+    /// Deletes a snapshot object no checkpoint refers to. A failure only leaves an orphan behind
+    /// (the checkpoint itself is durable), so it is logged rather than returned.
+    async fn delete_snapshot(&self, key: &str) {
+        if let Err(error) = self.objects.delete(key).await {
+            tracing::warn!(%error, key, "Could not delete a superseded checkpoint snapshot.");
+        }
     }
 }
 
@@ -122,15 +143,15 @@ impl CheckpointStore for DynamoCheckpointStore {
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let shard_id = checkpoint.shard_id.as_str();
         let snapshot = serde_json::to_string(&checkpoint.snapshot).expect("snapshot serializes");
-        let (attribute, value) = if snapshot.len() <= INLINE_SNAPSHOT_MAX {
-            ("snapshot", snapshot)
+        let (attribute, value, written_key) = if snapshot.len() <= INLINE_SNAPSHOT_MAX {
+            ("snapshot", snapshot, None)
         } else {
-            let key = self.snapshot_key(shard_id, &checkpoint.position);
+            let key = self.snapshot_key(checkpoint);
             self.objects
                 .put(&key, Bytes::from(snapshot), "application/json")
                 .await
                 .map_err(|e| write_error(shard_id, e.to_string(), e.is_retryable()))?;
-            ("snapshot_key", key)
+            ("snapshot_key", key.clone(), Some(key))
         };
         let other = if attribute == "snapshot" {
             "snapshot_key"
@@ -153,7 +174,9 @@ impl CheckpointStore for DynamoCheckpointStore {
             .expression_attribute_values(":sub", AttributeValue::N(checkpoint.position.sub_sequence.to_string()))
             .expression_attribute_values(":end", AttributeValue::Bool(checkpoint.shard_end))
             .expression_attribute_values(":snap", AttributeValue::S(value))
-            .expression_attribute_values(":at", AttributeValue::S(chrono::Utc::now().to_rfc3339()));
+            .expression_attribute_values(":at", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            // The previous snapshot's key comes back, to delete that object once it is superseded.
+            .return_values(ReturnValue::UpdatedOld);
         if let Some(fence) = &checkpoint.fence {
             request = request
                 .condition_expression("lease_owner = :owner AND lease_counter = :counter")
@@ -163,15 +186,33 @@ impl CheckpointStore for DynamoCheckpointStore {
                     AttributeValue::N(fence.counter.to_string()),
                 );
         }
-        request.send().await.map_err(|e| {
-            if e.code() == Some("ConditionalCheckFailedException") {
-                CheckpointError::LeaseLost {
-                    shard: shard_id.to_owned(),
+        let previous = match request.send().await {
+            Ok(output) => output.attributes,
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                // The checkpoint was refused, so nothing refers to the snapshot just written.
+                if let Some(key) = &written_key {
+                    self.delete_snapshot(key).await;
                 }
-            } else {
-                write_error(shard_id, aws::describe(&e), aws::is_retryable(&e))
+                return Err(CheckpointError::LeaseLost {
+                    shard: shard_id.to_owned(),
+                });
             }
-        })?;
+            // Not deleted: the update may have been applied before the error.
+            Err(e) => {
+                return Err(write_error(
+                    shard_id,
+                    aws::describe(&e),
+                    aws::is_retryable(&e),
+                ));
+            }
+        };
+        let superseded = previous
+            .as_ref()
+            .and_then(|old| old.get("snapshot_key")?.as_s().ok())
+            .filter(|old_key| written_key.as_ref() != Some(*old_key));
+        if let Some(key) = superseded {
+            self.delete_snapshot(key).await;
+        }
         Ok(())
     }
 }

@@ -80,6 +80,14 @@ impl ObjectStore for LocalObjectStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+        let path = self.path_of("delete", key)?;
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("delete", key, &e)),
+            _ => Ok(()),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
         check_prefix(prefix).map_err(|message| ObjectError::Request {
             operation: "list",
@@ -307,6 +315,18 @@ mod tests {
     async fn get_of_a_missing_key_is_none() {
         let (_dir, store) = store();
         assert_eq!(store.get("nothing/here").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_object_and_a_missing_key_is_no_error() {
+        let (_dir, store) = store();
+        store
+            .put("checkpoints/a.json", Bytes::from("{}"), "")
+            .await
+            .unwrap();
+        store.delete("checkpoints/a.json").await.unwrap();
+        assert_eq!(store.get("checkpoints/a.json").await.unwrap(), None);
+        store.delete("checkpoints/a.json").await.unwrap();
     }
 
     #[tokio::test]

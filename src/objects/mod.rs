@@ -1,4 +1,5 @@
-//! The object store port: the lake's Parquet files and the dead letters, under S3-style keys.
+//! The object store port: the lake's Parquet files, the dead letters and large checkpoint
+//! snapshots, under S3-style keys.
 //!
 //! Implementations: a local directory ([`local::LocalObjectStore`]) and S3.
 
@@ -34,6 +35,9 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Reads one object, `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError>;
+
+    /// Deletes one object; deleting a missing key succeeds, as in S3.
+    async fn delete(&self, key: &str) -> Result<(), ObjectError>;
 
     /// Keys under a prefix, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError>;

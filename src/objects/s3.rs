@@ -158,6 +158,17 @@ impl ObjectStore for S3ObjectStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| request_error("DeleteObject", key, e))?;
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
         let mut keys = Vec::new();
         let mut pages = self
