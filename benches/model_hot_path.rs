@@ -1,11 +1,11 @@
 //! The per-tick hot path of a shard: decode + validate a seed-format record, update the symbol's
 //! windows, evaluate the rules. Target: >= 1.5 M ticks/s on one core.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use foldhash::HashMap;
 use kinetick::model::decode::{DecodeLimits, decode_tick};
 use kinetick::model::rules::RuleConfig;
 use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
@@ -45,7 +45,7 @@ fn hot_path(c: &mut Criterion) {
             // Fresh state each pass: a second pass over the same records would be a pass of
             // ticks that all arrive late, which real streams are not.
             b.iter_batched_ref(
-                HashMap::<Symbol, SymbolState>::new,
+                HashMap::<Symbol, SymbolState>::default,
                 |states| {
                     for record in &records {
                         let tick = decode_tick(record, &limits).expect("valid record");
