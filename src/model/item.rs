@@ -4,8 +4,6 @@
 //! In: one enriched tick. Out: its attributes, keyed by `symbol` (partition) and `timestamp`
 //! (sort), and their DynamoDB JSON.
 
-use std::fmt::Write as _;
-
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -81,10 +79,17 @@ pub fn sort_key(event_time_ms: i64, position: &Position) -> String {
     key_of(&iso8601_millis(event_time_ms), position)
 }
 
+/// `event_time#position`, as `Position`'s `Display` writes it, without the formatting machinery:
+/// it is built once per table item.
 fn key_of(event_time: &str, position: &Position) -> String {
     let mut key = String::with_capacity(96);
     key.push_str(event_time);
-    let _ = write!(key, "#{position}");
+    key.push('#');
+    key.push_str(position.sequence.as_str());
+    if position.sub_sequence != 0 {
+        key.push('.');
+        key.push_str(itoa::Buffer::new().format(position.sub_sequence));
+    }
     key
 }
 
@@ -316,6 +321,17 @@ mod tests {
 
     fn names(item: &Item) -> Vec<&'static str> {
         item.iter().map(|(name, _)| *name).collect()
+    }
+
+    #[test]
+    fn sort_key_names_the_position_as_displayed() {
+        for sub_sequence in [0, 2, 12_345] {
+            let position = Position::new(SequenceNumber::new(SEQ), sub_sequence);
+            assert_eq!(
+                sort_key(T0, &position),
+                format!("2026-01-02T14:30:00.123Z#{position}")
+            );
+        }
     }
 
     #[test]
