@@ -926,13 +926,9 @@ fn rfc3339_ms_common(text: &[u8]) -> Option<i64> {
             return None;
         }
         // Truncated to the millisecond, as chrono's `timestamp_millis` does.
-        millis = (0..3).fold(0, |ms, i| {
-            ms * 10
-                + fraction
-                    .get(i)
-                    .filter(|_| i < len)
-                    .map_or(0, |&b| i64::from(b - b'0'))
-        });
+        let kept = &fraction[..len.min(3)];
+        let value = kept.iter().fold(0, |ms, &b| ms * 10 + i64::from(b - b'0'));
+        millis = value * 10_i64.pow(3 - kept.len() as u32);
         at += 1 + len;
     }
     let offset_s = match text.get(at..)? {
