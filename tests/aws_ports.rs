@@ -141,14 +141,20 @@ async fn dynamodb_table_writes_every_item_once_per_key() {
     assert_eq!(first["anomaly"].as_bool().unwrap(), &false);
 }
 
-#[tokio::test]
-async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
+/// A checkpoint store on a new table and bucket, and the bucket's objects.
+async fn checkpoint_store(prefix: &str) -> (DynamoCheckpointStore, Arc<dyn ObjectStore>) {
     let config = common::sdk_config();
     let client = aws_sdk_dynamodb::Client::new(&config);
     let name = common::table(&client, "shard_id", None).await;
     let (s3, bucket) = common::bucket(&config).await;
     let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(s3, &bucket));
-    let store = DynamoCheckpointStore::new(client, &name, objects.clone(), "lake/");
+    let store = DynamoCheckpointStore::new(client, &name, objects.clone(), prefix);
+    (store, objects)
+}
+
+#[tokio::test]
+async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
+    let (store, objects) = checkpoint_store("lake/").await;
     assert_eq!(store.load("shardId-000000000000").await.unwrap(), None);
 
     let position = Position::new(
@@ -193,12 +199,7 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
 
 #[tokio::test]
 async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
-    let config = common::sdk_config();
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = common::table(&client, "shard_id", None).await;
-    let (s3, bucket) = common::bucket(&config).await;
-    let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(s3, &bucket));
-    let store = DynamoCheckpointStore::new(client, &name, objects.clone(), "");
+    let (store, objects) = checkpoint_store("").await;
     let checkpoint = |sequence: &str, symbols: usize, fence: Option<Fence>| Checkpoint {
         shard_id: "shardId-000000000000".into(),
         position: Position::new(SequenceNumber::new(sequence), 0),
