@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::StreamStatus;
 use common::stack::{
     Stack, assert_exactly_once, assert_same_values, computed, create_stack_with_shards,
-    put_records, records, start_run, terminate, wait_for_checkpoints,
+    create_stack_with_stream_on, put_records, records, start_run, terminate, wait_for_checkpoints,
 };
 use kinetick::lease::LeaseStore;
 use kinetick::lease::dynamodb::DynamoLeaseStore;
@@ -68,17 +68,13 @@ async fn split_first_shard(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
 
 /// A stack whose stream is on kinesalite (the other resources on moto).
 async fn stack_with_kinesalite_stream(shards: i32) -> Stack {
-    let config = common::sdk_config();
-    let kinesis = aws_sdk_kinesis::Client::new(&common::sdk_config_at(&common::kinesis_endpoint()));
-    let stack = create_stack_with_shards(&config, 1).await;
-    kinesis
-        .create_stream()
-        .stream_name(&stack.stream)
-        .shard_count(shards)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&kinesis, &stack.stream).await;
+    let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
+    let stack = create_stack_with_stream_on(&common::sdk_config(), &kinesis_config, shards).await;
+    wait_active(
+        &aws_sdk_kinesis::Client::new(&kinesis_config),
+        &stack.stream,
+    )
+    .await;
     stack
 }
 

@@ -60,6 +60,16 @@ pub async fn create_stack(config: &SdkConfig) -> Stack {
 }
 
 pub async fn create_stack_with_shards(config: &SdkConfig, shards: i32) -> Stack {
+    create_stack_with_stream_on(config, config, shards).await
+}
+
+/// A stack whose stream is made through `kinesis_config` (another emulator), the rest through
+/// `config`.
+pub async fn create_stack_with_stream_on(
+    config: &SdkConfig,
+    kinesis_config: &SdkConfig,
+    shards: i32,
+) -> Stack {
     let stack = Stack {
         stream: unique("ticks"),
         ticks_table: unique("ticks"),
@@ -69,7 +79,7 @@ pub async fn create_stack_with_shards(config: &SdkConfig, shards: i32) -> Stack 
         queue_url: String::new(),
         namespace: unique("Kinetick"),
     };
-    aws_sdk_kinesis::Client::new(config)
+    aws_sdk_kinesis::Client::new(kinesis_config)
         .create_stream()
         .stream_name(&stack.stream)
         .shard_count(shards)
