@@ -5,11 +5,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use kinetick::alerts::AlertSink;
 use kinetick::alerts::sns::SnsAlertSink;
 use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
-use kinetick::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use kinetick::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ShardSnapshot};
 use kinetick::lease::dynamodb::DynamoLeaseStore;
 use kinetick::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
 use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
@@ -198,6 +199,39 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
 }
 
 #[tokio::test]
+async fn dynamodb_checkpoints_with_json_snapshots_of_earlier_versions_load() {
+    let config = common::sdk_config();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let name = common::table(&client, "shard_id", None).await;
+    let (s3, bucket) = common::bucket(&config).await;
+    let store = DynamoCheckpointStore::new(
+        client.clone(),
+        &name,
+        Arc::new(S3ObjectStore::new(s3, &bucket)),
+        "",
+    );
+    let snapshot: ShardSnapshot =
+        BTreeMap::from([("AAPL".into(), SymbolState::new(WindowConfig::default()))]);
+    client
+        .put_item()
+        .table_name(&name)
+        .item("shard_id", AttributeValue::S("shardId-000000000000".into()))
+        .item("sequence_number", AttributeValue::S("42".into()))
+        .item("sub_sequence_number", AttributeValue::N("0".into()))
+        .item("shard_end", AttributeValue::Bool(false))
+        .item(
+            "snapshot",
+            AttributeValue::S(serde_json::to_string(&snapshot).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let loaded = store.load("shardId-000000000000").await.unwrap().unwrap();
+    assert_eq!(loaded.position, Position::new(SequenceNumber::new("42"), 0));
+    assert_eq!(loaded.snapshot, snapshot);
+}
+
+#[tokio::test]
 async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
     let (store, objects) = checkpoint_store("").await;
     let checkpoint = |sequence: &str, symbols: usize, fence: Option<Fence>| Checkpoint {
@@ -218,7 +252,7 @@ async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
     store.save(&checkpoint("200", 500, None)).await.unwrap();
     assert_eq!(
         snapshots().await,
-        ["checkpoints/shardId-000000000000/200.json"],
+        ["checkpoints/shardId-000000000000/200.cbor"],
         "the superseded snapshot is deleted"
     );
     // The same position saved again (a retried write) keeps its object.
@@ -242,7 +276,7 @@ async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
     ));
     assert_eq!(
         snapshots().await,
-        ["checkpoints/shardId-000000000000/400.json"]
+        ["checkpoints/shardId-000000000000/400.cbor"]
     );
     let loaded = store.load("shardId-000000000000").await.unwrap().unwrap();
     assert_eq!(loaded, checkpoint("400", 500, None));

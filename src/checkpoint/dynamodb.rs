@@ -1,6 +1,6 @@
 //! Checkpoints in a DynamoDB table keyed by `shard_id` (S): the position, the end-of-shard flag,
-//! and the window snapshot, inline while small and in the object store when large (DynamoDB
-//! items are limited to 400 KB).
+//! and the window snapshot ([`super::snapshot`]'s CBOR), inline while small and in the object
+//! store when large (DynamoDB items are limited to 400 KB).
 //!
 //! Each save updates only the checkpoint attributes of the shard's item, so other attributes of
 //! the same item (the shard's lease) are left alone. A snapshot object is deleted once a newer
@@ -12,15 +12,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bytes::Bytes;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, ShardSnapshot};
+use super::{Checkpoint, CheckpointError, CheckpointStore, snapshot};
 use crate::aws;
 use crate::model::tick::{Position, SequenceNumber};
 use crate::objects::ObjectStore;
 
-/// Snapshots up to this size (bytes of JSON) stay in the item; larger ones go to the object
+/// Snapshots up to this size (bytes) stay in the item; larger ones go to the object
 /// store. Small, because every worker scans the lease table every poll and a scan is billed by
 /// whole item size, projection or not.
 const INLINE_SNAPSHOT_MAX: usize = 4 * 1024;
@@ -56,10 +57,10 @@ impl DynamoCheckpointStore {
             (&self.prefix, &checkpoint.shard_id, &checkpoint.position);
         match &checkpoint.fence {
             Some(fence) => format!(
-                "{prefix}checkpoints/{shard_id}/{position}-lease{}.json",
+                "{prefix}checkpoints/{shard_id}/{position}-lease{}.cbor",
                 fence.counter
             ),
-            None => format!("{prefix}checkpoints/{shard_id}/{position}.json"),
+            None => format!("{prefix}checkpoints/{shard_id}/{position}.cbor"),
         }
     }
 
@@ -117,8 +118,14 @@ impl CheckpointStore for DynamoCheckpointStore {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false);
-        let snapshot_json = match (text("snapshot"), text("snapshot_key")) {
-            (Some(inline), _) => Bytes::from(inline),
+        // Inline snapshots are binary (B); earlier versions wrote JSON text (S).
+        let inline = item.get("snapshot").and_then(|value| match value {
+            AttributeValue::B(blob) => Some(Bytes::copy_from_slice(blob.as_ref())),
+            AttributeValue::S(text) => Some(Bytes::from(text.clone())),
+            _ => None,
+        });
+        let encoded = match (inline, text("snapshot_key")) {
+            (Some(inline), _) => inline,
             (None, Some(key)) => self
                 .objects
                 .get(&key)
@@ -129,8 +136,7 @@ impl CheckpointStore for DynamoCheckpointStore {
                 })?,
             (None, None) => Bytes::from_static(b"{}"),
         };
-        let snapshot: ShardSnapshot = serde_json::from_slice(&snapshot_json)
-            .map_err(|e| read_error(shard_id, format!("snapshot is not valid: {e}"), false))?;
+        let snapshot = snapshot::decode(&encoded).map_err(|e| read_error(shard_id, e, false))?;
         Ok(Some(Checkpoint {
             shard_id: shard_id.to_owned(),
             position: Position::new(SequenceNumber::new(sequence), sub_sequence),
@@ -142,16 +148,16 @@ impl CheckpointStore for DynamoCheckpointStore {
 
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let shard_id = checkpoint.shard_id.as_str();
-        let snapshot = serde_json::to_string(&checkpoint.snapshot).expect("snapshot serializes");
-        let (attribute, value, written_key) = if snapshot.len() <= INLINE_SNAPSHOT_MAX {
-            ("snapshot", snapshot, None)
+        let encoded = snapshot::encode(&checkpoint.snapshot);
+        let (attribute, value, written_key) = if encoded.len() <= INLINE_SNAPSHOT_MAX {
+            ("snapshot", AttributeValue::B(Blob::new(encoded)), None)
         } else {
             let key = self.snapshot_key(checkpoint);
             self.objects
-                .put(&key, Bytes::from(snapshot), "application/json")
+                .put(&key, Bytes::from(encoded), "application/cbor")
                 .await
                 .map_err(|e| write_error(shard_id, e.to_string(), e.is_retryable()))?;
-            ("snapshot_key", key.clone(), Some(key))
+            ("snapshot_key", AttributeValue::S(key.clone()), Some(key))
         };
         let other = if attribute == "snapshot" {
             "snapshot_key"
@@ -173,7 +179,7 @@ impl CheckpointStore for DynamoCheckpointStore {
             .expression_attribute_values(":seq", AttributeValue::S(checkpoint.position.sequence.to_string()))
             .expression_attribute_values(":sub", AttributeValue::N(checkpoint.position.sub_sequence.to_string()))
             .expression_attribute_values(":end", AttributeValue::Bool(checkpoint.shard_end))
-            .expression_attribute_values(":snap", AttributeValue::S(value))
+            .expression_attribute_values(":snap", value)
             .expression_attribute_values(":at", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
             // The previous snapshot's key comes back, to delete that object once it is superseded.
             .return_values(ReturnValue::UpdatedOld);

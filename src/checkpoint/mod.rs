@@ -5,6 +5,7 @@
 
 pub mod dynamodb;
 pub mod file;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ pub struct Checkpoint {
     pub position: Position,
     /// The shard is closed and was read to its end.
     pub shard_end: bool,
+    #[serde(with = "snapshot::text")]
     pub snapshot: ShardSnapshot,
     /// The lease the writer holds: the write is refused once the lease has moved on.
     #[serde(skip)]

@@ -68,7 +68,7 @@ impl SymbolState {
 
 /// Bit-exact snapshot encoding of `f64`.
 ///
-/// serde_json without its `float_roundtrip` feature may read a 17-digit float back one ulp off,
+/// Binary formats write the float itself. serde_json without its `float_roundtrip` feature may read a 17-digit float back one ulp off,
 /// and a running sum one ulp off would make a restored shard compute different values. State
 /// floats are therefore written as a string holding the shortest decimal that round-trips, and
 /// read back with the standard library's correctly rounded parser; NaN and infinities survive too.
@@ -198,6 +198,10 @@ pub(crate) mod exact {
 
     impl Serialize for Exact {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            // A binary format (the snapshot's CBOR) holds the float's bits as they are.
+            if !serializer.is_human_readable() {
+                return serializer.serialize_f64(self.0);
+            }
             let mut text = Text::default();
             shortest(self.0, &mut text);
             serializer.serialize_str(text.as_str())
@@ -378,14 +382,20 @@ mod tests {
 
             let mut uninterrupted = SymbolState::new(config);
             let (_, _) = run(&mut uninterrupted, &ticks[..cut], 0);
+            // Through both snapshot encodings: JSON (text floats) and CBOR (binary floats).
             let json = serde_json::to_string(&uninterrupted).unwrap();
-            let mut restored: SymbolState = serde_json::from_str(&json).unwrap();
-            prop_assert_eq!(&restored, &uninterrupted);
+            let mut from_json: SymbolState = serde_json::from_str(&json).unwrap();
+            let mut cbor = Vec::new();
+            ciborium::into_writer(&uninterrupted, &mut cbor).unwrap();
+            let mut from_cbor: SymbolState = ciborium::from_reader(&cbor[..]).unwrap();
+            prop_assert_eq!(&from_json, &uninterrupted);
+            prop_assert_eq!(&from_cbor, &uninterrupted);
 
             let expected = run(&mut uninterrupted, &ticks[cut..], cut);
-            let actual = run(&mut restored, &ticks[cut..], cut);
-            prop_assert_eq!(actual, expected);
-            prop_assert_eq!(restored, uninterrupted);
+            prop_assert_eq!(run(&mut from_json, &ticks[cut..], cut), expected.clone());
+            prop_assert_eq!(run(&mut from_cbor, &ticks[cut..], cut), expected);
+            prop_assert_eq!(&from_json, &uninterrupted);
+            prop_assert_eq!(from_cbor, uninterrupted);
         }
     }
 }

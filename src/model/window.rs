@@ -707,7 +707,7 @@ impl TryFrom<WindowsRepr> for SymbolWindows {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 

@@ -1,0 +1,149 @@
+//! How a shard snapshot is stored: CBOR (RFC 8949), floats as their exact binary value.
+//!
+//! A snapshot at 1,000 symbols is megabytes and is written at every checkpoint, so its encoding
+//! is on the hot path: CBOR writes a float as its eight bytes where JSON needs the shortest
+//! round-trip decimal of each. Snapshots written as JSON by earlier versions still load (a
+//! CBOR snapshot, a map, never starts with `{`).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::ShardSnapshot;
+
+/// The snapshot as CBOR bytes.
+pub fn encode(snapshot: &ShardSnapshot) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(snapshot, &mut bytes).expect("a snapshot encodes into memory");
+    bytes
+}
+
+/// A snapshot from [`encode`]'s bytes, or from the JSON of earlier versions.
+pub fn decode(bytes: &[u8]) -> Result<ShardSnapshot, String> {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes).map_err(|e| format!("snapshot is not valid: {e}"));
+    }
+    ciborium::from_reader(bytes).map_err(|e| format!("snapshot is not valid CBOR: {e}"))
+}
+
+/// `#[serde(with = "snapshot::text")]`: the snapshot in a text format (the file store's JSON) as
+/// a base64 string of its CBOR. A JSON object (earlier versions) is read too.
+pub mod text {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+    use serde::{Deserialize, Serializer};
+
+    use super::*;
+
+    pub fn serialize<S: Serializer>(
+        snapshot: &ShardSnapshot,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&BASE64.encode(encode(snapshot)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<ShardSnapshot, D::Error> {
+        struct SnapshotVisitor;
+
+        impl<'de> Visitor<'de> for SnapshotVisitor {
+            type Value = ShardSnapshot;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a base64 CBOR snapshot, or a snapshot object")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ShardSnapshot, E> {
+                let bytes = BASE64.decode(v).map_err(E::custom)?;
+                decode(&bytes).map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ShardSnapshot, A::Error> {
+                ShardSnapshot::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_any(SnapshotVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::rules::RuleSet;
+    use crate::model::state::SymbolState;
+    use crate::model::tick::{Position, SequenceNumber};
+    use crate::model::window::WindowConfig;
+    use crate::model::window::tests::tick;
+
+    /// Two symbols with a few ticks each, prices whose decimals are not exact binary fractions.
+    fn snapshot() -> ShardSnapshot {
+        let shard: Arc<str> = Arc::from("shardId-000000000000");
+        let rules = RuleSet::default();
+        let mut snapshot = ShardSnapshot::new();
+        for (s, symbol) in ["AAPL", "MSFT"].into_iter().enumerate() {
+            let mut state = SymbolState::new(WindowConfig::default());
+            for i in 0..40 {
+                let price = 100.1 + s as f64 + i as f64 * 0.37;
+                let tick = tick(i * 997, price, Some(10.0 + i as f64));
+                let position = Position::new(SequenceNumber::new(format!("{}", 100 + i)), 0);
+                state.process(tick, &shard, position, 0, &rules, &mut Vec::new());
+            }
+            snapshot.insert(symbol.into(), state);
+        }
+        snapshot
+    }
+
+    #[test]
+    fn cbor_round_trips_bit_for_bit() {
+        let snapshot = snapshot();
+        let bytes = encode(&snapshot);
+        assert_ne!(bytes.first(), Some(&b'{'));
+        assert_eq!(decode(&bytes).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn cbor_is_smaller_than_json() {
+        let snapshot = snapshot();
+        let json = serde_json::to_vec(&snapshot).unwrap();
+        assert!(encode(&snapshot).len() < json.len());
+    }
+
+    #[test]
+    fn json_snapshots_of_earlier_versions_load() {
+        let snapshot = snapshot();
+        let json = serde_json::to_vec(&snapshot).unwrap();
+        assert_eq!(decode(&json).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn damaged_bytes_are_an_error() {
+        let bytes = encode(&snapshot());
+        let err = decode(&bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(err.contains("not valid CBOR"), "{err}");
+        assert!(decode(b"{\"AAPL\":").is_err());
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Holder {
+        #[serde(with = "text")]
+        snapshot: ShardSnapshot,
+    }
+
+    #[test]
+    fn text_form_is_base64_and_reads_the_object_form_too() {
+        let holder = Holder {
+            snapshot: snapshot(),
+        };
+        let json = serde_json::to_value(&holder).unwrap();
+        assert!(json["snapshot"].is_string());
+        assert_eq!(serde_json::from_value::<Holder>(json).unwrap(), holder);
+
+        let object =
+            serde_json::json!({ "snapshot": serde_json::to_value(&holder.snapshot).unwrap() });
+        assert_eq!(serde_json::from_value::<Holder>(object).unwrap(), holder);
+    }
+}
