@@ -145,15 +145,15 @@ async fn kinesis_passes_a_damaged_aggregate_through_as_one_record() {
     assert_eq!(&records[2].data[..], b"{\"n\":2}");
 }
 
-fn item(i: usize) -> Item {
-    vec![
+fn item(i: usize) -> Item<'static> {
+    Item::Attributes(vec![
         ("symbol", AttrValue::S("AAPL".into())),
         (
             "timestamp",
             AttrValue::S(format!("2026-01-05T14:30:00.{i:03}Z#{i}").into()),
         ),
         ("price", AttrValue::N(format!("{}.5", 100 + i).into())),
-    ]
+    ])
 }
 
 #[tokio::test]

@@ -100,13 +100,13 @@ async fn s3_objects_put_get_list_and_multipart() {
     );
 }
 
-fn item(symbol: &str, timestamp: &str, price: f64) -> Item {
-    vec![
+fn item(symbol: &str, timestamp: &str, price: f64) -> Item<'static> {
+    Item::Attributes(vec![
         ("symbol", AttrValue::S(symbol.into())),
         ("timestamp", AttrValue::S(timestamp.into())),
         ("price", AttrValue::N(price.to_string().into())),
         ("anomaly", AttrValue::Bool(false)),
-    ]
+    ])
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! The DynamoWriter: writes every enriched tick as an item of the ticks table, or each symbol's
 //! one-minute bars, or both (`table.mode`).
 //!
-//! In: [`ShardBatch`]es from all readers. Items are buffered and written when enough wait, every
-//! flush interval (so lookups stay fresh) and at every barrier, which is then acknowledged to the
-//! checkpointer. Writes go through the [`TicksTable`] port (a local file, or DynamoDB).
+//! In: [`ShardBatch`]es from all readers. Their ticks are held (shared with the other sinks, not
+//! copied) and written when enough wait, every flush interval (so lookups stay fresh) and at
+//! every barrier, which is then acknowledged to the checkpointer. Writes go through the
+//! [`TicksTable`] port (a local file, or DynamoDB), which encodes each item as it writes it.
 //!
 //! A bar is rewritten as its minute fills; the buffer keeps only its latest value, so a flush
 //! writes each bar once (a `BatchWriteItem` must not hold two puts of one key).
@@ -20,7 +21,8 @@ use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
 use crate::config::TableMode;
 use crate::metrics::{Counter, Latency};
 use crate::model::bar::MinuteBar;
-use crate::model::item::{Item, bar_item, tick_item};
+use crate::model::enriched::EnrichedTick;
+use crate::model::item::Item;
 use crate::model::tick::{Position, Symbol};
 use crate::stream::ShardId;
 use crate::table::TicksTable;
@@ -37,7 +39,9 @@ pub struct DynamoWriter {
     flush_interval: Duration,
     max_buffered: usize,
     mode: TableMode,
-    buffer: Vec<Item>,
+    /// Batches whose ticks are not written yet, and how many ticks they hold.
+    ticks: Vec<Arc<[EnrichedTick]>>,
+    buffered_ticks: usize,
     /// Latest value of each bar changed since the last flush.
     bars: BTreeMap<(Symbol, i64), MinuteBar>,
     /// Barriers whose items are all in `buffer` or written.
@@ -57,7 +61,8 @@ impl DynamoWriter {
             flush_interval: config.flush_interval,
             max_buffered: config.max_buffered_items.max(1),
             mode: config.mode,
-            buffer: Vec::new(),
+            ticks: Vec::new(),
+            buffered_ticks: 0,
             bars: BTreeMap::new(),
             barriers: Vec::new(),
         }
@@ -65,18 +70,26 @@ impl DynamoWriter {
 
     /// Writes the buffer, then acknowledges the barriers it covered.
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + 'static {
-        let mut items = std::mem::take(&mut self.buffer);
+        let ticks = std::mem::take(&mut self.ticks);
+        self.buffered_ticks = 0;
+        let bars = std::mem::take(&mut self.bars);
         let ttl = self.ttl;
-        items.extend(
-            std::mem::take(&mut self.bars)
-                .into_iter()
-                .map(|((symbol, _), bar)| {
-                    bar_item(&symbol, &bar, expires_at(ttl, bar.minute_start_ms))
-                }),
-        );
         let barriers = std::mem::take(&mut self.barriers);
         let (table, links) = (self.table.clone(), self.links.clone());
         async move {
+            let tick_items = ticks
+                .iter()
+                .flat_map(|batch| batch.iter())
+                .map(|tick| Item::Tick {
+                    tick,
+                    expires_at: expires_at(ttl, tick.tick.event_time_ms),
+                });
+            let bar_items = bars.iter().map(|((symbol, _), bar)| Item::Bar {
+                symbol,
+                bar,
+                expires_at: expires_at(ttl, bar.minute_start_ms),
+            });
+            let items: Vec<Item> = tick_items.chain(bar_items).collect();
             if !items.is_empty() {
                 let started = Instant::now();
                 (|| table.put_items(&items))
@@ -109,7 +122,7 @@ impl Actor for DynamoWriter {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.links.mailbox);
         ctx.run_interval(self.flush_interval, |act, ctx| {
-            if act.buffer.is_empty() && act.bars.is_empty() && act.barriers.is_empty() {
+            if act.buffered_ticks == 0 && act.bars.is_empty() && act.barriers.is_empty() {
                 return;
             }
             ctx.wait(act.flush().into_actor(act).map(|result, act, _| {
@@ -125,14 +138,9 @@ impl Handler<ShardBatch> for DynamoWriter {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
-        if self.mode.ticks() {
-            let ttl = self.ttl;
-            self.buffer.extend(
-                batch
-                    .ticks
-                    .iter()
-                    .map(|tick| tick_item(tick, expires_at(ttl, tick.tick.event_time_ms))),
-            );
+        if self.mode.ticks() && !batch.ticks.is_empty() {
+            self.buffered_ticks += batch.ticks.len();
+            self.ticks.push(batch.ticks.clone());
         }
         if self.mode.bars() {
             for (symbol, bar) in batch.bars.iter() {
@@ -145,7 +153,7 @@ impl Handler<ShardBatch> for DynamoWriter {
                 .push((batch.shard_id, batch.generation, position));
         }
         let flush_now =
-            self.buffer.len() + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();
+            self.buffered_ticks + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();
         let work: Pin<Box<dyn Future<Output = Result<(), SinkError>>>> = if flush_now {
             Box::pin(self.flush())
         } else {

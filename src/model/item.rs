@@ -1,8 +1,10 @@
 //! The ticks table item: the attribute names and types of one row of the DynamoDB ticks table,
 //! shared by the local file table and the DynamoDB writer so both hold the same shape.
 //!
-//! In: one enriched tick. Out: its attributes, keyed by `symbol` (partition) and `timestamp`
-//! (sort), and their DynamoDB JSON.
+//! In: one enriched tick (or one-minute bar). Out: its attributes, keyed by `symbol` (partition)
+//! and `timestamp` (sort), handed one by one to an [`AttributeSink`]: the file table writes them
+//! straight into a JSON line, DynamoDB into a request. An item is encoded once per tick, so it is
+//! never built as a value of its own first.
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -13,8 +15,8 @@ use super::lake::{civil_from_days, partition_date};
 use super::rules::Trend;
 use super::tick::Position;
 
-/// A DynamoDB attribute value, restricted to the types the ticks table uses. Texts of up to 24
-/// bytes (numbers, dates, symbols, shard ids) are held inline: an item is built per tick.
+/// A DynamoDB attribute value, restricted to the types the ticks table uses: the attributes of
+/// an item given one by one ([`Item::Attributes`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AttrValue {
     S(CompactString),
@@ -24,8 +26,56 @@ pub enum AttrValue {
     Bool(bool),
 }
 
-/// One item: attribute name to value, in a stable order.
-pub type Item = Vec<(&'static str, AttrValue)>;
+/// Receives an item's attributes in item order.
+pub trait AttributeSink {
+    fn string(&mut self, name: &'static str, value: &str);
+    /// `value` is a number in DynamoDB's decimal text form.
+    fn number(&mut self, name: &'static str, value: &str);
+    fn boolean(&mut self, name: &'static str, value: bool);
+}
+
+/// One item of the ticks table, described by what it is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item<'a> {
+    /// The item of one enriched tick; `expires_at` is the TTL attribute (epoch seconds).
+    ///
+    /// `change` and `change_percent` are the recomputed values of the indicators, as in the lake.
+    Tick {
+        tick: &'a EnrichedTick,
+        expires_at: Option<i64>,
+    },
+    /// The item of one symbol's one-minute bar, `kind` = `bar_1m`.
+    Bar {
+        symbol: &'a str,
+        bar: &'a MinuteBar,
+        expires_at: Option<i64>,
+    },
+    /// Attributes given one by one, in order.
+    Attributes(Vec<(&'static str, AttrValue)>),
+}
+
+impl Item<'_> {
+    /// Hands every attribute to `sink`, in item order.
+    pub fn write(&self, sink: &mut impl AttributeSink) {
+        match self {
+            Item::Tick { tick, expires_at } => write_tick(tick, *expires_at, sink),
+            Item::Bar {
+                symbol,
+                bar,
+                expires_at,
+            } => write_bar(symbol, bar, *expires_at, sink),
+            Item::Attributes(attributes) => {
+                for (name, value) in attributes {
+                    match value {
+                        AttrValue::S(text) => sink.string(name, text),
+                        AttrValue::N(number) => sink.number(name, number),
+                        AttrValue::Bool(value) => sink.boolean(name, *value),
+                    }
+                }
+            }
+        }
+    }
+}
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -35,35 +85,34 @@ const DYNAMO_MAX_ABS: f64 = 1e126;
 const DYNAMO_MIN_ABS: f64 = 1e-130;
 
 /// `2026-01-02T14:30:00.123Z`: fixed width for years 0..=9999, so text order is time order.
-/// Written digit by digit: it is built twice per table item.
+/// Written digit by digit: it is built for every table item.
 fn push_iso8601_millis(ms: i64, out: &mut CompactString) {
     let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
     if (0..=9999).contains(&year) {
         push_digits(out, year, 4);
-        out.push_str("-");
+        out.push('-');
         push_digits(out, month.into(), 2);
-        out.push_str("-");
+        out.push('-');
         push_digits(out, day.into(), 2);
     } else {
         out.push_str(&partition_date(ms));
     }
     let of_day = ms.rem_euclid(MS_PER_DAY);
-    out.push_str("T");
+    out.push('T');
     push_digits(out, of_day / 3_600_000, 2);
-    out.push_str(":");
+    out.push(':');
     push_digits(out, of_day / 60_000 % 60, 2);
-    out.push_str(":");
+    out.push(':');
     push_digits(out, of_day / 1_000 % 60, 2);
-    out.push_str(".");
+    out.push('.');
     push_digits(out, of_day % 1_000, 3);
-    out.push_str("Z");
+    out.push('Z');
 }
 
 /// `value` (non-negative, below 10^`width`) zero-padded to `width` digits.
 fn push_digits(out: &mut CompactString, value: i64, width: u32) {
-    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
     for place in (0..width).rev() {
-        out.push_str(DIGITS[(value / 10_i64.pow(place) % 10) as usize]);
+        out.push(char::from(b'0' + (value / 10_i64.pow(place) % 10) as u8));
     }
 }
 
@@ -93,35 +142,27 @@ fn key_of(event_time: &str, position: &Position) -> String {
     key
 }
 
-/// A float as a DynamoDB number, or `None` when DynamoDB cannot store it (NaN, infinities, and
-/// magnitudes past its range), so the attribute is left out instead of failing the batch.
-fn number(value: f64) -> Option<AttrValue> {
+/// A float as a DynamoDB number; left out when DynamoDB cannot store it (NaN, infinities, and
+/// magnitudes past its range), instead of failing the batch.
+fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
     if !value.is_finite() || value.abs() >= DYNAMO_MAX_ABS {
-        return None;
+        return;
     }
-    // Rust's `{}` is the shortest text that reads back to the same f64, and never uses an
-    // exponent. Below DynamoDB's smallest magnitude, zero is the nearest storable value; `-0` is
-    // written as `0` too.
+    // Below DynamoDB's smallest magnitude, zero is the nearest storable value; `-0` is written
+    // as `0` too.
     if value.abs() < DYNAMO_MIN_ABS {
-        return Some(AttrValue::N("0".into()));
+        return sink.number(name, "0");
     }
-    Some(AttrValue::N(shortest_decimal(value)))
-}
-
-/// `value`'s `Display` text (shortest round-trip digits, never an exponent), via ryu where that
-/// gives the same text: formatting ~20 numbers per tick is the bulk of building an item.
-fn shortest_decimal(value: f64) -> CompactString {
     let mut buffer = ryu::Buffer::new();
     let text = buffer.format_finite(value);
     if text.contains('e') {
-        return value.to_string().into();
+        return sink.number(name, &value.to_string());
     }
-    text.strip_suffix(".0").unwrap_or(text).into()
+    sink.number(name, text.strip_suffix(".0").unwrap_or(text));
 }
 
-/// An integer as a DynamoDB number.
-fn integer(value: i64) -> AttrValue {
-    AttrValue::N(itoa::Buffer::new().format(value).into())
+fn integer(sink: &mut impl AttributeSink, name: &'static str, value: impl itoa::Integer) {
+    sink.number(name, itoa::Buffer::new().format(value));
 }
 
 fn trend_str(trend: Trend) -> &'static str {
@@ -131,20 +172,13 @@ fn trend_str(trend: Trend) -> &'static str {
     }
 }
 
-/// The table item of one enriched tick. `ttl_epoch_s` sets the TTL attribute `expires_at`.
-///
-/// `change` and `change_percent` are the recomputed values of the indicators, as in the lake.
-pub fn tick_item(tick: &EnrichedTick, ttl_epoch_s: Option<i64>) -> Item {
+fn write_tick(tick: &EnrichedTick, expires_at: Option<i64>, sink: &mut impl AttributeSink) {
     let (t, i) = (&tick.tick, &tick.indicators);
-    let mut item = Item::with_capacity(28);
     let event_time = iso8601_millis(t.event_time_ms);
-    item.push(("symbol", AttrValue::S(t.symbol.clone())));
-    item.push((
-        "timestamp",
-        AttrValue::S(key_of(&event_time, &tick.position).into()),
-    ));
-    item.push(("event_time", AttrValue::S(event_time)));
-    item.push(("event_time_ms", integer(t.event_time_ms)));
+    sink.string("symbol", &t.symbol);
+    sink.string("timestamp", &key_of(&event_time, &tick.position));
+    sink.string("event_time", &event_time);
+    integer(sink, "event_time_ms", t.event_time_ms);
     let numbers = [
         ("price", Some(t.price)),
         ("open", t.open),
@@ -164,25 +198,21 @@ pub fn tick_item(tick: &EnrichedTick, ttl_epoch_s: Option<i64>) -> Item {
         ("return_zscore", i.return_zscore),
         ("volume_ratio", i.volume_ratio),
     ];
-    item.extend(
-        numbers
-            .into_iter()
-            .filter_map(|(name, value)| Some((name, number(value?)?))),
-    );
-    item.push(("anomaly", AttrValue::Bool(tick.anomaly)));
+    for (name, value) in numbers {
+        if let Some(value) = value {
+            float(sink, name, value);
+        }
+    }
+    sink.boolean("anomaly", tick.anomaly);
     if let Some(trend) = tick.trend {
-        item.push(("trend", AttrValue::S(trend_str(trend).into())));
+        sink.string("trend", trend_str(trend));
     }
-    item.push(("shard_id", AttrValue::S(tick.shard_id.as_ref().into())));
-    item.push((
-        "sequence_number",
-        AttrValue::S(tick.position.sequence.as_str().into()),
-    ));
-    item.push(("arrival_time_ms", integer(tick.arrival_time_ms)));
-    if let Some(expires_at) = ttl_epoch_s {
-        item.push(("expires_at", integer(expires_at)));
+    sink.string("shard_id", &tick.shard_id);
+    sink.string("sequence_number", tick.position.sequence.as_str());
+    integer(sink, "arrival_time_ms", tick.arrival_time_ms);
+    if let Some(expires_at) = expires_at {
+        integer(sink, "expires_at", expires_at);
     }
-    item
 }
 
 /// Sort key of a one-minute bar: the minute as `2026-01-02T14:30Z`. In a table that also holds
@@ -194,17 +224,16 @@ pub fn bar_sort_key(minute_start_ms: i64) -> CompactString {
     key
 }
 
-/// The table item of one symbol's one-minute bar, `kind` = `bar_1m`. `ttl_epoch_s` sets the TTL
-/// attribute `expires_at`.
-pub fn bar_item(symbol: &str, bar: &MinuteBar, ttl_epoch_s: Option<i64>) -> Item {
-    let mut item = Item::with_capacity(13);
-    item.push(("symbol", AttrValue::S(symbol.into())));
-    item.push(("timestamp", AttrValue::S(bar_sort_key(bar.minute_start_ms))));
-    item.push(("kind", AttrValue::S("bar_1m".into())));
-    item.push((
-        "event_time",
-        AttrValue::S(iso8601_millis(bar.minute_start_ms)),
-    ));
+fn write_bar(
+    symbol: &str,
+    bar: &MinuteBar,
+    expires_at: Option<i64>,
+    sink: &mut impl AttributeSink,
+) {
+    sink.string("symbol", symbol);
+    sink.string("timestamp", &bar_sort_key(bar.minute_start_ms));
+    sink.string("kind", "bar_1m");
+    sink.string("event_time", &iso8601_millis(bar.minute_start_ms));
     let numbers = [
         ("open", Some(bar.open)),
         ("high", Some(bar.high)),
@@ -213,32 +242,44 @@ pub fn bar_item(symbol: &str, bar: &MinuteBar, ttl_epoch_s: Option<i64>) -> Item
         ("volume", Some(bar.volume)),
         ("vwap", bar.vwap()),
     ];
-    item.extend(
-        numbers
-            .into_iter()
-            .filter_map(|(name, value)| Some((name, number(value?)?))),
-    );
-    item.push((
-        "trades",
-        AttrValue::N(itoa::Buffer::new().format(bar.trades).into()),
-    ));
-    if let Some(expires_at) = ttl_epoch_s {
-        item.push(("expires_at", integer(expires_at)));
+    for (name, value) in numbers {
+        if let Some(value) = value {
+            float(sink, name, value);
+        }
     }
-    item
+    integer(sink, "trades", bar.trades);
+    if let Some(expires_at) = expires_at {
+        integer(sink, "expires_at", expires_at);
+    }
 }
 
-/// DynamoDB JSON of an item (`{"symbol":{"S":"AAPL"},...}`), as `aws dynamodb scan` prints it.
+/// Collects an item as DynamoDB JSON (`{"symbol":{"S":"AAPL"},...}`), as `aws dynamodb scan`
+/// prints it.
+#[derive(Debug, Default)]
+pub struct JsonItem(pub serde_json::Map<String, serde_json::Value>);
+
+impl AttributeSink for JsonItem {
+    fn string(&mut self, name: &'static str, value: &str) {
+        self.0
+            .insert(name.into(), serde_json::json!({ "S": value }));
+    }
+
+    fn number(&mut self, name: &'static str, value: &str) {
+        self.0
+            .insert(name.into(), serde_json::json!({ "N": value }));
+    }
+
+    fn boolean(&mut self, name: &'static str, value: bool) {
+        self.0
+            .insert(name.into(), serde_json::json!({ "BOOL": value }));
+    }
+}
+
+/// DynamoDB JSON of an item.
 pub fn item_to_json(item: &Item) -> serde_json::Value {
-    let attributes = item.iter().map(|(name, value)| {
-        let typed = match value {
-            AttrValue::S(s) => serde_json::json!({ "S": s }),
-            AttrValue::N(n) => serde_json::json!({ "N": n }),
-            AttrValue::Bool(b) => serde_json::json!({ "BOOL": b }),
-        };
-        ((*name).to_owned(), typed)
-    });
-    serde_json::Value::Object(attributes.collect())
+    let mut json = JsonItem::default();
+    item.write(&mut json);
+    serde_json::Value::Object(json.0)
 }
 
 #[cfg(test)]
@@ -319,8 +360,34 @@ mod tests {
         }
     }
 
+    /// Attribute names in the order the item writes them.
     fn names(item: &Item) -> Vec<&'static str> {
-        item.iter().map(|(name, _)| *name).collect()
+        struct Names(Vec<&'static str>);
+        impl AttributeSink for Names {
+            fn string(&mut self, name: &'static str, _: &str) {
+                self.0.push(name);
+            }
+            fn number(&mut self, name: &'static str, _: &str) {
+                self.0.push(name);
+            }
+            fn boolean(&mut self, name: &'static str, _: bool) {
+                self.0.push(name);
+            }
+        }
+        let mut names = Names(Vec::new());
+        item.write(&mut names);
+        names.0
+    }
+
+    /// The number text an item holds for `value`, if any.
+    fn number(value: f64) -> Option<String> {
+        let mut json = JsonItem::default();
+        float(&mut json, "n", value);
+        Some(json.0.get("n")?["N"].as_str()?.to_owned())
+    }
+
+    fn tick_item(tick: &EnrichedTick, expires_at: Option<i64>) -> Item<'_> {
+        Item::Tick { tick, expires_at }
     }
 
     #[test]
@@ -336,7 +403,8 @@ mod tests {
 
     #[test]
     fn item_matches_golden_json() {
-        let item = tick_item(&sample(), Some(1_769_956_200));
+        let tick = sample();
+        let item = tick_item(&tick, Some(1_769_956_200));
         let golden: serde_json::Value = serde_json::from_str(GOLDEN_ITEM).unwrap();
         assert_eq!(item_to_json(&item), golden);
         // Same attributes, in the documented order (the golden text is in that order too).
@@ -371,7 +439,7 @@ mod tests {
                 "arrival_time_ms",
             ]
         );
-        assert!(item.contains(&("anomaly", AttrValue::Bool(false))));
+        assert_eq!(item_to_json(&item)["anomaly"]["BOOL"], false);
     }
 
     #[test]
@@ -392,8 +460,7 @@ mod tests {
             (f64::NEG_INFINITY, None),
         ];
         for (value, expected) in cases {
-            let expected = expected.map(|n| AttrValue::N(n.into()));
-            assert_eq!(number(value), expected, "{value:e}");
+            assert_eq!(number(value).as_deref(), expected, "{value:e}");
         }
 
         let mut tick = sample();
@@ -418,7 +485,11 @@ mod tests {
             first_ms: T0,
             last_ms: T0,
         };
-        let item = bar_item("AAPL", &bar, Some(99));
+        let item = Item::Bar {
+            symbol: "AAPL",
+            bar: &bar,
+            expires_at: Some(99),
+        };
         let json = item_to_json(&item);
         assert_eq!(json["timestamp"]["S"], "2026-01-02T14:30Z");
         assert_eq!(json["kind"]["S"], "bar_1m");
@@ -455,8 +526,8 @@ mod tests {
         #[test]
         fn numbers_are_the_display_text(bits in any::<u64>()) {
             let value = f64::from_bits(bits);
-            prop_assume!(value.is_finite());
-            prop_assert_eq!(shortest_decimal(value), value.to_string());
+            prop_assume!((DYNAMO_MIN_ABS..DYNAMO_MAX_ABS).contains(&value.abs()));
+            prop_assert_eq!(number(value), Some(value.to_string()));
         }
 
         #[test]

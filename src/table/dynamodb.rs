@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{TableError, TicksTable};
 use crate::aws;
-use crate::model::item::{AttrValue, Item};
+use crate::model::item::{AttributeSink, Item};
 
 /// Items per `BatchWriteItem` request (the API's limit).
 const BATCH: usize = 25;
@@ -75,17 +75,26 @@ impl DynamoTicksTable {
 }
 
 /// The SDK form of an item.
-pub fn attribute_map(item: &Item) -> HashMap<String, AttributeValue> {
-    item.iter()
-        .map(|(name, value)| {
-            let value = match value {
-                AttrValue::S(s) => AttributeValue::S(s.to_string()),
-                AttrValue::N(n) => AttributeValue::N(n.to_string()),
-                AttrValue::Bool(b) => AttributeValue::Bool(*b),
-            };
-            ((*name).to_owned(), value)
-        })
-        .collect()
+fn attribute_map(item: &Item) -> HashMap<String, AttributeValue> {
+    struct Attributes(HashMap<String, AttributeValue>);
+
+    impl AttributeSink for Attributes {
+        fn string(&mut self, name: &'static str, value: &str) {
+            self.0.insert(name.into(), AttributeValue::S(value.into()));
+        }
+
+        fn number(&mut self, name: &'static str, value: &str) {
+            self.0.insert(name.into(), AttributeValue::N(value.into()));
+        }
+
+        fn boolean(&mut self, name: &'static str, value: bool) {
+            self.0.insert(name.into(), AttributeValue::Bool(value));
+        }
+    }
+
+    let mut attributes = Attributes(HashMap::with_capacity(32));
+    item.write(&mut attributes);
+    attributes.0
 }
 
 fn write_request(item: &Item) -> WriteRequest {
@@ -98,7 +107,7 @@ fn write_request(item: &Item) -> WriteRequest {
 
 #[async_trait]
 impl TicksTable for DynamoTicksTable {
-    async fn put_items(&self, items: &[Item]) -> Result<(), TableError> {
+    async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
         let mut batches: Vec<Vec<WriteRequest>> = Vec::with_capacity(items.len().div_ceil(BATCH));
         for chunk in items.chunks(BATCH) {
             batches.push(chunk.iter().map(write_request).collect());

@@ -31,5 +31,5 @@ impl TableError {
 #[async_trait]
 pub trait TicksTable: Send + Sync + 'static {
     /// Writes every item (put semantics: same key, same row); durable when this returns.
-    async fn put_items(&self, items: &[Item]) -> Result<(), TableError>;
+    async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError>;
 }
