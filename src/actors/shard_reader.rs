@@ -242,19 +242,31 @@ impl ShardReader {
             self.newest_arrival_ms = self.newest_arrival_ms.max(last.arrival_time_ms);
         }
 
-        let mut groups: HashMap<Symbol, Vec<PendingTick>> = HashMap::default();
+        // Each symbol's ticks go to its aggregator in one message; `order` remembers whose tick
+        // each decoded record was, so the results can be put back in stream order.
+        let mut group_of: HashMap<Symbol, u32> = HashMap::default();
+        let mut groups: Vec<(Symbol, Vec<PendingTick>)> = Vec::new();
+        let mut order: Vec<u32> = Vec::with_capacity(record_count);
         let mut dead_letters = Vec::new();
-        for (index, record) in records.into_iter().enumerate() {
+        for record in records {
             match decode_tick(&record.data, &self.settings.decode_limits) {
-                Ok(tick) => groups
-                    .entry(tick.symbol.clone())
-                    .or_default()
-                    .push(PendingTick {
-                        index: index as u32,
+                Ok(tick) => {
+                    let group = match group_of.get(&tick.symbol) {
+                        Some(&group) => group,
+                        None => {
+                            let group = groups.len() as u32;
+                            group_of.insert(tick.symbol.clone(), group);
+                            groups.push((tick.symbol.clone(), Vec::new()));
+                            group
+                        }
+                    };
+                    order.push(group);
+                    groups[group as usize].1.push(PendingTick {
                         tick,
                         position: record.position,
                         arrival_time_ms: record.arrival_time_ms,
-                    }),
+                    });
+                }
                 Err(rejection) => dead_letters.push(DeadLetter {
                     shard_id: self.shard_id.clone(),
                     position: record.position,
@@ -273,7 +285,11 @@ impl ShardReader {
         }
         let requests: Vec<_> = groups
             .into_iter()
-            .map(|(symbol, ticks)| self.aggregator(&symbol, None).send(Aggregate(ticks)))
+            .map(|(symbol, ticks)| {
+                let sent = ticks.len();
+                let reply = self.aggregator(&symbol, None).send(Aggregate(ticks));
+                async move { (sent, reply.await) }
+            })
             .collect();
 
         let last = shard_end || self.control.stopping();
@@ -311,22 +327,35 @@ impl ShardReader {
         let links = self.links.clone();
         let previous = self.sending.take();
         let handoff = async move {
-            let mut slots: Vec<Option<EnrichedTick>> = vec![None; record_count];
             let mut alerts = Vec::new();
             let mut bars = Vec::new();
-            for result in futures::future::join_all(requests).await {
+            let mut parts = Vec::with_capacity(requests.len());
+            for (sent, result) in futures::future::join_all(requests).await {
                 let aggregated = result
                     .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
-                for (index, tick) in aggregated.ticks {
-                    slots[index as usize] = Some(tick);
+                if aggregated.ticks.len() != sent {
+                    return Err(format!(
+                        "a symbol aggregator of shard {shard_id} returned {} of {sent} ticks",
+                        aggregated.ticks.len()
+                    ));
                 }
+                parts.push(aggregated.ticks.into_iter());
                 alerts.extend(aggregated.alerts);
                 bars.extend(aggregated.bars);
                 links
                     .metrics
                     .add(Counter::BarLateTicks, aggregated.late_for_bars);
             }
-            let ticks: Vec<EnrichedTick> = slots.into_iter().flatten().collect();
+            // Each part is one symbol's ticks in stream order, so taking the next of the group
+            // each record belonged to restores the stream order, moving every tick once.
+            let ticks: Arc<[EnrichedTick]> = order
+                .iter()
+                .map(|&group| {
+                    parts[group as usize]
+                        .next()
+                        .expect("a part holds one tick per record of its group")
+                })
+                .collect();
             links.metrics.add(
                 Counter::AnomaliesDetected,
                 ticks.iter().filter(|t| t.anomaly).count() as u64,
@@ -362,7 +391,7 @@ impl ShardReader {
             let batch = ShardBatch {
                 shard_id: shard_id.clone(),
                 generation,
-                ticks: ticks.into(),
+                ticks,
                 alerts: alerts.into(),
                 bars: bars.into(),
                 dead_letters: dead_letters.into(),

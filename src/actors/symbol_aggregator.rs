@@ -18,8 +18,6 @@ use crate::model::tick::{Position, Symbol, Tick};
 /// A tick waiting for its aggregator, with where it came from.
 #[derive(Debug)]
 pub struct PendingTick {
-    /// Index of the record in its read, so the reader can restore stream order.
-    pub index: u32,
     pub tick: Tick,
     pub position: Position,
     pub arrival_time_ms: i64,
@@ -31,7 +29,8 @@ pub struct Aggregate(pub Vec<PendingTick>);
 
 #[derive(Debug, MessageResponse)]
 pub struct Aggregated {
-    pub ticks: Vec<(u32, EnrichedTick)>,
+    /// One per tick of the [`Aggregate`], in its order.
+    pub ticks: Vec<EnrichedTick>,
     pub alerts: Vec<Alert>,
     /// The latest value of each bar these ticks changed (bars mode only).
     pub bars: Vec<(Symbol, MinuteBar)>,
@@ -99,15 +98,14 @@ impl Handler<Aggregate> for SymbolAggregator {
                         Err(LateForBars) => late_for_bars += 1,
                     }
                 }
-                let enriched = self.state.process(
+                self.state.process(
                     p.tick,
                     &self.shard_id,
                     p.position,
                     p.arrival_time_ms,
                     &self.rules,
                     &mut alerts,
-                );
-                (p.index, enriched)
+                )
             })
             .collect();
         Aggregated {
