@@ -158,20 +158,17 @@ fn spawn_producer(
             let mut injected = Injected::default();
             let mut simulator = MarketSimulator::new(config).take(count as usize).peekable();
             while simulator.peek().is_some() {
-                let batch: Vec<(String, Bytes)> = simulator
-                    .by_ref()
-                    .take(PRODUCER_BATCH)
-                    .map(|record| {
-                        injected.records += 1;
-                        match record.kind {
-                            RecordKind::Normal => {}
-                            RecordKind::Jump => injected.jumps += 1,
-                            RecordKind::VolumeSpike => injected.volume_spikes += 1,
-                            RecordKind::Malformed => injected.malformed += 1,
-                        }
-                        (record.partition_key, Bytes::from(record.data))
-                    })
-                    .collect();
+                let mut batch: Vec<(String, Bytes)> = Vec::with_capacity(PRODUCER_BATCH);
+                batch.extend(simulator.by_ref().take(PRODUCER_BATCH).map(|record| {
+                    injected.records += 1;
+                    match record.kind {
+                        RecordKind::Normal => {}
+                        RecordKind::Jump => injected.jumps += 1,
+                        RecordKind::VolumeSpike => injected.volume_spikes += 1,
+                        RecordKind::Malformed => injected.malformed += 1,
+                    }
+                    (record.partition_key, Bytes::from(record.data))
+                }));
                 stream.put_batch(batch).await;
             }
             stream.close();

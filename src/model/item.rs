@@ -153,12 +153,59 @@ fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
     if value.abs() < DYNAMO_MIN_ABS {
         return sink.number(name, "0");
     }
+    let mut cents = [0u8; 24];
+    if let Some(text) = whole_cents(value, &mut cents) {
+        return sink.number(name, text);
+    }
     let mut buffer = ryu::Buffer::new();
     let text = buffer.format_finite(value);
     if text.contains('e') {
         return sink.number(name, &value.to_string());
     }
     sink.number(name, text.strip_suffix(".0").unwrap_or(text));
+}
+
+/// Below this magnitude one ulp is under 2^-13, far below a cent.
+const WHOLE_CENTS_MAX: f64 = (1u64 << 40) as f64;
+
+/// The shortest decimal of `value` when it is a whole number of cents (most prices and every
+/// whole volume), written without ryu's digit search: `[-]whole[.c[c]]`.
+///
+/// If `cents / 100` reads back as `value`, it is the shortest decimal that does: one ulp is far
+/// below a cent here, so no other decimal with as few digits lies close enough to `value`.
+fn whole_cents(value: f64, out: &mut [u8; 24]) -> Option<&str> {
+    let magnitude = value.abs();
+    if !(0.01..WHOLE_CENTS_MAX).contains(&magnitude) {
+        return None;
+    }
+    let cents = (magnitude * 100.0).round();
+    if cents / 100.0 != magnitude {
+        return None;
+    }
+    let cents = cents as u64;
+    let (whole, fraction) = (cents / 100, cents % 100);
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        out[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    if value < 0.0 {
+        put(b"-");
+    }
+    put(itoa::Buffer::new().format(whole).as_bytes());
+    if fraction != 0 {
+        let digits = [
+            b'.',
+            b'0' + (fraction / 10) as u8,
+            b'0' + (fraction % 10) as u8,
+        ];
+        put(if fraction % 10 == 0 {
+            &digits[..2]
+        } else {
+            &digits
+        });
+    }
+    std::str::from_utf8(&out[..len]).ok()
 }
 
 fn integer(sink: &mut impl AttributeSink, name: &'static str, value: impl itoa::Integer) {
@@ -452,6 +499,9 @@ mod tests {
             (-2.5e-10, Some("-0.00000000025")),
             (1e20, Some("100000000000000000000")),
             (-0.0, Some("0")),
+            // -235628728097230.125, halfway between two shortest decimals: ryu rounds half to
+            // even (`Display` up).
+            (f64::from_bits(14045260157812947396), Some("-235628728097230.12")),
             // Past DynamoDB's range: zero is the nearest value it can hold, or nothing.
             (1e-200, Some("0")),
             (1e126, None),
@@ -526,13 +576,31 @@ mod tests {
         #[test]
         /// As short as `Display`'s text and read back to the same value. (Not always the same
         /// text: on a tie between two shortest decimals, ryu rounds half to even.)
-        fn numbers_are_shortest_round_trip_decimals(bits in any::<u64>()) {
+        fn numbers_are_shortest_round_trip_decimals(
+            mantissa in 0u64..1 << 52,
+            // Binary exponents of DynamoDB's range, 1e-130 to 1e126.
+            exponent in -431i64..418,
+            negative: bool,
+        ) {
+            let bits = u64::from(negative) << 63 | ((exponent + 1023) as u64) << 52 | mantissa;
             let value = f64::from_bits(bits);
             prop_assume!((DYNAMO_MIN_ABS..DYNAMO_MAX_ABS).contains(&value.abs()));
             let text = number(value).unwrap();
             prop_assert!(!text.contains(['e', 'E']), "{}", text);
             prop_assert_eq!(text.parse::<f64>().unwrap(), value);
             prop_assert_eq!(text.len(), value.to_string().len());
+        }
+
+        /// Whole cents take the shortcut; the text is still exactly `Display`'s.
+        #[test]
+        fn whole_cents_are_the_display_text(cents in 1u64..(1 << 40) * 100, negative: bool) {
+            let value = cents as f64 / 100.0;
+            let value = if negative { -value } else { value };
+            let (mut buffer, display) = ([0u8; 24], value.to_string());
+            if value.abs() < WHOLE_CENTS_MAX {
+                prop_assert_eq!(whole_cents(value, &mut buffer), Some(display.as_str()));
+            }
+            prop_assert_eq!(number(value), Some(value.to_string()));
         }
 
         #[test]

@@ -15,7 +15,7 @@
 //! stream. (Nothing here is durable: the stream lives and dies with the process, so recovery
 //! always means feeding a fresh stream again from the source.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -108,8 +108,9 @@ impl Shard {
     }
 }
 
-/// Partition key -> (shard index, the copy of the key its records share).
-type KeyCache = HashMap<Box<str>, (usize, Arc<str>)>;
+/// Partition key -> (shard index, the copy of the key its records share). Looked up once per
+/// record put: foldhash rather than SipHash, as keys come from the program's own producers.
+type KeyCache = foldhash::HashMap<Box<str>, (usize, Arc<str>)>;
 
 /// The in-process stream. Producers and cursors share it through an `Arc`.
 #[derive(Debug)]
