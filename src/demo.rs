@@ -158,7 +158,7 @@ fn spawn_producer(
             let mut injected = Injected::default();
             let mut simulator = MarketSimulator::new(config).take(count as usize).peekable();
             while simulator.peek().is_some() {
-                let mut batch: Vec<(String, Bytes)> = Vec::with_capacity(PRODUCER_BATCH);
+                let mut batch: Vec<(Arc<str>, Bytes)> = Vec::with_capacity(PRODUCER_BATCH);
                 batch.extend(simulator.by_ref().take(PRODUCER_BATCH).map(|record| {
                     injected.records += 1;
                     match record.kind {

@@ -29,7 +29,7 @@ fn records() -> Vec<(String, Bytes)> {
     };
     MarketSimulator::new(config)
         .take(RECORDS)
-        .map(|r| (r.partition_key, Bytes::from(r.data)))
+        .map(|r| (r.partition_key.to_string(), Bytes::from(r.data)))
         .collect()
 }
 

@@ -12,6 +12,8 @@
 //! in the first one), as in a yfinance quote. Prices diffuse only with trading time, so the night
 //! between two sessions does not move them.
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal};
@@ -134,7 +136,8 @@ pub enum RecordKind {
 /// One simulated record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimulatedRecord {
-    pub partition_key: String,
+    /// The symbol, shared by all of its records.
+    pub partition_key: Arc<str>,
     pub data: Vec<u8>,
     pub kind: RecordKind,
 }
@@ -143,7 +146,7 @@ pub struct SimulatedRecord {
 /// `change` is exactly `price - previous_close`.
 #[derive(Debug, Clone)]
 struct Instrument {
-    symbol: String,
+    symbol: Arc<str>,
     /// The unrounded price the diffusion works on, so that rounding never accumulates.
     level: f64,
     price: i64,
@@ -267,7 +270,7 @@ impl MarketSimulator {
                 // Spread the real daily volume over the ticks this symbol gets in a session.
                 let ticks = ticks_per_session * weight / total_weight;
                 Instrument {
-                    symbol: symbol.clone(),
+                    symbol: symbol.as_str().into(),
                     level: price,
                     price: cents,
                     open: cents,
@@ -920,7 +923,7 @@ mod tests {
             }
             let quote = parse(&record).expect("valid JSON");
             let field = |name: &str| quote[name].as_f64().unwrap_or_else(|| panic!("{name}"));
-            assert_eq!(quote["symbol"], record.partition_key.as_str());
+            assert_eq!(quote["symbol"], &*record.partition_key);
             let (price, prev) = (field("price"), field("previous_close"));
             assert!(price >= 0.01 && prev >= 0.01);
             assert!(quote["volume"].as_u64().unwrap() >= 1);
@@ -929,7 +932,7 @@ mod tests {
             assert!((field("change_percent") - percent).abs() <= 0.000_05 + 1e-9);
 
             let (open, high, low) = session
-                .entry(record.partition_key.clone())
+                .entry(record.partition_key.to_string())
                 .or_insert((price, price, price));
             (*high, *low) = (high.max(price), low.min(price));
             assert_eq!(
@@ -940,7 +943,7 @@ mod tests {
             let time = event_ms(&quote);
             assert!(time >= start && time < start + SESSION_MS as i64);
             let previous = last_time
-                .insert(record.partition_key, time)
+                .insert(record.partition_key.to_string(), time)
                 .unwrap_or(start);
             assert!(time >= previous, "a symbol's ticks go forward in time");
         }
@@ -966,7 +969,7 @@ mod tests {
             let mut found = Vec::new();
             match quote.get("symbol") {
                 None => found.push("no symbol"),
-                Some(symbol) => assert_eq!(symbol, record.partition_key.as_str()),
+                Some(symbol) => assert_eq!(symbol, &*record.partition_key),
             }
             match &quote.get("price") {
                 None => found.push("no price"),
@@ -1006,7 +1009,7 @@ mod tests {
             let quote = parse(&record).unwrap();
             let price = quote["price"].as_f64().unwrap();
             let volume = quote["volume"].as_u64().unwrap();
-            let before = last_price.insert(record.partition_key.clone(), price);
+            let before = last_price.insert(record.partition_key.to_string(), price);
             match record.kind {
                 RecordKind::Jump => {
                     if let Some(before) = before.filter(|&p| p >= 5.0) {
@@ -1015,9 +1018,9 @@ mod tests {
                         jumps += 1;
                     }
                 }
-                RecordKind::VolumeSpike => spikes.push((record.partition_key, volume)),
+                RecordKind::VolumeSpike => spikes.push((record.partition_key.to_string(), volume)),
                 _ => volumes
-                    .entry(record.partition_key)
+                    .entry(record.partition_key.to_string())
                     .or_default()
                     .push(volume),
             }
@@ -1056,7 +1059,7 @@ mod tests {
             let day = time.div_euclid(MS_PER_DAY);
             days.insert(day);
             let price = quote["price"].as_f64().unwrap();
-            if let Some((last_day, last_price)) = last.insert(record.partition_key, (day, price))
+            if let Some((last_day, last_price)) = last.insert(record.partition_key.to_string(), (day, price))
                 && last_day != day
             {
                 assert_eq!(quote["previous_close"].as_f64().unwrap(), last_price);

@@ -62,7 +62,7 @@ pub async fn produce(
         }
         for record in simulator.by_ref().take(n as usize) {
             producer.push(Outgoing {
-                partition_key: record.partition_key,
+                partition_key: record.partition_key.to_string(),
                 data: record.data.into(),
             });
         }

@@ -200,21 +200,22 @@ impl LocalStream {
     ///
     /// # Panics
     /// When the stream is closed.
-    pub async fn put_batch(&self, records: Vec<(String, Bytes)>) -> Vec<Position> {
+    pub async fn put_batch<K: AsRef<str>>(&self, records: Vec<(K, Bytes)>) -> Vec<Position> {
         let mut per_shard: Vec<Vec<(usize, Arc<str>, Bytes)>> = vec![Vec::new(); self.shards.len()];
         let count = records.len();
         {
             let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
             for (at, (key, data)) in records.into_iter().enumerate() {
-                let (shard, key) = match keys.get(key.as_str()) {
+                let key = key.as_ref();
+                let (shard, key) = match keys.get(key) {
                     Some((shard, shared)) => (*shard, shared.clone()),
                     None => {
                         if keys.len() >= KEY_CACHE_ENTRIES {
                             keys.clear();
                         }
-                        let shard = self.shard_index(&key);
-                        let shared: Arc<str> = key.as_str().into();
-                        keys.insert(key.into_boxed_str(), (shard, shared.clone()));
+                        let shard = self.shard_index(key);
+                        let shared: Arc<str> = key.into();
+                        keys.insert(key.into(), (shard, shared.clone()));
                         (shard, shared)
                     }
                 };
@@ -785,7 +786,7 @@ mod tests {
     fn producer_futures_can_move_between_threads() {
         fn assert_send<T: Send>(_: &T) {}
         let stream = LocalStream::new(1, 10);
-        assert_send(&stream.put_batch(Vec::new()));
+        assert_send(&stream.put_batch(Vec::<(String, Bytes)>::new()));
         assert_send(&stream.put("K", Bytes::new()));
     }
 

@@ -311,7 +311,7 @@ pub fn records(count: usize, seed: u64) -> (Vec<(String, Bytes)>, usize) {
     (
         records
             .into_iter()
-            .map(|r| (r.partition_key, Bytes::from(r.data)))
+            .map(|r| (r.partition_key.to_string(), Bytes::from(r.data)))
             .collect(),
         valid,
     )
