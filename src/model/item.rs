@@ -85,41 +85,36 @@ const DYNAMO_MAX_ABS: f64 = 1e126;
 const DYNAMO_MIN_ABS: f64 = 1e-130;
 
 /// `2026-01-02T14:30:00.123Z`: fixed width for years 0..=9999, so text order is time order.
-/// Written digit by digit: it is built for every table item.
-fn push_iso8601_millis(ms: i64, out: &mut CompactString) {
-    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
-    if (0..=9999).contains(&year) {
-        push_digits(out, year, 4);
-        out.push('-');
-        push_digits(out, month.into(), 2);
-        out.push('-');
-        push_digits(out, day.into(), 2);
-    } else {
-        out.push_str(&partition_date(ms));
-    }
-    let of_day = ms.rem_euclid(MS_PER_DAY);
-    out.push('T');
-    push_digits(out, of_day / 3_600_000, 2);
-    out.push(':');
-    push_digits(out, of_day / 60_000 % 60, 2);
-    out.push(':');
-    push_digits(out, of_day / 1_000 % 60, 2);
-    out.push('.');
-    push_digits(out, of_day % 1_000, 3);
-    out.push('Z');
-}
-
-/// `value` (non-negative, below 10^`width`) zero-padded to `width` digits.
-fn push_digits(out: &mut CompactString, value: i64, width: u32) {
-    for place in (0..width).rev() {
-        out.push(char::from(b'0' + (value / 10_i64.pow(place) % 10) as u8));
-    }
-}
-
+/// Written digit by digit into place: it is built for every table item.
 fn iso8601_millis(ms: i64) -> CompactString {
-    let mut text = CompactString::default();
-    push_iso8601_millis(ms, &mut text);
-    text
+    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+    let of_day = ms.rem_euclid(MS_PER_DAY) as u64;
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut text[11..13], of_day / 3_600_000);
+    put_digits(&mut text[14..16], of_day / 60_000 % 60);
+    put_digits(&mut text[17..19], of_day / 1_000 % 60);
+    put_digits(&mut text[20..23], of_day % 1_000);
+    let text = if (0..=9999).contains(&year) {
+        put_digits(&mut text[0..4], year as u64);
+        put_digits(&mut text[5..7], month.into());
+        put_digits(&mut text[8..10], day.into());
+        &text[..]
+    } else {
+        return [&partition_date(ms), ascii(&text[10..])].concat().into();
+    };
+    ascii(text).into()
+}
+
+/// `value` zero-padded into `out`, one digit per byte (`value` is below 10^`out.len()`).
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("ASCII digits and separators")
 }
 
 /// Sort key of a tick: ISO 8601 UTC with milliseconds, then `#` and the stream position, so two
@@ -159,7 +154,8 @@ fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
     }
     let mut buffer = ryu::Buffer::new();
     let text = buffer.format_finite(value);
-    if text.contains('e') {
+    // A plain loop: `contains` calls memchr, which costs more than the scan on a dozen bytes.
+    if text.bytes().any(|b| b == b'e') {
         return sink.number(name, &value.to_string());
     }
     sink.number(name, text.strip_suffix(".0").unwrap_or(text));
@@ -178,34 +174,36 @@ fn whole_cents(value: f64, out: &mut [u8; 24]) -> Option<&str> {
     if !(0.01..WHOLE_CENTS_MAX).contains(&magnitude) {
         return None;
     }
-    let cents = (magnitude * 100.0).round();
-    if cents / 100.0 != magnitude {
+    // Truncating after adding a half rounds: the magnitude is positive and far below 2^53.
+    let cents = (magnitude * 100.0 + 0.5) as u64;
+    if cents as f64 / 100.0 != magnitude {
         return None;
     }
-    let cents = cents as u64;
-    let (whole, fraction) = (cents / 100, cents % 100);
-    let mut len = 0;
-    let mut put = |bytes: &[u8]| {
-        out[len..len + bytes.len()].copy_from_slice(bytes);
-        len += bytes.len();
-    };
-    if value < 0.0 {
-        put(b"-");
-    }
-    put(itoa::Buffer::new().format(whole).as_bytes());
+    // Digits from the right end of the buffer.
+    let mut at = out.len();
+    let (mut whole, fraction) = (cents / 100, cents % 100);
     if fraction != 0 {
-        let digits = [
-            b'.',
-            b'0' + (fraction / 10) as u8,
-            b'0' + (fraction % 10) as u8,
-        ];
-        put(if fraction % 10 == 0 {
-            &digits[..2]
-        } else {
-            &digits
-        });
+        if fraction % 10 != 0 {
+            at -= 1;
+            out[at] = b'0' + (fraction % 10) as u8;
+        }
+        out[at - 2] = b'.';
+        out[at - 1] = b'0' + (fraction / 10) as u8;
+        at -= 2;
     }
-    std::str::from_utf8(&out[..len]).ok()
+    loop {
+        at -= 1;
+        out[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    if value < 0.0 {
+        at -= 1;
+        out[at] = b'-';
+    }
+    Some(ascii(&out[at..]))
 }
 
 fn integer(sink: &mut impl AttributeSink, name: &'static str, value: impl itoa::Integer) {
@@ -501,7 +499,10 @@ mod tests {
             (-0.0, Some("0")),
             // -235628728097230.125, halfway between two shortest decimals: ryu rounds half to
             // even (`Display` up).
-            (f64::from_bits(14045260157812947396), Some("-235628728097230.12")),
+            (
+                f64::from_bits(14045260157812947396),
+                Some("-235628728097230.12"),
+            ),
             // Past DynamoDB's range: zero is the nearest value it can hold, or nothing.
             (1e-200, Some("0")),
             (1e126, None),

@@ -1059,7 +1059,8 @@ mod tests {
             let day = time.div_euclid(MS_PER_DAY);
             days.insert(day);
             let price = quote["price"].as_f64().unwrap();
-            if let Some((last_day, last_price)) = last.insert(record.partition_key.to_string(), (day, price))
+            if let Some((last_day, last_price)) =
+                last.insert(record.partition_key.to_string(), (day, price))
                 && last_day != day
             {
                 assert_eq!(quote["previous_close"].as_f64().unwrap(), last_price);

@@ -155,8 +155,8 @@ struct JsonLine<'a> {
 }
 
 impl JsonLine<'_> {
-    /// `"name":{"TYPE":` with the comma before it when needed.
-    fn open(&mut self, name: &'static str, kind: &[u8]) {
+    /// `"name":{"` with the comma before it when needed; the caller writes the type and value.
+    fn open(&mut self, name: &'static str) {
         if self.attributes > 0 {
             self.out.push(b',');
         }
@@ -166,14 +166,13 @@ impl JsonLine<'_> {
         self.out.push(b'"');
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":{\"");
-        self.out.extend_from_slice(kind);
-        self.out.extend_from_slice(b"\":");
     }
 }
 
 impl AttributeSink for JsonLine<'_> {
     fn string(&mut self, name: &'static str, value: &str) {
-        self.open(name, b"S");
+        self.open(name);
+        self.out.extend_from_slice(b"S\":");
         write_string(value, self.out);
         self.out.push(b'}');
         match name {
@@ -185,16 +184,19 @@ impl AttributeSink for JsonLine<'_> {
 
     fn number(&mut self, name: &'static str, value: &str) {
         // Numbers are digits, sign, point and exponent: nothing to escape.
-        self.open(name, b"N");
-        self.out.push(b'"');
+        self.open(name);
+        self.out.extend_from_slice(b"N\":\"");
         self.out.extend_from_slice(value.as_bytes());
         self.out.extend_from_slice(b"\"}");
     }
 
     fn boolean(&mut self, name: &'static str, value: bool) {
-        self.open(name, b"BOOL");
-        self.out
-            .extend_from_slice(if value { b"true}" } else { b"false}" });
+        self.open(name);
+        self.out.extend_from_slice(if value {
+            b"BOOL\":true}"
+        } else {
+            b"BOOL\":false}"
+        });
     }
 }
 
