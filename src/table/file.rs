@@ -108,12 +108,8 @@ impl TicksTable for FileTicksTable {
         if items.is_empty() {
             return Ok(());
         }
-        // A tick item's line is about 800 bytes: room for all, so the batch is never copied.
-        let mut lines = Vec::with_capacity(items.len() * 900);
-        for item in items {
-            // DynamoDB refuses an item without its key; so does this table, or scans would fail.
-            encode_item(item, &mut lines).map_err(|message| error(message, false))?;
-        }
+        let mut lines = Vec::new();
+        encode_lines(items, &mut lines).map_err(|message| error(message, false))?;
         self.log.append(lines).await.map_err(|e| {
             error(
                 format!("{}: {e}", self.log.path.display()),
@@ -121,6 +117,18 @@ impl TicksTable for FileTicksTable {
             )
         })
     }
+}
+
+/// The lines [`FileTicksTable::put_items`] appends for `items`, or why one of them cannot be
+/// stored.
+pub fn encode_lines(items: &[Item<'_>], out: &mut Vec<u8>) -> Result<(), String> {
+    // A tick item's line is about 800 bytes: room for all, so the batch is never copied.
+    out.reserve(items.len() * 900);
+    for item in items {
+        // DynamoDB refuses an item without its key; so does this table, or scans would fail.
+        encode_item(item, out)?;
+    }
+    Ok(())
 }
 
 /// Appends one item as a DynamoDB JSON line, attributes in item order, or says why it cannot

@@ -1,15 +1,18 @@
-//! Encoding of the lake's Parquet files: one checkpoint's worth of a busy shard (100k enriched
-//! ticks of 1,000 symbols, all on one date), as `ParquetBatcher` hands it to `encode_files`.
+//! What the sinks do to every tick, on one checkpoint's worth of a busy shard (100k enriched
+//! ticks of 1,000 symbols, all on one date): the lake's Parquet files, as `ParquetBatcher` hands
+//! them to `encode_files`, and the ticks table's items as the file table writes them.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kinetick::model::enriched::EnrichedTick;
+use kinetick::model::item::Item;
 use kinetick::model::lake::encode_files;
 use kinetick::model::rules::Trend;
 use kinetick::model::tick::{Position, SequenceNumber, Tick};
 use kinetick::model::window::Indicators;
+use kinetick::table::file::encode_lines;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -93,5 +96,27 @@ fn parquet_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parquet_encoding);
+fn table_items(c: &mut Criterion) {
+    let rows = ticks();
+    let items: Vec<Item> = rows
+        .iter()
+        .map(|tick| Item::Tick {
+            tick,
+            expires_at: Some(tick.tick.event_time_ms / 1000 + 86_400),
+        })
+        .collect();
+    let mut group = c.benchmark_group("table_items");
+    group.throughput(Throughput::Elements(TICKS as u64));
+    group.sample_size(20);
+    group.bench_function("json_lines_100k_ticks", |b| {
+        let mut lines = Vec::new();
+        b.iter(|| {
+            lines.clear();
+            encode_lines(black_box(&items), &mut lines).unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parquet_encoding, table_items);
 criterion_main!(benches);
