@@ -246,6 +246,11 @@ impl ShardReader {
         // each decoded record was, so the results can be put back in stream order.
         let mut group_of: HashMap<Symbol, u32> = HashMap::default();
         let mut groups: Vec<(Symbol, Vec<PendingTick>)> = Vec::new();
+        // A group starts with room for a fair share of the read among the symbols the shard has
+        // seen, so that filling it rarely moves it; capped, as a shard's first read has seen none.
+        let fair_share = record_count
+            .div_ceil(self.aggregators.len().max(1))
+            .clamp(1, 32);
         let mut order: Vec<u32> = Vec::with_capacity(record_count);
         let mut dead_letters = Vec::new();
         for record in records {
@@ -256,7 +261,7 @@ impl ShardReader {
                         None => {
                             let group = groups.len() as u32;
                             group_of.insert(tick.symbol.clone(), group);
-                            groups.push((tick.symbol.clone(), Vec::new()));
+                            groups.push((tick.symbol.clone(), Vec::with_capacity(fair_share)));
                             group
                         }
                     };
