@@ -142,20 +142,33 @@ async fn dynamodb_table_writes_every_item_once_per_key() {
     assert_eq!(first["anomaly"].as_bool().unwrap(), &false);
 }
 
-/// A checkpoint store on a new table and bucket, and the bucket's objects.
-async fn checkpoint_store(prefix: &str) -> (DynamoCheckpointStore, Arc<dyn ObjectStore>) {
+/// A checkpoint store on a new table and bucket, with the table's client and the bucket's
+/// objects.
+struct CheckpointFixture {
+    store: DynamoCheckpointStore,
+    objects: Arc<dyn ObjectStore>,
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+async fn checkpoint_store(prefix: &str) -> CheckpointFixture {
     let config = common::sdk_config();
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = common::table(&client, "shard_id", None).await;
+    let table = common::table(&client, "shard_id", None).await;
     let (s3, bucket) = common::bucket(&config).await;
     let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(s3, &bucket));
-    let store = DynamoCheckpointStore::new(client, &name, objects.clone(), prefix);
-    (store, objects)
+    let store = DynamoCheckpointStore::new(client.clone(), &table, objects.clone(), prefix);
+    CheckpointFixture {
+        store,
+        objects,
+        client,
+        table,
+    }
 }
 
 #[tokio::test]
 async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
-    let (store, objects) = checkpoint_store("lake/").await;
+    let CheckpointFixture { store, objects, .. } = checkpoint_store("lake/").await;
     assert_eq!(store.load("shardId-000000000000").await.unwrap(), None);
 
     let position = Position::new(
@@ -200,21 +213,17 @@ async fn dynamodb_checkpoints_round_trip_small_and_large_snapshots() {
 
 #[tokio::test]
 async fn dynamodb_checkpoints_with_json_snapshots_of_earlier_versions_load() {
-    let config = common::sdk_config();
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = common::table(&client, "shard_id", None).await;
-    let (s3, bucket) = common::bucket(&config).await;
-    let store = DynamoCheckpointStore::new(
-        client.clone(),
-        &name,
-        Arc::new(S3ObjectStore::new(s3, &bucket)),
-        "",
-    );
+    let CheckpointFixture {
+        store,
+        client,
+        table,
+        ..
+    } = checkpoint_store("").await;
     let snapshot: ShardSnapshot =
         BTreeMap::from([("AAPL".into(), SymbolState::new(WindowConfig::default()))]);
     client
         .put_item()
-        .table_name(&name)
+        .table_name(&table)
         .item("shard_id", AttributeValue::S("shardId-000000000000".into()))
         .item("sequence_number", AttributeValue::S("42".into()))
         .item("sub_sequence_number", AttributeValue::N("0".into()))
@@ -233,7 +242,7 @@ async fn dynamodb_checkpoints_with_json_snapshots_of_earlier_versions_load() {
 
 #[tokio::test]
 async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
-    let (store, objects) = checkpoint_store("").await;
+    let CheckpointFixture { store, objects, .. } = checkpoint_store("").await;
     let checkpoint = |sequence: &str, symbols: usize, fence: Option<Fence>| Checkpoint {
         shard_id: "shardId-000000000000".into(),
         position: Position::new(SequenceNumber::new(sequence), 0),
@@ -284,13 +293,13 @@ async fn dynamodb_checkpoints_keep_one_snapshot_object_per_shard() {
 
 #[tokio::test]
 async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
-    let config = common::sdk_config();
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = common::table(&client, "shard_id", None).await;
-    let (s3, bucket) = common::bucket(&config).await;
-    let leases = DynamoLeaseStore::new(client.clone(), &name);
-    let checkpoints =
-        DynamoCheckpointStore::new(client, &name, Arc::new(S3ObjectStore::new(s3, &bucket)), "");
+    let CheckpointFixture {
+        store: checkpoints,
+        client,
+        table,
+        ..
+    } = checkpoint_store("").await;
+    let leases = DynamoLeaseStore::new(client, &table);
     let (a, b): (WorkerId, WorkerId) = ("worker-a".into(), "worker-b".into());
     let shard = ShardInfo {
         id: "shardId-000000000001".into(),
