@@ -39,12 +39,11 @@ pub struct DynamoWriter {
     flush_interval: Duration,
     max_buffered: usize,
     mode: TableMode,
-    /// Batches whose ticks are not written yet, and how many ticks they hold.
+    /// Batches whose ticks are not written yet (never empty ones).
     ticks: Vec<Arc<[EnrichedTick]>>,
-    buffered_ticks: usize,
     /// Latest value of each bar changed since the last flush.
     bars: BTreeMap<(Symbol, i64), MinuteBar>,
-    /// Barriers whose items are all in `buffer` or written.
+    /// Barriers whose items are all in `ticks` and `bars`, or written.
     barriers: Vec<(ShardId, u64, Position)>,
 }
 
@@ -62,7 +61,6 @@ impl DynamoWriter {
             max_buffered: config.max_buffered_items.max(1),
             mode: config.mode,
             ticks: Vec::new(),
-            buffered_ticks: 0,
             bars: BTreeMap::new(),
             barriers: Vec::new(),
         }
@@ -71,7 +69,6 @@ impl DynamoWriter {
     /// Writes the buffer, then acknowledges the barriers it covered.
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + 'static {
         let ticks = std::mem::take(&mut self.ticks);
-        self.buffered_ticks = 0;
         let bars = std::mem::take(&mut self.bars);
         let ttl = self.ttl;
         let barriers = std::mem::take(&mut self.barriers);
@@ -122,7 +119,7 @@ impl Actor for DynamoWriter {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.links.mailbox);
         ctx.run_interval(self.flush_interval, |act, ctx| {
-            if act.buffered_ticks == 0 && act.bars.is_empty() && act.barriers.is_empty() {
+            if act.ticks.is_empty() && act.bars.is_empty() && act.barriers.is_empty() {
                 return;
             }
             ctx.wait(act.flush().into_actor(act).map(|result, act, _| {
@@ -139,7 +136,6 @@ impl Handler<ShardBatch> for DynamoWriter {
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
         if self.mode.ticks() && !batch.ticks.is_empty() {
-            self.buffered_ticks += batch.ticks.len();
             self.ticks.push(batch.ticks.clone());
         }
         if self.mode.bars() {
@@ -152,8 +148,9 @@ impl Handler<ShardBatch> for DynamoWriter {
             self.barriers
                 .push((batch.shard_id, batch.generation, position));
         }
+        let buffered_ticks: usize = self.ticks.iter().map(|batch| batch.len()).sum();
         let flush_now =
-            self.buffered_ticks + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();
+            buffered_ticks + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();
         let work: Pin<Box<dyn Future<Output = Result<(), SinkError>>>> = if flush_now {
             Box::pin(self.flush())
         } else {
