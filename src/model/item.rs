@@ -7,7 +7,6 @@
 //! never built as a value of its own first.
 
 use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
 
 use super::bar::MinuteBar;
 use super::enriched::EnrichedTick;
@@ -17,12 +16,11 @@ use super::tick::Position;
 
 /// A DynamoDB attribute value, restricted to the types the ticks table uses: the attributes of
 /// an item given one by one ([`Item::Attributes`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
     S(CompactString),
     /// A number in DynamoDB's decimal text form.
     N(CompactString),
-    #[serde(rename = "BOOL")]
     Bool(bool),
 }
 
@@ -94,15 +92,13 @@ fn iso8601_millis(ms: i64) -> CompactString {
     put_digits(&mut text[14..16], of_day / 60_000 % 60);
     put_digits(&mut text[17..19], of_day / 1_000 % 60);
     put_digits(&mut text[20..23], of_day % 1_000);
-    let text = if (0..=9999).contains(&year) {
-        put_digits(&mut text[0..4], year as u64);
-        put_digits(&mut text[5..7], month.into());
-        put_digits(&mut text[8..10], day.into());
-        &text[..]
-    } else {
+    if !(0..=9999).contains(&year) {
         return [&partition_date(ms), ascii(&text[10..])].concat().into();
-    };
-    ascii(text).into()
+    }
+    put_digits(&mut text[0..4], year as u64);
+    put_digits(&mut text[5..7], month.into());
+    put_digits(&mut text[8..10], day.into());
+    ascii(&text).into()
 }
 
 /// `value` zero-padded into `out`, one digit per byte (`value` is below 10^`out.len()`).
