@@ -199,6 +199,57 @@ pub struct Evaluation {
     pub trend: Option<Trend>,
 }
 
+/// The alerts of one tick, as its rules raise them.
+struct Raised<'a> {
+    tick: &'a Tick,
+    position: &'a Position,
+    cooldown_ms: i64,
+    /// A rule fired, whether or not its alert was cooling down.
+    fired: bool,
+    alerts: Vec<Alert>,
+}
+
+impl Raised<'_> {
+    /// Records that rule `kind` fired, and keeps its alert unless the rule is cooling down. The
+    /// message is only formatted for an alert that is kept: most are quieted.
+    fn raise(
+        &mut self,
+        last_alert_ms: &mut BTreeMap<AlertKind, i64>,
+        kind: AlertKind,
+        severity: Severity,
+        value: f64,
+        threshold: f64,
+        message: impl FnOnce() -> String,
+    ) {
+        self.fired = true;
+        let tick = self.tick;
+        let quiet = last_alert_ms
+            .get(&kind)
+            .is_some_and(|&last| tick.event_time_ms.saturating_sub(last) < self.cooldown_ms);
+        if quiet {
+            return;
+        }
+        last_alert_ms.insert(kind, tick.event_time_ms);
+        self.alerts.push(Alert {
+            id: format!(
+                "{}-{}-{}-{}",
+                tick.symbol,
+                kind.as_str(),
+                tick.event_time_ms,
+                self.position
+            ),
+            symbol: tick.symbol.clone(),
+            kind,
+            severity,
+            event_time_ms: tick.event_time_ms,
+            price: tick.price,
+            value,
+            threshold,
+            message: message(),
+        });
+    }
+}
+
 /// Applies `rules` to one tick and updates `state`. `windows` gives the window sizes that the
 /// messages name (`SMA5`, `the 5m average`).
 pub fn evaluate(
@@ -211,47 +262,40 @@ pub fn evaluate(
 ) -> Evaluation {
     let price = tick.price;
     let symbol = &tick.symbol;
-    let mut alerts = Vec::new();
-    let alert = |kind: AlertKind, severity, value, threshold, message: String| Alert {
-        id: format!(
-            "{symbol}-{}-{}-{position}",
-            kind.as_str(),
-            tick.event_time_ms
-        ),
-        symbol: symbol.clone(),
-        kind,
-        severity,
-        event_time_ms: tick.event_time_ms,
-        price,
-        value,
-        threshold,
-        message,
+    let cooldown_ms = i64::try_from(rules.cooldown.as_millis()).unwrap_or(i64::MAX);
+    let mut raised = Raised {
+        tick,
+        position,
+        cooldown_ms,
+        fired: false,
+        alerts: Vec::new(),
     };
-
     // Crossing: the previous price was on the other side (or there was none).
     if let Some(level) = rules.price_above
         && price > level
         && state.prev_price.is_none_or(|prev| prev <= level)
     {
-        alerts.push(alert(
+        raised.raise(
+            &mut state.last_alert_ms,
             AlertKind::PriceAbove,
             Severity::Warning,
             price,
             level,
-            format!("{symbol} price crossed threshold {level:.2} (now {price:.2})"),
-        ));
+            || format!("{symbol} price crossed threshold {level:.2} (now {price:.2})"),
+        );
     }
     if let Some(level) = rules.price_below
         && price < level
         && state.prev_price.is_none_or(|prev| prev >= level)
     {
-        alerts.push(alert(
+        raised.raise(
+            &mut state.last_alert_ms,
             AlertKind::PriceBelow,
             Severity::Warning,
             price,
             level,
-            format!("{symbol} price crossed below threshold {level:.2} (now {price:.2})"),
-        ));
+            || format!("{symbol} price crossed below threshold {level:.2} (now {price:.2})"),
+        );
     }
     state.prev_price = Some(price);
 
@@ -259,13 +303,18 @@ pub fn evaluate(
     if let (Some(threshold), Some(percent)) = (rules.change_percent, indicators.change_percent) {
         let breached = percent.abs() > threshold;
         if breached && !state.change_breached {
-            alerts.push(alert(
+            raised.raise(
+                &mut state.last_alert_ms,
                 AlertKind::ChangePercent,
                 escalate(percent, threshold, Severity::Warning, Severity::Critical),
                 percent,
                 threshold,
-                format!("{symbol} change vs previous close {percent:.2}% (threshold {threshold}%)"),
-            ));
+                || {
+                    format!(
+                        "{symbol} change vs previous close {percent:.2}% (threshold {threshold}%)"
+                    )
+                },
+            );
         }
         state.change_breached = breached;
     }
@@ -273,28 +322,31 @@ pub fn evaluate(
     if let (Some(k), Some(z)) = (rules.return_zscore, indicators.return_zscore)
         && z.abs() > k
     {
-        alerts.push(alert(
+        raised.raise(
+            &mut state.last_alert_ms,
             AlertKind::ReturnZscore,
             escalate(z, k, Severity::Warning, Severity::Critical),
             z,
             k,
-            format!("{symbol} return z-score {z:.1} (threshold {k})"),
-        ));
+            || format!("{symbol} return z-score {z:.1} (threshold {k})"),
+        );
     }
 
     if let (Some(k), Some(ratio)) = (rules.volume_spike, indicators.volume_ratio)
         && ratio > k
     {
         let span = humantime_serde::re::humantime::format_duration(windows.span);
-        alerts.push(alert(
+        raised.raise(
+            &mut state.last_alert_ms,
             AlertKind::VolumeSpike,
             escalate(ratio, k, Severity::Info, Severity::Warning),
             ratio,
             k,
-            format!("{symbol} volume {ratio:.1}x the {span} average (threshold {k}x)"),
-        ));
+            || format!("{symbol} volume {ratio:.1}x the {span} average (threshold {k}x)"),
+        );
     }
-    let anomaly = !alerts.is_empty();
+    // Anomaly rules that fired count even when their alert is cooling down.
+    let anomaly = raised.fired;
 
     let averages = indicators.sma_short.zip(indicators.sma_long);
     let trend = match averages {
@@ -312,37 +364,28 @@ pub fn evaluate(
             Trend::Up => (AlertKind::TrendUp, "above"),
             Trend::Down => (AlertKind::TrendDown, "below"),
         };
-        alerts.push(alert(
+        raised.raise(
+            &mut state.last_alert_ms,
             kind,
             Severity::Info,
             short,
             long,
-            format!(
-                "{symbol} trend {}: SMA{} {short:.2} crossed {direction} SMA{} {long:.2}",
-                trend.as_str(),
-                windows.sma_short,
-                windows.sma_long
-            ),
-        ));
+            || {
+                format!(
+                    "{symbol} trend {}: SMA{} {short:.2} crossed {direction} SMA{} {long:.2}",
+                    trend.as_str(),
+                    windows.sma_short,
+                    windows.sma_long
+                )
+            },
+        );
     }
     if trend.is_some() {
         state.last_trend = trend;
     }
 
-    let cooldown_ms = i64::try_from(rules.cooldown.as_millis()).unwrap_or(i64::MAX);
-    alerts.retain(|alert| {
-        let quiet = state
-            .last_alert_ms
-            .get(&alert.kind)
-            .is_some_and(|&last| alert.event_time_ms.saturating_sub(last) < cooldown_ms);
-        if !quiet {
-            state.last_alert_ms.insert(alert.kind, alert.event_time_ms);
-        }
-        !quiet
-    });
-
     Evaluation {
-        alerts,
+        alerts: raised.alerts,
         anomaly,
         trend,
     }
