@@ -223,17 +223,39 @@ impl Field {
     }
 
     /// A numeric field's value as a number that passes the field's check, or why it does not;
-    /// `None` for the symbol and the timestamp.
-    #[inline]
+    /// `None` for the symbol and the timestamp. Inlined: the fast parser calls it for every
+    /// number.
+    #[inline(always)]
     fn number(self, value: Scalar<'_>) -> Option<Result<f64, Rejection>> {
-        Some(match self {
-            Self::Price | Self::Open | Self::High | Self::Low | Self::PreviousClose => {
-                positive(self, value)
+        if matches!(self, Self::Symbol | Self::Timestamp) {
+            return None;
+        }
+        let x = match value {
+            // What producers send, handled here so that the hot path inlines it.
+            Scalar::Number(Number { value: Some(x), .. }) => x,
+            value => match json_number(self, value) {
+                Ok(x) => x,
+                Err(rejection) => return Some(Err(rejection)),
+            },
+        };
+        Some(self.check(x))
+    }
+
+    /// `x` if it is a valid value of this numeric field.
+    #[inline]
+    fn check(self, x: f64) -> Result<f64, Rejection> {
+        let field = self.name();
+        if !x.is_finite() {
+            return Err(Rejection::NonFinite { field });
+        }
+        match self {
+            Self::Price | Self::Open | Self::High | Self::Low | Self::PreviousClose if x <= 0.0 => {
+                Err(Rejection::NonPositive { field, value: x })
             }
-            Self::Change | Self::ChangePercent => number(self, value),
-            Self::Volume => volume(self, value),
-            Self::Symbol | Self::Timestamp => return None,
-        })
+            // `-0.0` passes: it is zero, and rejecting it would only punish a formatting quirk.
+            Self::Volume if x < 0.0 => Err(Rejection::NegativeVolume { value: x }),
+            _ => Ok(x),
+        }
     }
 }
 
@@ -297,6 +319,9 @@ impl<'a> Number<'a> {
 /// at most 22, both convert to `f64` exactly and one multiplication or division rounds
 /// correctly. That covers prices and volumes as producers write them; longer numbers (such as
 /// 17-digit computed changes) are left to Rust's parser, which is exact but several times slower.
+///
+/// Inlined so that the fast parser keeps the result in registers (it runs for every number).
+#[inline(always)]
 fn scan_number(bytes: &[u8]) -> Option<(usize, Option<f64>)> {
     static POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -404,7 +429,7 @@ impl<'a> RawTick<'a> {
         let price = self.required(Field::Price)?;
         let timestamp = self.required(Field::Timestamp)?;
         let symbol = validate_symbol(symbol)?;
-        let price = positive(Field::Price, price)?;
+        let price = Field::Price.number(price).expect("a numeric field")?;
         let event_time_ms = event_time_ms(timestamp)?;
         if event_time_ms < limits.min_event_time_ms || event_time_ms > limits.max_event_time_ms {
             return Err(Rejection::TimestampOutOfRange {
@@ -842,53 +867,24 @@ fn validate_symbol(value: Scalar<'_>) -> Result<Symbol, Rejection> {
     Err(Rejection::InvalidSymbol { reason })
 }
 
-/// A finite number from a JSON number or a numeric string.
-fn number(field: Field, value: Scalar<'_>) -> Result<f64, Rejection> {
+/// The number a JSON number or a numeric string holds (beyond-f64 numbers are infinite, and
+/// strings may say `NaN` or `inf`: [`Field::check`] refuses those).
+fn json_number(field: Field, value: Scalar<'_>) -> Result<f64, Rejection> {
     let not_a_number = |found| Rejection::WrongType {
         field: field.name(),
         expected: EXPECTED_NUMBER,
         found,
     };
-    // Beyond-f64 numbers become infinite, and strings may say "NaN" or "inf": refused below.
-    let x = match value {
-        Scalar::Number(n) => n.to_f64().ok_or(not_a_number("a malformed number"))?,
+    match value {
+        Scalar::Number(n) => n.to_f64().ok_or(not_a_number("a malformed number")),
         Scalar::Str(text) => Number::new(&text)
             .to_f64()
-            .ok_or(not_a_number("a non-numeric string"))?,
-        Scalar::Float(x) => x,
+            .ok_or(not_a_number("a non-numeric string")),
+        Scalar::Float(x) => Ok(x),
         // `as` rounds to nearest, which is what parsing the same digits as a float would give.
-        Scalar::UInt(u) => u as f64,
-        Scalar::Int(i) => i as f64,
-        other => return Err(not_a_number(other.kind())),
-    };
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(Rejection::NonFinite {
-            field: field.name(),
-        })
-    }
-}
-
-fn positive(field: Field, value: Scalar<'_>) -> Result<f64, Rejection> {
-    let x = number(field, value)?;
-    if x > 0.0 {
-        Ok(x)
-    } else {
-        Err(Rejection::NonPositive {
-            field: field.name(),
-            value: x,
-        })
-    }
-}
-
-fn volume(field: Field, value: Scalar<'_>) -> Result<f64, Rejection> {
-    let x = number(field, value)?;
-    // `-0.0` passes: it is zero, and rejecting it would only punish a formatting quirk.
-    if x >= 0.0 {
-        Ok(x)
-    } else {
-        Err(Rejection::NegativeVolume { value: x })
+        Scalar::UInt(u) => Ok(u as f64),
+        Scalar::Int(i) => Ok(i as f64),
+        other => Err(not_a_number(other.kind())),
     }
 }
 
