@@ -93,18 +93,10 @@ impl Shard {
     }
 
     fn position(&self, n: u64) -> Position {
-        let mut sequence =
-            SEQUENCE_BASE + self.index as u128 * SEQUENCE_SHARD_STRIDE + u128::from(n);
-        // Digits on the stack, so the `Arc<str>` is the only allocation.
-        let mut digits = [0u8; 40];
-        let mut at = digits.len();
-        while sequence > 0 {
-            at -= 1;
-            digits[at] = b'0' + (sequence % 10) as u8;
-            sequence /= 10;
-        }
-        let text = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
-        Position::new(SequenceNumber::new(text), 0)
+        let sequence = SEQUENCE_BASE + self.index as u128 * SEQUENCE_SHARD_STRIDE + u128::from(n);
+        // Digits on the stack, so the `Arc<str>` is the only allocation; itoa divides a u128 by
+        // 10^19 once instead of calling the u128 division for every digit.
+        Position::new(SequenceNumber::new(itoa::Buffer::new().format(sequence)), 0)
     }
 }
 
