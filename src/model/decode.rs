@@ -1182,6 +1182,35 @@ mod tests {
     }
 
     #[test]
+    fn quoted_names_are_the_field_names() {
+        let fields = [
+            Field::Symbol,
+            Field::Price,
+            Field::Timestamp,
+            Field::Open,
+            Field::High,
+            Field::Low,
+            Field::PreviousClose,
+            Field::Change,
+            Field::ChangePercent,
+            Field::Volume,
+        ];
+        assert_eq!(fields.len(), Field::COUNT);
+        for field in fields {
+            let quoted = format!("{}\"", field.name());
+            assert_eq!(
+                Field::quoted_prefix(quoted.as_bytes()),
+                Some(field),
+                "{quoted}"
+            );
+            assert_eq!(Field::from_key(field.name()), Some(field));
+            // A longer key that starts with the name is not the field.
+            let longer = format!("{}x\"", field.name());
+            assert_eq!(Field::quoted_prefix(longer.as_bytes()), None, "{longer}");
+        }
+    }
+
+    #[test]
     fn fast_parser_leaves_every_rejection_to_the_general_one() {
         let cases = [
             SEED.replace("187.23", "-187.23"),
