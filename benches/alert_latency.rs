@@ -64,7 +64,7 @@ async fn main() {
     let expected_alerts = ticks / SYMBOLS / load.crossing_every * SYMBOLS;
     let latencies = collect_alert_latencies(&config, &stack, expected_alerts).await;
     // A graceful stop publishes the metrics counted since the last interval.
-    terminate(run);
+    let _log = terminate(run);
 
     assert_eq!(
         latencies.len(),

@@ -1,5 +1,7 @@
 # Shared by scripts/test.sh and scripts/local-aws.sh (source it from the repository root):
-# installs the AWS emulator (moto's server, pinned) into .venv and starts it on loopback.
+# installs the AWS emulator (moto's server, pinned) into .venv and starts it on loopback, through
+# scripts/moto_server.py (which applies DynamoDB and Kinesis requests one at a time, as they are
+# atomic in AWS and not in moto).
 
 MOTO_VERSION=5.2.5
 venv=.venv
@@ -23,7 +25,7 @@ free_port() {
 start_moto() {
   local port=$1 log=$2
   mkdir -p "$(dirname "$log")"
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$log" 2>&1 &
+  "$venv/bin/python" scripts/moto_server.py 127.0.0.1 "$port" > "$log" 2>&1 &
   moto_pid=$!
   "$venv/bin/python" - "$port" "$log" <<'PY'
 import sys, time, urllib.request

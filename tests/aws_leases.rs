@@ -108,7 +108,7 @@ async fn workers_split_shards_evenly_and_hand_them_over_on_sigterm() {
         .map(|(shard, _)| shard)
         .collect();
     let stopped_at = Instant::now();
-    terminate(workers.remove("w4").unwrap());
+    let _w4_log = terminate(workers.remove("w4").unwrap());
     wait_taken_over(&config, &stack, &leaving, "w4").await;
     let took = stopped_at.elapsed();
     eprintln!("shards of the stopped worker taken over {took:?} after SIGTERM");
@@ -116,7 +116,7 @@ async fn workers_split_shards_evenly_and_hand_them_over_on_sigterm() {
     wait_for_shares(&config, &stack, &[2, 3, 3], Duration::from_secs(30)).await;
 
     for (_, child) in workers {
-        terminate(child);
+        let _ = terminate(child);
     }
 }
 
@@ -136,7 +136,7 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
     let last = put_records(&config, &reference.stream, &records).await;
     let child = worker(&reference, "solo", &settings);
     wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
-    terminate(child);
+    let _reference_log = terminate(child);
     let expected = computed(assert_exactly_once(&config, &reference, valid).await);
 
     let stack = create_stack_with_shards(&config, SHARDS).await;
@@ -163,7 +163,7 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
     // The rest of the stream goes in before the kill, so the emulator is not busy taking it
     // while the failover is timed; the workers are still reading when w1 dies.
     let last = put_records(&config, &stack.stream, &records[3_000..]).await;
-    workers.remove("w1").unwrap().kill();
+    let _victim_log = workers.remove("w1").unwrap().kill();
     let killed_at = Instant::now();
 
     wait_taken_over(&config, &stack, &victim_shards, "w1").await;
@@ -175,9 +175,7 @@ async fn a_worker_killed_mid_stream_loses_nothing_and_changes_nothing() {
     assert!(took < Duration::from_secs(15), "failover took {took:?}");
 
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
-    for (_, child) in workers {
-        terminate(child);
-    }
+    let _logs: Vec<_> = workers.into_values().map(terminate).collect();
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
     assert_same_values(&actual, &expected);
 }

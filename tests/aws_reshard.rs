@@ -91,7 +91,7 @@ async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
     let last = put_records(&config, &reference.stream, &records).await;
     let run = start_run(&reference, &[]);
     wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
-    terminate(run);
+    let _reference_log = terminate(run);
     let expected = computed(assert_exactly_once(&config, &reference, valid).await);
 
     let stack = stack_with_kinesalite_stream(3).await;
@@ -134,9 +134,7 @@ async fn split_and_merge_mid_stream_lose_nothing_and_change_nothing() {
         "after the reshard records go to the children: {second:?}"
     );
     wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
-    for run in workers {
-        terminate(run);
-    }
+    let _logs: Vec<_> = workers.into_iter().map(terminate).collect();
 
     let leases = DynamoLeaseStore::new(
         aws_sdk_dynamodb::Client::new(&config),
@@ -192,6 +190,6 @@ async fn a_worker_follows_a_split_between_shard_listings() {
         "the rest goes to both children: {second:?}"
     );
     wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
-    terminate(run);
+    let _log = terminate(run);
     assert_exactly_once(&config, &stack, valid).await;
 }

@@ -23,7 +23,7 @@ async fn run_processes_a_stream_exactly_once_into_every_sink() {
 
     let child = start_run(&stack, &[]);
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
-    terminate(child);
+    let _log = terminate(child);
     assert_exactly_once(&config, &stack, valid).await;
 
     // Dead letters with their reasons.
@@ -122,11 +122,11 @@ async fn a_run_stopped_mid_stream_resumes_exactly_once() {
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    terminate(child);
+    let _first_log = terminate(child);
     let last = put_records(&config, &stack.stream, &records[3_000..]).await;
 
     let child = start_run(&stack, &[]);
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
-    terminate(child);
+    let _second_log = terminate(child);
     assert_exactly_once(&config, &stack, valid).await;
 }

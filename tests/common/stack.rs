@@ -150,19 +150,20 @@ pub async fn put_records(
 }
 
 /// A running `kinetick run`, killed if the test fails before it stops it (so no process outlives
-/// the test holding its output pipes open). Its log goes to a file, whose end is printed if the
-/// test fails while the run is still held (or to the test's output with `TEST_RUN_LOGS=1`).
+/// the test holding its output pipes open). Its log goes to a file (or to the test's output with
+/// `TEST_RUN_LOGS=1`).
 pub struct Run {
     child: Option<Child>,
-    log: PathBuf,
+    log: Option<RunLog>,
 }
 
 impl Run {
-    /// `kill -9`: what a crash does.
-    pub fn kill(mut self) {
+    /// `kill -9`: what a crash does. The log is kept until the test ends.
+    pub fn kill(mut self) -> RunLog {
         let mut child = self.child.take().expect("running");
         child.kill().unwrap();
         child.wait().unwrap();
+        self.log.take().expect("a log")
     }
 }
 
@@ -172,18 +173,36 @@ impl Drop for Run {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        } else {
+    }
+}
+
+/// The log file of a run, deleted when dropped; if the test is failing by then, its warnings
+/// and its end are printed first. Keep it for the length of the test to see, on a failure, what
+/// a run that already stopped went through.
+#[must_use = "the log is deleted when dropped"]
+pub struct RunLog(PathBuf);
+
+impl Drop for RunLog {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
             const LINES: usize = 40;
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let warnings: Vec<_> = log
+                .lines()
+                .filter(|line| {
+                    line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#)
+                })
+                .take(LINES)
+                .collect();
             let lines: Vec<_> = log.lines().collect();
             eprintln!(
-                "--- last {LINES} lines of {} ---\n{}",
-                self.log.display(),
+                "--- {}: first {LINES} warnings and errors ---\n{}\n--- its last {LINES} lines ---\n{}",
+                self.0.display(),
+                warnings.join("\n"),
                 lines[lines.len().saturating_sub(LINES)..].join("\n")
             );
         }
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -221,13 +240,14 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
         .spawn()
         .map(|child| Run {
             child: Some(child),
-            log,
+            log: Some(RunLog(log)),
         })
         .expect("kinetick runs")
 }
 
-/// SIGTERM, and the graceful stop must end with exit status 0 within a minute.
-pub fn terminate(mut run: Run) {
+/// SIGTERM, and the graceful stop must end with exit status 0 within a minute. The log is kept
+/// until the test ends.
+pub fn terminate(mut run: Run) -> RunLog {
     let mut child = run.child.take().expect("running");
     let status = Command::new("kill")
         .arg("-TERM")
@@ -238,11 +258,12 @@ pub fn terminate(mut run: Run) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            let log = run.log.take().expect("a log");
             assert!(
                 status.success(),
                 "kinetick run exits 0 after SIGTERM, got {status}"
             );
-            return;
+            return log;
         }
         assert!(
             Instant::now() < deadline,
