@@ -148,7 +148,8 @@ fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
     if let Some(text) = whole_cents(value, &mut cents) {
         return sink.number(name, text);
     }
-    let mut buffer = ryu::Buffer::new();
+    // zmij: the same shortest round-trip digits and layout as ryu, in about half the time.
+    let mut buffer = zmij::Buffer::new();
     let text = buffer.format_finite(value);
     // A plain loop: `contains` calls memchr, which costs more than the scan on a dozen bytes.
     if text.bytes().any(|b| b == b'e') {
@@ -161,7 +162,7 @@ fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
 const WHOLE_CENTS_MAX: f64 = (1u64 << 40) as f64;
 
 /// The shortest decimal of `value` when it is a whole number of cents (most prices and every
-/// whole volume), written without ryu's digit search: `[-]whole[.c[c]]`.
+/// whole volume), written without zmij's digit search: `[-]whole[.c[c]]`.
 ///
 /// If `cents / 100` reads back as `value`, it is the shortest decimal that does: one ulp is far
 /// below a cent here, so no other decimal with as few digits lies close enough to `value`.
@@ -497,7 +498,7 @@ mod tests {
             (-2.5e-10, Some("-0.00000000025")),
             (1e20, Some("100000000000000000000")),
             (-0.0, Some("0")),
-            // -235628728097230.125, halfway between two shortest decimals: ryu rounds half to
+            // -235628728097230.125, halfway between two shortest decimals: zmij rounds half to
             // even (`Display` up).
             (
                 f64::from_bits(14045260157812947396),
@@ -576,7 +577,7 @@ mod tests {
 
         #[test]
         /// As short as `Display`'s text and read back to the same value. (Not always the same
-        /// text: on a tie between two shortest decimals, ryu rounds half to even.)
+        /// text: on a tie between two shortest decimals, zmij rounds half to even.)
         fn numbers_are_shortest_round_trip_decimals(
             mantissa in 0u64..1 << 52,
             // Binary exponents of DynamoDB's range, 1e-130 to 1e126.
