@@ -36,22 +36,40 @@ pub struct Tick {
 /// A Kinesis sequence number: a decimal string of up to 129 digits, compared numerically.
 ///
 /// Kept as text because real ones (56 digits) overflow `u128`, and cheap to clone because every
-/// record carries one.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SequenceNumber(Arc<str>);
+/// record carries one: a long one is shared, a short one (the local stream's 21 digits) is held
+/// inline, which also spares a heap string per record that a sink's thread would free (glibc's
+/// frees across threads are slow).
+#[derive(Clone)]
+pub struct SequenceNumber(Digits);
+
+#[derive(Clone)]
+enum Digits {
+    /// At most [`INLINE_DIGITS`] digits, so `CompactString` keeps them off the heap.
+    Inline(CompactString),
+    Shared(Arc<str>),
+}
+
+const INLINE_DIGITS: usize = 24;
 
 impl SequenceNumber {
-    pub fn new(digits: impl Into<Arc<str>>) -> Self {
-        Self(digits.into())
+    pub fn new(digits: impl AsRef<str>) -> Self {
+        let digits = digits.as_ref();
+        Self(if digits.len() <= INLINE_DIGITS {
+            Digits::Inline(CompactString::new(digits))
+        } else {
+            Digits::Shared(digits.into())
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Digits::Inline(digits) => digits,
+            Digits::Shared(digits) => digits,
+        }
     }
 
     fn significant(&self) -> &str {
-        let trimmed = self.0.trim_start_matches('0');
+        let trimmed = self.as_str().trim_start_matches('0');
         if trimmed.is_empty() { "0" } else { trimmed }
     }
 }
@@ -85,13 +103,25 @@ impl PartialOrd for SequenceNumber {
 
 impl fmt::Display for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}", self.as_str())
+    }
+}
+
+impl Serialize for SequenceNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SequenceNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self::new(CompactString::deserialize(deserializer)?))
     }
 }
 
@@ -136,6 +166,26 @@ mod tests {
             seq("49590338271490256608559692538361571095921575989136588898")
                 > seq("49590338271490256608559692538361571095921575989136588897")
         );
+    }
+
+    #[test]
+    fn short_and_long_sequence_numbers_are_one_kind_of_value() {
+        use std::hash::BuildHasher;
+        // 21 digits are held inline, 30 (the same number, zero-padded) shared.
+        let short = SequenceNumber::new("100000000000000000042");
+        let long = SequenceNumber::new(format!("{:0>30}", short.as_str()));
+        assert!(matches!(short.0, Digits::Inline(_)) && matches!(long.0, Digits::Shared(_)));
+        assert_eq!(short, long);
+        let hasher = std::collections::hash_map::RandomState::new();
+        assert_eq!(hasher.hash_one(&short), hasher.hash_one(&long));
+        let next = SequenceNumber::new(format!("{:0>30}", "100000000000000000043"));
+        assert!(short < next && next > long);
+        assert_eq!(long.clone().as_str().len(), 30);
+
+        let json = serde_json::to_string(&long).unwrap();
+        assert_eq!(json, format!("\"{}\"", long.as_str()));
+        let back: SequenceNumber = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.as_str(), long.as_str());
     }
 
     #[test]
