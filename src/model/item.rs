@@ -117,8 +117,8 @@ fn put_digits(out: &mut [u8], mut value: u64) {
 /// Text this module wrote byte by byte: digits, signs and separators only.
 fn ascii(bytes: &[u8]) -> &str {
     debug_assert!(bytes.is_ascii(), "{bytes:?}");
-    // SAFETY: callers pass only ASCII (see above), which is valid UTF-8. `from_utf8`'s check,
-    // an out-of-line call, was a sixth of writing a whole-cents number.
+    // SAFETY: callers pass only ASCII (see above), which is valid UTF-8. `from_utf8`'s check is
+    // an out-of-line call on every number and timestamp of every table item.
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
