@@ -335,7 +335,10 @@ impl ShardReader {
             let mut alerts = Vec::new();
             let mut bars = Vec::new();
             let mut parts = Vec::with_capacity(requests.len());
-            for (sent, result) in futures::future::join_all(requests).await {
+            // The messages are already queued, so awaiting the replies one by one waits no
+            // longer than `join_all`, without a task per symbol.
+            for request in requests {
+                let (sent, result) = request.await;
                 let aggregated = result
                     .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
                 if aggregated.ticks.len() != sent {
