@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore};
+use super::{Checkpoint, CheckpointError, CheckpointStore, snapshot};
+use crate::model::tick::Position;
 use crate::objects::local::{blocking, is_transient, write_atomic};
 
 /// A directory of per-shard checkpoint files.
@@ -99,7 +100,7 @@ impl CheckpointStore for FileCheckpointStore {
         let path = self
             .path_of(&checkpoint.shard_id)
             .map_err(|m| write_error(m, false))?;
-        let body = serde_json::to_vec(checkpoint)
+        let body = encode_file(checkpoint)
             .map_err(|e| write_error(format!("cannot encode: {e}"), false))?;
         let fsync = self.fsync;
         let target = path.clone();
@@ -109,10 +110,33 @@ impl CheckpointStore for FileCheckpointStore {
     }
 }
 
+/// The file: `Checkpoint`'s JSON, byte for byte as serde_json writes it, with the snapshot's
+/// string appended by [`snapshot::text::append_json`] instead of going through serde_json.
+fn encode_file(checkpoint: &Checkpoint) -> serde_json::Result<Vec<u8>> {
+    /// `Checkpoint`'s fields before the snapshot, under the same names.
+    #[derive(serde::Serialize)]
+    struct Head<'a> {
+        shard_id: &'a str,
+        position: &'a Position,
+        shard_end: bool,
+    }
+    let mut body = serde_json::to_vec(&Head {
+        shard_id: &checkpoint.shard_id,
+        position: &checkpoint.position,
+        shard_end: checkpoint.shard_end,
+    })?;
+    debug_assert_eq!(body.last(), Some(&b'}'));
+    body.pop();
+    body.extend_from_slice(br#","snapshot":"#);
+    snapshot::text::append_json(&checkpoint.snapshot, &mut body);
+    body.push(b'}');
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tick::{Position, SequenceNumber};
+    use crate::model::tick::SequenceNumber;
 
     // Snapshots stay empty: the window types are being written elsewhere, and their content
     // round-trips through serde, not through anything this store does.
@@ -130,6 +154,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileCheckpointStore::new(dir.path().join("checkpoints"));
         (dir, store)
+    }
+
+    #[test]
+    fn the_file_is_the_checkpoints_json() {
+        let mut saved = checkpoint("shardId-000000000001", "42");
+        saved.snapshot = snapshot::tests::snapshot();
+        saved.shard_end = true;
+        let body = encode_file(&saved).unwrap();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            serde_json::to_string(&saved).unwrap()
+        );
     }
 
     #[tokio::test]
