@@ -9,8 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use backon::Retryable;
-use futures::{StreamExt, TryStreamExt};
 
 use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
 use crate::alerts::AlertSink;
@@ -18,9 +16,6 @@ use crate::metrics::Counter;
 
 /// How many recent alert ids are remembered for de-duplication.
 const RECENT_IDS: usize = 100_000;
-
-/// Publish calls in flight at once.
-const PUBLISH_CONCURRENCY: usize = 16;
 
 /// A bounded set of recently seen ids (oldest forgotten first).
 #[derive(Debug, Default)]
@@ -84,16 +79,7 @@ impl Handler<ShardBatch> for Alerter {
         let work = async move {
             // One Publish call per alert: in flight together, a burst of alerts costs one round
             // trip, not one per alert. (SNS standard topics do not keep order anyway.)
-            futures::stream::iter(&fresh)
-                .map(|alert| {
-                    let sink = &sink;
-                    (move || sink.publish(alert))
-                        .retry(crate::retry::backoff())
-                        .when(|e| e.is_retryable())
-                        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Alert publish failed, retrying."))
-                })
-                .buffer_unordered(PUBLISH_CONCURRENCY)
-                .try_collect::<()>()
+            sink.publish_all(&fresh)
                 .await
                 .map_err(|e| SinkError::new(SinkKind::Alerts, e))?;
             links

@@ -15,6 +15,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use backon::Retryable;
 use serde::Serialize;
 
 use super::{AlertError, AlertSink};
@@ -86,31 +87,60 @@ impl LocalAlertSink {
     }
 }
 
-#[async_trait]
-impl AlertSink for LocalAlertSink {
-    async fn publish(&self, alert: &Alert) -> Result<(), AlertError> {
+impl LocalAlertSink {
+    /// Appends the alerts' lines with one write, which is all or nothing (the log cuts a failed
+    /// append back), then prints them.
+    async fn append(&self, alerts: &[Alert]) -> Result<(), AlertError> {
+        let Some(first) = alerts.first() else {
+            return Ok(());
+        };
         let error = |message: String, retryable: bool| AlertError::Publish {
-            alert_id: alert.id.clone(),
+            alert_id: first.id.clone(),
             message,
             retryable,
         };
-        let mut line =
-            serde_json::to_vec(alert).map_err(|e| error(format!("cannot encode: {e}"), false))?;
-        line.push(b'\n');
-        self.log.append(line).await.map_err(|e| {
+        let mut lines = Vec::with_capacity(alerts.len() * 256);
+        for alert in alerts {
+            serde_json::to_writer(&mut lines, alert)
+                .map_err(|e| error(format!("cannot encode alert {}: {e}", alert.id), false))?;
+            lines.push(b'\n');
+        }
+        self.log.append(lines).await.map_err(|e| {
+            let what = match alerts.len() {
+                1 => String::new(),
+                n => format!("(with {} more) ", n - 1),
+            };
             error(
-                format!("{}: {e}", self.log.path().display()),
+                format!("{what}{}: {e}", self.log.path().display()),
                 is_transient(&e),
             )
         })?;
         if self.print {
+            let text: String = alerts.iter().map(|a| human_line(a) + "\n").collect();
             // The file is the record; a closed stdout (`kinetick demo | head`) must not fail
             // the alert or panic as `println!` would.
-            if let Err(e) = writeln!(io::stdout().lock(), "{}", human_line(alert)) {
-                tracing::debug!(error = %e, "Could not print an alert to stdout.");
+            if let Err(e) = io::stdout().lock().write_all(text.as_bytes()) {
+                tracing::debug!(error = %e, "Could not print alerts to stdout.");
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AlertSink for LocalAlertSink {
+    async fn publish(&self, alert: &Alert) -> Result<(), AlertError> {
+        self.append(std::slice::from_ref(alert)).await
+    }
+
+    /// The whole batch in one append (a file write and a thread hand-off each): it is all or
+    /// nothing, so retrying it writes no alert twice.
+    async fn publish_all(&self, alerts: &[Alert]) -> Result<(), AlertError> {
+        (|| self.append(alerts))
+            .retry(crate::retry::backoff())
+            .when(|e| e.is_retryable())
+            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Alert publish failed, retrying."))
+            .await
     }
 }
 
@@ -179,6 +209,24 @@ mod tests {
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first["severity"], "warning");
         assert_eq!(first["kind"], "price_above");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_appended_in_order_after_what_was_there() {
+        let (_dir, sink) = sink(true);
+        sink.publish(&alert("a0", Severity::Info)).await.unwrap();
+        let batch: Vec<_> = (1..=3)
+            .map(|i| alert(&format!("a{i}"), Severity::Warning))
+            .collect();
+        sink.publish_all(&batch).await.unwrap();
+        sink.publish_all(&[]).await.unwrap();
+        let ids: Vec<_> = LocalAlertSink::read(sink.path())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, ["a0", "a1", "a2", "a3"]);
     }
 
     #[tokio::test]

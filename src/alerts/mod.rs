@@ -7,8 +7,14 @@ pub mod log;
 pub mod sns;
 
 use async_trait::async_trait;
+use backon::Retryable;
+use futures::future::{BoxFuture, FutureExt};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::model::rules::Alert;
+
+/// `publish` calls in flight at once in [`AlertSink::publish_all`]'s default.
+const PUBLISH_CONCURRENCY: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
@@ -32,4 +38,27 @@ impl AlertError {
 pub trait AlertSink: Send + Sync + 'static {
     /// Publishes one alert; delivered when this returns.
     async fn publish(&self, alert: &Alert) -> Result<(), AlertError>;
+
+    /// Publishes a batch, retrying what fails while it may succeed; all delivered when this
+    /// returns Ok. By default each alert is published and retried on its own, several at a time
+    /// (retrying a whole batch would deliver its delivered alerts twice, an SNS message each).
+    /// A sink whose batch write is all or nothing writes the batch at once instead.
+    async fn publish_all(&self, alerts: &[Alert]) -> Result<(), AlertError> {
+        // Boxed up front: a stream mapping each alert to its future trips the compiler's check
+        // that the whole future is `Send` (rust-lang/rust#64552).
+        let publishes: Vec<BoxFuture<'_, Result<(), AlertError>>> = alerts
+            .iter()
+            .map(|alert| {
+                (move || self.publish(alert))
+                    .retry(crate::retry::backoff())
+                    .when(|e| e.is_retryable())
+                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Alert publish failed, retrying."))
+                    .boxed()
+            })
+            .collect();
+        futures::stream::iter(publishes)
+            .buffer_unordered(PUBLISH_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
 }
