@@ -44,8 +44,9 @@ pub trait AlertSink: Send + Sync + 'static {
     /// (retrying a whole batch would deliver its delivered alerts twice, an SNS message each).
     /// A sink whose batch write is all or nothing writes the batch at once instead.
     async fn publish_all(&self, alerts: &[Alert]) -> Result<(), AlertError> {
-        // Boxed up front: a stream mapping each alert to its future trips the compiler's check
-        // that the whole future is `Send` (rust-lang/rust#64552).
+        // Boxed up front: with a stream that maps each alert to its future, the compiler cannot
+        // prove this whole future `Send` (its check of closures over borrowed items is too
+        // strict).
         let publishes: Vec<BoxFuture<'_, Result<(), AlertError>>> = alerts
             .iter()
             .map(|alert| {
