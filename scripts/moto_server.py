@@ -4,10 +4,10 @@ moto's server handles requests on threads, but its backends are not thread-safe:
 concurrent BatchWriteItem calls that both write the first item of a partition key can each
 create the key's item collection, and the later one replaces the earlier one with the items
 already in it (reproduced with concurrent batches: now and then an item is missing afterwards);
-a conditional write checks and writes in two steps. DynamoDB and Kinesis apply each write atomically, which is what kinetick's lease,
-checkpoint and exactly-once tests rely on, so requests to those two services take a lock per
-service here. The others (S3, SNS, SQS, CloudWatch) stay concurrent; SQS long polls would
-block a lock.
+a conditional write checks and writes in two steps. DynamoDB and Kinesis apply each write
+atomically, which is what kinetick's lease, checkpoint and exactly-once tests rely on, so
+requests to those two services take a lock per service here. The others (S3, SNS, SQS,
+CloudWatch) stay concurrent; SQS long polls would block a lock.
 
 Usage: moto_server.py HOST PORT
 """
