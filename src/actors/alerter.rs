@@ -77,8 +77,9 @@ impl Handler<ShardBatch> for Alerter {
             .collect();
         let (sink, links) = (self.sink.clone(), self.links.clone());
         let work = async move {
-            // One Publish call per alert: in flight together, a burst of alerts costs one round
-            // trip, not one per alert. (SNS standard topics do not keep order anyway.)
+            // The sink decides how: SNS takes one Publish call per alert, several in flight, so
+            // a burst costs about one round trip (its standard topics do not keep order anyway);
+            // the local file takes the batch in one write.
             sink.publish_all(&fresh)
                 .await
                 .map_err(|e| SinkError::new(SinkKind::Alerts, e))?;
