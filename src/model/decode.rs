@@ -472,7 +472,8 @@ impl<'a> RawTick<'a> {
 /// tests check.
 fn decode_fast(data: &[u8], limits: &DecodeLimits) -> Option<Tick> {
     let mut scan = Scanner {
-        text: std::str::from_utf8(data).ok()?,
+        // simdutf8: checks 32 bytes at a time, a few times faster than `std` on these records.
+        text: simdutf8::basic::from_utf8(data).ok()?,
         at: 0,
     };
     let mut seen = 0_u16;
