@@ -159,10 +159,16 @@ fn spawn_producer(
         runtime.block_on(async move {
             let mut injected = Injected::default();
             let mut simulator = MarketSimulator::new(config).take(count as usize).peekable();
+            let mut shard_of_key: foldhash::HashMap<Arc<str>, usize> = Default::default();
+            let shards = stream.shard_count();
             while simulator.peek().is_some() {
-                // A batch's records share one buffer: a record's own allocation would be freed
-                // on a reader's thread, and glibc's frees across threads cost more than the copy.
-                let mut buffer = BytesMut::with_capacity(PRODUCER_BATCH * RECORD_BYTES);
+                // A batch's records share one buffer per shard: a record's own allocation would
+                // be freed on a reader's thread (glibc's frees across threads cost more than the
+                // copy), and one buffer for all shards would have readers on both threads
+                // contend for its reference count.
+                let mut buffers: Vec<BytesMut> = (0..shards)
+                    .map(|_| BytesMut::with_capacity(PRODUCER_BATCH * RECORD_BYTES / shards))
+                    .collect();
                 let mut records = Vec::with_capacity(PRODUCER_BATCH);
                 for record in simulator.by_ref().take(PRODUCER_BATCH) {
                     injected.records += 1;
@@ -172,14 +178,18 @@ fn spawn_producer(
                         RecordKind::VolumeSpike => injected.volume_spikes += 1,
                         RecordKind::Malformed => injected.malformed += 1,
                     }
+                    let shard = *shard_of_key
+                        .entry(record.partition_key.clone())
+                        .or_insert_with_key(|key| stream.shard_index(key));
+                    let buffer = &mut buffers[shard];
                     let start = buffer.len();
                     buffer.extend_from_slice(&record.data);
-                    records.push((record.partition_key, start..buffer.len()));
+                    records.push((record.partition_key, shard, start..buffer.len()));
                 }
-                let buffer = buffer.freeze();
+                let buffers: Vec<Bytes> = buffers.into_iter().map(BytesMut::freeze).collect();
                 let batch: Vec<(Arc<str>, Bytes)> = records
                     .into_iter()
-                    .map(|(key, range)| (key, buffer.slice(range)))
+                    .map(|(key, shard, range)| (key, buffers[shard].slice(range)))
                     .collect();
                 stream.put_batch(batch).await;
             }

@@ -165,6 +165,10 @@ impl LocalStream {
         })
     }
 
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     /// The shard a partition key is routed to.
     pub fn shard_of(&self, partition_key: &str) -> &ShardId {
         &self.shards[self.shard_index(partition_key)].id
@@ -267,7 +271,8 @@ impl LocalStream {
         }
     }
 
-    fn shard_index(&self, partition_key: &str) -> usize {
+    /// Index (in shard order) of the shard a partition key is routed to.
+    pub fn shard_index(&self, partition_key: &str) -> usize {
         let hash = partition_key_hash(partition_key);
         self.shards
             .partition_point(|s| s.starting_hash_key <= hash)
