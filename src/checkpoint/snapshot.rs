@@ -2,7 +2,8 @@
 //!
 //! A snapshot at 1,000 symbols is megabytes and is written at every checkpoint, so its encoding
 //! is on the hot path: CBOR writes a float as its eight bytes where JSON needs the shortest
-//! round-trip decimal of each. Snapshots written as JSON by earlier versions still load (a
+//! round-trip decimal of each, and a window's float columns go as one byte string each
+//! ([`crate::model::state::exact::FloatColumn`]). Snapshots written as JSON by earlier versions still load (a
 //! CBOR snapshot, a map, never starts with `{`).
 
 use base64::Engine;
@@ -135,6 +136,63 @@ pub(crate) mod tests {
         let snapshot = snapshot();
         let json = serde_json::to_vec(&snapshot).unwrap();
         assert_eq!(decode(&json).unwrap(), snapshot);
+    }
+
+    /// Float columns are byte strings since they were packed; earlier versions wrote arrays of
+    /// floats (and nulls), which still load.
+    #[test]
+    fn cbor_snapshots_with_float_arrays_load() {
+        fn unpack(value: &mut ciborium::Value, columns: &mut usize) {
+            match value {
+                ciborium::Value::Bytes(bytes) => {
+                    *columns += 1;
+                    let floats = bytes
+                        .chunks_exact(8)
+                        .map(|chunk| f64::from_le_bytes(chunk.try_into().unwrap()))
+                        .map(|x| match x.is_nan() {
+                            true => ciborium::Value::Null,
+                            false => ciborium::Value::Float(x),
+                        });
+                    *value = ciborium::Value::Array(floats.collect());
+                }
+                ciborium::Value::Array(items) => items.iter_mut().for_each(|v| unpack(v, columns)),
+                ciborium::Value::Map(entries) => {
+                    entries.iter_mut().for_each(|(_, v)| unpack(v, columns))
+                }
+                _ => {}
+            }
+        }
+        let snapshot = snapshot();
+        let mut value: ciborium::Value = ciborium::from_reader(&encode(&snapshot)[..]).unwrap();
+        let mut columns = 0;
+        unpack(&mut value, &mut columns);
+        assert_eq!(
+            columns,
+            2 * 3,
+            "price, volume and return columns of two symbols"
+        );
+        let mut earlier = Vec::new();
+        ciborium::into_writer(&value, &mut earlier).unwrap();
+        assert_eq!(decode(&earlier).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn a_packed_column_without_a_price_or_of_torn_floats_is_an_error() {
+        let bytes = encode(&snapshot());
+        let packed = (100.1f64).to_le_bytes();
+        let at = bytes
+            .windows(8)
+            .position(|w| w == packed)
+            .expect("the first price, packed");
+        let mut gap = bytes.clone();
+        gap[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        let err = decode(&gap).unwrap_err();
+        assert!(err.contains("lacks its price"), "{err}");
+        // The byte string's length is in the header just before the first price.
+        let mut torn = bytes.clone();
+        torn[at - 1] -= 1;
+        let err = decode(&torn).unwrap_err();
+        assert!(err.contains("multiple of 8"), "{err}");
     }
 
     #[test]

@@ -267,6 +267,79 @@ pub(crate) mod exact {
         }
     }
 
+    /// A column of optional floats (a window's prices, volumes or returns), written from an
+    /// iterator. In a binary format (the snapshot's CBOR) it is one byte string of
+    /// little-endian `f64`s with `None` as NaN, which no stored value is (windows hold finite
+    /// values only): CBOR would otherwise spend a header and a search for a shorter float on
+    /// each of the snapshot's hundreds of thousands of values. In a text format it is a
+    /// sequence of [`Exact`] or null, and sequences are read from both, as earlier versions
+    /// wrote them.
+    pub(crate) struct FloatColumn<F>(pub F);
+
+    impl<F, I> Serialize for FloatColumn<F>
+    where
+        F: Fn() -> I,
+        I: ExactSizeIterator<Item = Option<f64>>,
+    {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let values = (self.0)();
+            if serializer.is_human_readable() {
+                return serializer.collect_seq(values.map(|v| v.map(Exact)));
+            }
+            let mut bytes = Vec::with_capacity(values.len() * 8);
+            for value in values {
+                bytes.extend_from_slice(&value.unwrap_or(f64::NAN).to_le_bytes());
+            }
+            serializer.serialize_bytes(&bytes)
+        }
+    }
+
+    /// A [`FloatColumn`] read back.
+    #[derive(Debug, PartialEq)]
+    pub(crate) struct FloatValues(pub Vec<Option<f64>>);
+
+    impl<'de> Deserialize<'de> for FloatValues {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct FloatVisitor;
+
+            impl<'de> Visitor<'de> for FloatVisitor {
+                type Value = FloatValues;
+
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a sequence of floats, or bytes holding them")
+                }
+
+                fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<FloatValues, E> {
+                    if !bytes.len().is_multiple_of(8) {
+                        return Err(E::invalid_length(bytes.len(), &"a multiple of 8 bytes"));
+                    }
+                    Ok(FloatValues(
+                        bytes
+                            .chunks_exact(8)
+                            .map(|chunk| {
+                                let value = f64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                                (!value.is_nan()).then_some(value)
+                            })
+                            .collect(),
+                    ))
+                }
+
+                fn visit_seq<A: de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<FloatValues, A::Error> {
+                    let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                    while let Some(value) = seq.next_element::<Option<Exact>>()? {
+                        values.push(value.map(|x| x.0));
+                    }
+                    Ok(FloatValues(values))
+                }
+            }
+
+            deserializer.deserialize_any(FloatVisitor)
+        }
+    }
+
     /// `#[serde(with = "exact::vec")]` for `Vec<f64>` fields.
     pub(crate) mod vec {
         use super::*;

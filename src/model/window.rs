@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::state::exact::{self, Exact};
+use super::state::exact::{self, Exact, FloatValues};
 use super::tick::Tick;
 
 /// Window sizes. Count windows are in ticks, `span` is event time.
@@ -555,14 +555,17 @@ impl Serialize for SpanWindow {
                 })
             }),
         )?;
-        state.serialize_field("price", &Column(|| entries.iter().map(|e| Exact(e.price))))?;
+        state.serialize_field(
+            "price",
+            &exact::FloatColumn(|| entries.iter().map(|e| Some(e.price))),
+        )?;
         state.serialize_field(
             "volume",
-            &Column(|| entries.iter().map(|e| e.volume.map(Exact))),
+            &exact::FloatColumn(|| entries.iter().map(|e| e.volume)),
         )?;
         state.serialize_field(
             "return",
-            &Column(|| entries.iter().map(|e| e.log_return.map(Exact))),
+            &exact::FloatColumn(|| entries.iter().map(|e| e.log_return)),
         )?;
         state.serialize_field("price-volume", &self.price_volume)?;
         state.serialize_field("volume-sum", &self.volume)?;
@@ -600,10 +603,10 @@ struct SpanRepr {
     ticks: u64,
     end: Option<i64>,
     time: Vec<i64>,
-    price: Vec<Exact>,
-    volume: Vec<Option<Exact>>,
+    price: FloatValues,
+    volume: FloatValues,
     #[serde(rename = "return")]
-    log_return: Vec<Option<Exact>>,
+    log_return: FloatValues,
     price_volume: Sum,
     volume_sum: Sum,
     return_sum: Sum,
@@ -618,7 +621,8 @@ impl TryFrom<SpanRepr> for SpanWindow {
 
     fn try_from(repr: SpanRepr) -> Result<Self, InvalidSnapshot> {
         let len = repr.time.len();
-        if repr.price.len() != len || repr.volume.len() != len || repr.log_return.len() != len {
+        let (price, volume, log_return) = (repr.price.0, repr.volume.0, repr.log_return.0);
+        if price.len() != len || volume.len() != len || log_return.len() != len {
             return Err(InvalidSnapshot("columns differ in length"));
         }
         if repr.ticks < len as u64 || repr.ticks > u64::MAX / 2 {
@@ -633,9 +637,9 @@ impl TryFrom<SpanRepr> for SpanWindow {
         for (i, (((delta, price), volume), log_return)) in repr
             .time
             .into_iter()
-            .zip(repr.price)
-            .zip(repr.volume)
-            .zip(repr.log_return)
+            .zip(price)
+            .zip(volume)
+            .zip(log_return)
             .enumerate()
         {
             let previous = time;
@@ -643,8 +647,9 @@ impl TryFrom<SpanRepr> for SpanWindow {
             if (i > 0 && time < previous) || repr.end.is_none_or(|end| time > end) {
                 return Err(InvalidSnapshot("entry times out of order"));
             }
-            let volume = volume.map(|v| v.0);
-            let log_return = log_return.map(|r| r.0);
+            let Some(price) = price else {
+                return Err(InvalidSnapshot("an entry lacks its price"));
+            };
             if volume.is_some_and(|v| !(v.is_finite() && v >= 0.0))
                 || log_return.is_some_and(|r| !r.is_finite())
             {
@@ -652,7 +657,7 @@ impl TryFrom<SpanRepr> for SpanWindow {
             }
             window.add(Entry {
                 time,
-                price: price.0,
+                price,
                 volume,
                 log_return,
             });
