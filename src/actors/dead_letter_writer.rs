@@ -22,8 +22,8 @@ impl ObjectLayout for DeadLetterLayout {
     type Row = DeadLetter;
     const SINK: SinkKind = SinkKind::DeadLetters;
 
-    fn rows(batch: &ShardBatch) -> &Arc<[DeadLetter]> {
-        &batch.dead_letters
+    fn rows(batch: &ShardBatch) -> &[Arc<[DeadLetter]>] {
+        std::slice::from_ref(&batch.dead_letters)
     }
 
     fn encode(&self, shard_id: &str, rows: &[&DeadLetter]) -> Result<Vec<EncodedObject>, String> {

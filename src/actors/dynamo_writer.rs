@@ -39,7 +39,7 @@ pub struct DynamoWriter {
     flush_interval: Duration,
     max_buffered: usize,
     mode: TableMode,
-    /// Batches whose ticks are not written yet (never empty ones).
+    /// Chunks of ticks not written yet (never empty ones).
     ticks: Vec<Arc<[EnrichedTick]>>,
     /// Latest value of each bar changed since the last flush.
     bars: BTreeMap<(Symbol, i64), MinuteBar>,
@@ -135,8 +135,9 @@ impl Handler<ShardBatch> for DynamoWriter {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
-        if self.mode.ticks() && !batch.ticks.is_empty() {
-            self.ticks.push(batch.ticks.clone());
+        if self.mode.ticks() {
+            let chunks = batch.ticks.iter().filter(|chunk| !chunk.is_empty());
+            self.ticks.extend(chunks.cloned());
         }
         if self.mode.bars() {
             for (symbol, bar) in batch.bars.iter() {

@@ -35,10 +35,10 @@ pub trait ObjectLayout: Clone + Unpin + Send + 'static {
     type Row: Send + Sync + 'static;
     const SINK: SinkKind;
 
-    /// This sink's rows of a batch, in stream order.
-    fn rows(batch: &ShardBatch) -> &Arc<[Self::Row]>;
+    /// This sink's rows of a batch, in chunks that are each in stream order.
+    fn rows(batch: &ShardBatch) -> &[Arc<[Self::Row]>];
 
-    /// Encodes one shard's rows (stream order) into objects.
+    /// Encodes one shard's rows (chunk after chunk) into objects.
     fn encode(&self, shard_id: &str, rows: &[&Self::Row]) -> Result<Vec<EncodedObject>, String>;
 
     /// Counts written objects in the metrics.
@@ -106,10 +106,8 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
         if batch.generation > files.generation {
             *files = fresh();
         }
-        let rows = L::rows(&batch);
-        if !rows.is_empty() {
-            files.chunks.push(rows.clone());
-        }
+        let chunks = L::rows(&batch).iter().filter(|chunk| !chunk.is_empty());
+        files.chunks.extend(chunks.cloned());
         let Some(barrier) = batch.barrier else {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         };

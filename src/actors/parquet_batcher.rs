@@ -22,7 +22,7 @@ impl ObjectLayout for ParquetLayout {
     type Row = EnrichedTick;
     const SINK: SinkKind = SinkKind::Lake;
 
-    fn rows(batch: &ShardBatch) -> &Arc<[EnrichedTick]> {
+    fn rows(batch: &ShardBatch) -> &[Arc<[EnrichedTick]>] {
         &batch.ticks
     }
 

@@ -24,7 +24,6 @@ use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
 use crate::model::dead_letter::DeadLetter;
 use crate::model::decode::{DecodeLimits, decode_tick};
-use crate::model::enriched::EnrichedTick;
 use crate::model::rules::RuleConfig;
 use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
@@ -242,8 +241,7 @@ impl ShardReader {
             self.newest_arrival_ms = self.newest_arrival_ms.max(last.arrival_time_ms);
         }
 
-        // Each symbol's ticks go to its aggregator in one message; `order` remembers whose tick
-        // each decoded record was, so the results can be put back in stream order.
+        // Each symbol's ticks go to its aggregator in one message.
         let mut group_of: HashMap<Symbol, u32> = HashMap::default();
         let mut groups: Vec<(Symbol, Vec<PendingTick>)> = Vec::new();
         // A group starts with room for a fair share of the read among the symbols the shard has
@@ -251,7 +249,6 @@ impl ShardReader {
         let fair_share = record_count
             .div_ceil(self.aggregators.len().max(1))
             .clamp(1, 32);
-        let mut order: Vec<u32> = Vec::with_capacity(record_count);
         let mut dead_letters = Vec::new();
         for record in records {
             match decode_tick(&record.data, &self.settings.decode_limits) {
@@ -265,7 +262,6 @@ impl ShardReader {
                             group
                         }
                     };
-                    order.push(group);
                     groups[group as usize].1.push(PendingTick {
                         tick,
                         position: record.position,
@@ -334,7 +330,7 @@ impl ShardReader {
         let handoff = async move {
             let mut alerts = Vec::new();
             let mut bars = Vec::new();
-            let mut parts = Vec::with_capacity(requests.len());
+            let mut chunks = Vec::with_capacity(requests.len());
             // The messages are already queued, so awaiting the replies one by one waits no
             // longer than `join_all`, without a task per symbol.
             for request in requests {
@@ -347,27 +343,20 @@ impl ShardReader {
                         aggregated.ticks.len()
                     ));
                 }
-                parts.push(aggregated.ticks.into_iter());
+                chunks.push(aggregated.ticks);
                 alerts.extend(aggregated.alerts);
                 bars.extend(aggregated.bars);
                 links
                     .metrics
                     .add(Counter::BarLateTicks, aggregated.late_for_bars);
             }
-            // Each part is one symbol's ticks in stream order, so taking the next of the group
-            // each record belonged to restores the stream order, moving every tick once.
-            let ticks: Arc<[EnrichedTick]> = order
+            let anomalies = chunks
                 .iter()
-                .map(|&group| {
-                    parts[group as usize]
-                        .next()
-                        .expect("a part holds one tick per record of its group")
-                })
-                .collect();
-            links.metrics.add(
-                Counter::AnomaliesDetected,
-                ticks.iter().filter(|t| t.anomaly).count() as u64,
-            );
+                .flat_map(|chunk| chunk.iter())
+                .filter(|t| t.anomaly);
+            links
+                .metrics
+                .add(Counter::AnomaliesDetected, anomalies.count() as u64);
             alerts.sort_by(|a, b| a.id.cmp(&b.id));
 
             if let Some((position, records, newest_arrival_ms)) = proposal {
@@ -399,7 +388,7 @@ impl ShardReader {
             let batch = ShardBatch {
                 shard_id: shard_id.clone(),
                 generation,
-                ticks,
+                ticks: chunks.into(),
                 alerts: alerts.into(),
                 bars: bars.into(),
                 dead_letters: dead_letters.into(),

@@ -43,8 +43,9 @@ pub struct ShardBatch {
     /// The lease counter the shard is read under: a sink drops what an older reader of the shard
     /// left behind when a newer one starts.
     pub generation: u64,
-    /// Enriched ticks in stream order.
-    pub ticks: Arc<[EnrichedTick]>,
+    /// Enriched ticks, one chunk per symbol of the read, each in stream order: as the symbol
+    /// aggregators returned them, so no tick is copied again to interleave the symbols.
+    pub ticks: Arc<[Arc<[EnrichedTick]>]>,
     pub alerts: Arc<[Alert]>,
     /// Latest values of the one-minute bars the batch changed (bars mode).
     pub bars: Arc<[(Symbol, MinuteBar)]>,

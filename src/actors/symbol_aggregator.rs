@@ -29,8 +29,8 @@ pub struct Aggregate(pub Vec<PendingTick>);
 
 #[derive(Debug, MessageResponse)]
 pub struct Aggregated {
-    /// One per tick of the [`Aggregate`], in its order.
-    pub ticks: Vec<EnrichedTick>,
+    /// One per tick of the [`Aggregate`], in its order; shared as they are with the sinks.
+    pub ticks: Arc<[EnrichedTick]>,
     pub alerts: Vec<Alert>,
     /// The latest value of each bar these ticks changed (bars mode only).
     pub bars: Vec<(Symbol, MinuteBar)>,

@@ -171,8 +171,8 @@ pub struct LakeFile {
 }
 
 /// Splits rows by event date, sorts each date by symbol then event time (then position), and
-/// encodes one compressed Parquet file per date. `rows` must be in stream order (the first row
-/// of each date names its file). Files come out in date order.
+/// encodes one compressed Parquet file per date, named by its earliest row (by position, so the
+/// rows may come in any order). Files come out in date order.
 pub fn encode_files<R: Borrow<EnrichedTick>>(
     prefix: &str,
     shard_id: &str,
@@ -195,7 +195,7 @@ pub fn encode_files<R: Borrow<EnrichedTick>>(
         .collect()
 }
 
-/// The rows of one date in file order, and the stream index of the row that names the file.
+/// The rows of one date in file order, and the index of the row that names the file.
 struct DayRows<'a> {
     day: i64,
     first: usize,
@@ -226,8 +226,11 @@ fn file_order<R: Borrow<EnrichedTick>>(rows: &[R]) -> Vec<DayRows<'_>> {
     buckets
         .chunk_by_mut(|a, b| a.0 == b.0)
         .map(|same_day| {
-            // Buckets are still in stream order here, so each one starts with its earliest row.
-            let first = same_day.iter().map(|(_, _, indices)| indices[0]).min();
+            // The earliest row by position, not by index: rows come a symbol at a time.
+            let first = same_day
+                .iter()
+                .flat_map(|(_, _, indices)| indices.iter().copied())
+                .min_by(|&a, &b| rows[a].borrow().position.cmp(&rows[b].borrow().position));
             let mut day_rows = Vec::with_capacity(same_day.iter().map(|b| b.2.len()).sum());
             for (_, _, indices) in same_day.iter_mut() {
                 indices.sort_by(|&a, &b| {
@@ -592,6 +595,31 @@ mod tests {
         let symbols = |f: &LakeFile| row_keys(f).into_iter().map(|k| k.0).collect::<Vec<_>>();
         assert_eq!(symbols(&files[0]), ["AAPL", "MSFT"]);
         assert_eq!(symbols(&files[1]), ["AAPL", "MSFT"]);
+    }
+
+    /// Readers hand over a symbol's ticks at a time: the file is still named by the earliest
+    /// row (numerically: "99" < "100"), whatever order the rows come in.
+    #[test]
+    fn the_earliest_row_names_the_file_whatever_the_order_of_rows() {
+        let rows = [
+            row("MSFT", T0 + 5, "103", 0),
+            row("MSFT", T0 + 6, "105", 0),
+            row("AAPL", T0 + 9, "99", 2),
+            row("AAPL", T0 + 1, "104", 0),
+            row("TSLA", T0, "99", 3),
+        ];
+        let files = encode_files("", "shardId-000000000001", &rows).unwrap();
+        assert_eq!(
+            files[0].key,
+            "ticks/dt=2026-01-02/shardId-000000000001-99.2.parquet"
+        );
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        let files = encode_files("", "shardId-000000000001", &reversed).unwrap();
+        assert_eq!(
+            files[0].key,
+            "ticks/dt=2026-01-02/shardId-000000000001-99.2.parquet"
+        );
     }
 
     #[test]
