@@ -2,8 +2,8 @@
 # Builds the kinetick container image from the Dockerfile without a Docker engine or registry
 # access, then smoke-tests it. buildah runs with chroot isolation on vfs storage; the base images
 # the Dockerfile takes as build arguments are made here: a Debian bookworm minbase root file
-# system (debootstrap) for the runtime, and the same plus a C linker and this machine's Rust
-# toolchain for the builder. Bases are made once and reused.
+# system (debootstrap) for the runtime, and the same plus a C compiler, make and this machine's
+# Rust toolchain for the builder. Bases are made once and reused.
 #
 # Smoke test (buildah run, chroot isolation): `kinetick --version` in the image, then `kinetick produce` and `kinetick run` in the
 # image against the AWS emulator on loopback (scripts/local-aws.sh), which must land ticks in the
@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-localhost/kinetick:latest}
 RUNTIME_BASE=localhost/kinetick-runtime-base:bookworm
-BUILDER_BASE=localhost/kinetick-builder-base:bookworm
+# The builder's tag names what it has beyond minbase, so a base made before a package was added
+# is not reused.
+BUILDER_BASE=localhost/kinetick-builder-base:bookworm-gcc-make
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 buildah=(buildah --storage-driver vfs)
 
@@ -54,7 +56,8 @@ started=$(date +%s)
 trap 'echo "Image build or smoke test failed after $(( $(date +%s) - started )) s." >&2' ERR
 if [ "${1:-}" != --smoke-test-only ]; then
 base_image "$RUNTIME_BASE" ca-certificates
-base_image "$BUILDER_BASE" ca-certificates,gcc,libc6-dev "$(rustc --print sysroot)"
+# make: jemalloc (the binary's allocator) is built from source with configure and make.
+base_image "$BUILDER_BASE" ca-certificates,gcc,libc6-dev,make "$(rustc --print sysroot)"
 
 echo "Building $IMAGE ..."
 # Crates are vendored here and the build inside is offline: it needs no registry access or trust

@@ -162,10 +162,9 @@ fn spawn_producer(
             let mut shard_of_key: foldhash::HashMap<Arc<str>, usize> = Default::default();
             let shards = stream.shard_count();
             while simulator.peek().is_some() {
-                // A batch's records share one buffer per shard: a record's own allocation would
-                // be freed on a reader's thread (glibc's frees across threads cost more than the
-                // copy), and one buffer for all shards would have readers on both threads
-                // contend for its reference count.
+                // A batch's records share one buffer per shard: one allocation instead of one
+                // per record (each freed on a reader's thread), and no readers on two threads
+                // contending for one buffer's reference count.
                 let mut buffers: Vec<BytesMut> = (0..shards)
                     .map(|_| BytesMut::with_capacity(PRODUCER_BATCH * RECORD_BYTES / shards))
                     .collect();

@@ -37,8 +37,7 @@ pub struct Tick {
 ///
 /// Kept as text because real ones (56 digits) overflow `u128`, and cheap to clone because every
 /// record carries one: a long one is shared, a short one (the local stream's 21 digits) is held
-/// inline, which also spares a heap string per record that a sink's thread would free (glibc's
-/// frees across threads are slow).
+/// inline, which also spares a heap string per record that a sink's thread would free.
 #[derive(Clone)]
 pub struct SequenceNumber(Digits);
 
