@@ -3,8 +3,8 @@
 //! A snapshot at 1,000 symbols is megabytes and is written at every checkpoint, so its encoding
 //! is on the hot path: CBOR writes a float as its eight bytes where JSON needs the shortest
 //! round-trip decimal of each, and a window's float columns go as one byte string each
-//! ([`crate::model::state::exact::FloatColumn`]). Snapshots written as JSON by earlier versions still load (a
-//! CBOR snapshot, a map, never starts with `{`).
+//! (`exact::FloatColumn` in `model::state`). Snapshots written as JSON by earlier versions still
+//! load (a CBOR snapshot, a map, never starts with `{`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;

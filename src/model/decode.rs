@@ -472,7 +472,7 @@ impl<'a> RawTick<'a> {
 /// tests check.
 fn decode_fast(data: &[u8], limits: &DecodeLimits) -> Option<Tick> {
     let mut scan = Scanner {
-        // simdutf8: checks 32 bytes at a time, a few times faster than `std` on these records.
+        // simdutf8 checks 32 bytes at a time; `std`'s check was 1.5 % of the demo's CPU.
         text: simdutf8::basic::from_utf8(data).ok()?,
         at: 0,
     };
