@@ -159,7 +159,6 @@ fn spawn_producer(
         runtime.block_on(async move {
             let mut injected = Injected::default();
             let mut simulator = MarketSimulator::new(config).take(count as usize).peekable();
-            let mut shard_of_key: foldhash::HashMap<Arc<str>, usize> = Default::default();
             let shards = stream.shard_count();
             while simulator.peek().is_some() {
                 // A batch's records share one buffer per shard: one allocation instead of one
@@ -177,9 +176,7 @@ fn spawn_producer(
                         RecordKind::VolumeSpike => injected.volume_spikes += 1,
                         RecordKind::Malformed => injected.malformed += 1,
                     }
-                    let shard = *shard_of_key
-                        .entry(record.partition_key.clone())
-                        .or_insert_with_key(|key| stream.shard_index(key));
+                    let shard = stream.shard_index(&record.partition_key);
                     let buffer = &mut buffers[shard];
                     let start = buffer.len();
                     buffer.extend_from_slice(&record.data);

@@ -9,8 +9,8 @@ use kinetick::cli::{self, Cli};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options (`_RJEM_MALLOC_CONF` in the environment overrides them): one arena per
-/// CPU instead of four, so fewer arenas keep freed pages for reuse: the demo's peak RSS is
-/// 195-222 MB instead of 241-250 in its fastest runs, at the same speed.
+/// CPU instead of four per CPU, so fewer arenas keep freed pages for reuse: the demo's peak RSS
+/// is 195-222 MB instead of 241-250 in its fastest runs, at the same speed.
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_OPTIONS: &u8 = &b"percpu_arena:percpu\0"[0];
 

@@ -165,6 +165,7 @@ impl LocalStream {
         })
     }
 
+    /// How many shards the stream has.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
@@ -202,19 +203,7 @@ impl LocalStream {
         {
             let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
             for (at, (key, data)) in records.into_iter().enumerate() {
-                let key = key.as_ref();
-                let (shard, key) = match keys.get(key) {
-                    Some((shard, shared)) => (*shard, shared.clone()),
-                    None => {
-                        if keys.len() >= KEY_CACHE_ENTRIES {
-                            keys.clear();
-                        }
-                        let shard = self.shard_index(key);
-                        let shared: Arc<str> = key.into();
-                        keys.insert(key.into(), (shard, shared.clone()));
-                        (shard, shared)
-                    }
-                };
+                let (shard, key) = self.route(&mut keys, key.as_ref());
                 per_shard[shard].push((at, key, data));
             }
         }
@@ -271,8 +260,27 @@ impl LocalStream {
         }
     }
 
-    /// Index (in shard order) of the shard a partition key is routed to.
+    /// Index (in shard order) of the shard a partition key is routed to; cached like a put's.
     pub fn shard_index(&self, partition_key: &str) -> usize {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        self.route(&mut keys, partition_key).0
+    }
+
+    /// The shard of `key` and the copy of it its records share, from the cache when there.
+    fn route(&self, keys: &mut KeyCache, key: &str) -> (usize, Arc<str>) {
+        if let Some((shard, shared)) = keys.get(key) {
+            return (*shard, shared.clone());
+        }
+        if keys.len() >= KEY_CACHE_ENTRIES {
+            keys.clear();
+        }
+        let shard = self.hashed_shard_index(key);
+        let shared: Arc<str> = key.into();
+        keys.insert(key.into(), (shard, shared.clone()));
+        (shard, shared)
+    }
+
+    fn hashed_shard_index(&self, partition_key: &str) -> usize {
         let hash = partition_key_hash(partition_key);
         self.shards
             .partition_point(|s| s.starting_hash_key <= hash)
