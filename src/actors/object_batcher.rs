@@ -7,12 +7,12 @@
 //! the newest files start, and overwrites them instead of writing the same rows under new keys.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use backon::Retryable;
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 
 use super::checkpointer::CommittedPositions;
 use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
@@ -51,6 +51,30 @@ struct ShardFiles<R> {
     chunks: Vec<Arc<[R]>>,
     /// Barrier of the newest files written by this process; the next files wait for its commit.
     written_through: Option<Position>,
+    /// The shard's latest write (its files, then their acknowledgement), running apart from the
+    /// actor so that encoding one shard's files holds up no other shard's batches. The next write
+    /// of the shard starts once it is done, so a shard has one write at a time, in order.
+    writing: Option<JoinHandle<Result<(), SinkError>>>,
+}
+
+impl<R> ShardFiles<R> {
+    fn new(generation: u64) -> Self {
+        Self {
+            generation,
+            chunks: Vec::new(),
+            written_through: None,
+            writing: None,
+        }
+    }
+
+    /// A newer reader took the shard: what the older one collected is dropped (the new reader
+    /// reads it again), but its write in progress still goes first.
+    fn restart(&mut self, generation: u64) {
+        *self = Self {
+            writing: self.writing.take(),
+            ..Self::new(generation)
+        };
+    }
 }
 
 pub struct ObjectBatcher<L: ObjectLayout> {
@@ -90,21 +114,16 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
-        let fresh = || ShardFiles {
-            generation: batch.generation,
-            chunks: Vec::new(),
-            written_through: None,
-        };
         let files = self
             .shards
             .entry(batch.shard_id.clone())
-            .or_insert_with(fresh);
+            .or_insert_with(|| ShardFiles::new(batch.generation));
         if batch.generation < files.generation {
             // Left over from a reader that lost the shard: its rows are read again by the owner.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         if batch.generation > files.generation {
-            *files = fresh();
+            files.restart(batch.generation);
         }
         let chunks = L::rows(&batch).iter().filter(|chunk| !chunk.is_empty());
         files.chunks.extend(chunks.cloned());
@@ -116,44 +135,108 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
             true => None,
             false => files.written_through.replace(barrier.clone()),
         };
-        let (layout, objects, committed, links) = (
-            self.layout.clone(),
-            self.objects.clone(),
-            self.committed.clone(),
-            self.links.clone(),
-        );
-        let (shard_id, generation) = (batch.shard_id, batch.generation);
-        let work = async move {
-            if !chunks.is_empty() {
-                if let Some(previous) = wait_for
-                    && !committed
-                        .wait_at_least(&shard_id, &previous, generation)
-                        .await
-                {
-                    // The reader lost the shard before its previous files were committed: these
-                    // rows are not this process's to write any more.
-                    return Ok(());
-                }
-                let rows: Vec<&L::Row> = chunks.iter().flat_map(|chunk| chunk.iter()).collect();
-                let encoded = layout
-                    .encode(&shard_id, &rows)
-                    .map_err(|e| SinkError::new(L::SINK, e))?;
-                for object in &encoded {
-                    (|| objects.put(&object.key, object.body.clone(), object.content_type))
-                        .retry(crate::retry::backoff())
-                        .when(|e| e.is_retryable())
-                        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Object write failed, retrying."))
-                        .await
-                        .map_err(|e| SinkError::new(L::SINK, e))?;
-                    tracing::debug!(key = %object.key, rows = object.rows, "Object written.");
-                }
-                L::count(&links.metrics, &encoded);
-            }
-            links
-                .acknowledge(L::SINK, shard_id, generation, barrier)
-                .await
+        let write = ShardWrite {
+            layout: self.layout.clone(),
+            objects: self.objects.clone(),
+            committed: self.committed.clone(),
+            links: self.links.clone(),
+            shard_id: batch.shard_id.clone(),
+            generation: batch.generation,
+            chunks,
+            wait_for,
+            barrier,
         };
-        let work: Pin<Box<dyn Future<Output = _>>> = Box::pin(work);
-        AtomicResponse::new(Box::pin(work.into_actor(self)))
+        // The batch is taken once the shard's previous write is done: a shard holds at most one
+        // checkpoint's rows being written beside the ones it collects.
+        let previous = files.writing.take();
+        let shard_id = batch.shard_id;
+        let work = async move {
+            match previous {
+                Some(previous) => previous
+                    .await
+                    .unwrap_or_else(|e| Err(SinkError::new(L::SINK, e))),
+                None => Ok(()),
+            }
+        };
+        let work = work.into_actor(self).map(move |result, act, _| {
+            result?;
+            let fatal = act.links.fatal.clone();
+            let handle = actix::spawn(async move {
+                let result = write.run().await;
+                if let Err(error) = &result {
+                    fatal.raise(error.to_string());
+                }
+                result
+            });
+            if let Some(files) = act.shards.get_mut(&shard_id) {
+                files.writing = Some(handle);
+            }
+            Ok(())
+        });
+        AtomicResponse::new(Box::pin(work))
+    }
+}
+
+/// One shard's rows up to a barrier: written as objects, then acknowledged.
+struct ShardWrite<L: ObjectLayout> {
+    layout: L,
+    objects: Arc<dyn ObjectStore>,
+    committed: Arc<CommittedPositions>,
+    links: SinkLinks,
+    shard_id: ShardId,
+    generation: u64,
+    chunks: Vec<Arc<[L::Row]>>,
+    /// The barrier of the shard's previous files, which must be committed first.
+    wait_for: Option<Position>,
+    barrier: Position,
+}
+
+impl<L: ObjectLayout> ShardWrite<L> {
+    async fn run(self) -> Result<(), SinkError> {
+        let Self {
+            layout,
+            objects,
+            committed,
+            links,
+            shard_id,
+            generation,
+            chunks,
+            wait_for,
+            barrier,
+        } = self;
+        if !chunks.is_empty() {
+            if let Some(previous) = wait_for
+                && !committed
+                    .wait_at_least(&shard_id, &previous, generation)
+                    .await
+            {
+                // The reader lost the shard before its previous files were committed: these
+                // rows are not this process's to write any more.
+                return Ok(());
+            }
+            // Encoding is the heavy part (tens of milliseconds for a checkpoint's rows): on a
+            // thread of its own, so the actor's thread goes on taking batches.
+            let shard = shard_id.clone();
+            let encoded = tokio::task::spawn_blocking(move || {
+                let rows: Vec<&L::Row> = chunks.iter().flat_map(|chunk| chunk.iter()).collect();
+                layout.encode(&shard, &rows)
+            })
+            .await
+            .map_err(|e| SinkError::new(L::SINK, e))?
+            .map_err(|e| SinkError::new(L::SINK, e))?;
+            for object in &encoded {
+                (|| objects.put(&object.key, object.body.clone(), object.content_type))
+                    .retry(crate::retry::backoff())
+                    .when(|e| e.is_retryable())
+                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Object write failed, retrying."))
+                    .await
+                    .map_err(|e| SinkError::new(L::SINK, e))?;
+                tracing::debug!(key = %object.key, rows = object.rows, "Object written.");
+            }
+            L::count(&links.metrics, &encoded);
+        }
+        links
+            .acknowledge(L::SINK, shard_id, generation, barrier)
+            .await
     }
 }
