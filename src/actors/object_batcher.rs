@@ -5,6 +5,11 @@
 //! barriers (checkpoint candidates). Before a shard's next files are written, the previous ones
 //! must be covered by a committed checkpoint: a replay after a crash then starts exactly where
 //! the newest files start, and overwrites them instead of writing the same rows under new keys.
+//!
+//! A shard's files are encoded (on a blocking thread) and written apart from the actor, which
+//! meanwhile takes the other shards' batches: encoding a checkpoint's rows takes tens of
+//! milliseconds, and every reader waited on it. A shard has one write at a time; its next barrier
+//! batch is taken once the previous write is done, which bounds the rows held per shard.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -238,5 +243,154 @@ impl<L: ObjectLayout> ShardWrite<L> {
         links
             .acknowledge(L::SINK, shard_id, generation, barrier)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::actors::checkpointer::{Checkpointer, ShardStopped};
+    use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
+    use crate::checkpoint::file::FileCheckpointStore;
+    use crate::model::enriched::EnrichedTick;
+    use crate::model::tick::SequenceNumber;
+    use crate::objects::ObjectError;
+    use crate::objects::local::LocalObjectStore;
+    use crate::pipeline::Fatal;
+
+    /// A local store whose writes of one shard's objects wait for permits.
+    struct GatedStore {
+        inner: LocalObjectStore,
+        gated_shard: &'static str,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl ObjectStore for GatedStore {
+        async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError> {
+            if key.contains(self.gated_shard) {
+                self.gate.acquire().await.expect("gate open").forget();
+            }
+            self.inner.put(key, body, content_type).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError> {
+            self.inner.get(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
+            self.inner.list(prefix).await
+        }
+    }
+
+    struct Coordinator;
+    impl Actor for Coordinator {
+        type Context = Context<Self>;
+    }
+    impl Handler<ShardStopped> for Coordinator {
+        type Result = ();
+        fn handle(&mut self, _: ShardStopped, _: &mut Context<Self>) {}
+    }
+
+    fn barrier_batch(shard: &str, sequence: u64) -> ShardBatch {
+        let position = Position::new(SequenceNumber::new(sequence.to_string()), 0);
+        let tick = EnrichedTick {
+            shard_id: shard.into(),
+            position: position.clone(),
+            ..crate::model::item::tests::sample()
+        };
+        ShardBatch {
+            shard_id: shard.into(),
+            generation: 1,
+            ticks: vec![Arc::from(vec![tick])].into(),
+            alerts: Arc::new([]),
+            bars: Arc::new([]),
+            dead_letters: Arc::new([]),
+            barrier: Some(position),
+        }
+    }
+
+    async fn files(objects: &GatedStore, shard: &str) -> usize {
+        let keys = objects.list("ticks/").await.unwrap();
+        keys.iter().filter(|key| key.contains(shard)).count()
+    }
+
+    /// Waits (a few seconds at most) until `done` holds.
+    async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
+        for _ in 0..200 {
+            if done().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[actix::test]
+    async fn one_shard_being_written_holds_up_no_other_and_writes_one_set_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (slow, fast) = ("shardId-000000000001", "shardId-000000000002");
+        let objects = Arc::new(GatedStore {
+            inner: LocalObjectStore::new(dir.path().to_path_buf()),
+            gated_shard: slow,
+            gate: Semaphore::new(0),
+        });
+        let committed = Arc::new(CommittedPositions::default());
+        let (fatal, _) = Fatal::new();
+        let checkpointer = Checkpointer::new(
+            Arc::new(FileCheckpointStore::new(dir.path().join("checkpoints"))),
+            vec![SinkKind::Lake],
+            committed.clone(),
+            Coordinator.start().recipient(),
+            Arc::default(),
+            fatal.clone(),
+        )
+        .start();
+        let links = SinkLinks {
+            checkpointer,
+            metrics: Arc::default(),
+            fatal,
+            mailbox: 4,
+        };
+        let layout = ParquetLayout {
+            prefix: String::new(),
+        };
+        let lake = ParquetBatcher::new(layout, objects.clone(), committed.clone(), links).start();
+        for shard in [slow, fast] {
+            committed.begin(&shard.into(), 1);
+        }
+
+        for shard in [slow, fast] {
+            let taken =
+                tokio::time::timeout(Duration::from_secs(5), lake.send(barrier_batch(shard, 10)));
+            assert!(
+                matches!(taken.await, Ok(Ok(Ok(())))),
+                "a barrier batch is taken before its files are written"
+            );
+        }
+        assert!(
+            eventually(async || files(&objects, fast).await == 1).await,
+            "the other shard's file is written while the first one's write waits"
+        );
+        assert_eq!(files(&objects, slow).await, 0);
+
+        // The slow shard's next files wait for its first ones, so its batch is not taken yet.
+        committed.publish(&slow.into(), &Position::new(SequenceNumber::new("10"), 0));
+        let next = actix::spawn(lake.send(barrier_batch(slow, 20)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !next.is_finished(),
+            "taken while the shard's previous write runs"
+        );
+
+        objects.gate.add_permits(2);
+        next.await.unwrap().unwrap().unwrap();
+        assert!(eventually(async || files(&objects, slow).await == 2).await);
     }
 }
