@@ -113,6 +113,8 @@ pub struct ShardReader {
     newest_arrival_ms: i64,
     /// The previous batch's hand-off to the sinks, still running.
     sending: Option<SinkHandoff>,
+    /// The last batch is handed off: the sinks may still be writing it after this reader stops.
+    finished: bool,
 }
 
 /// A batch being handed to the sinks; its error ends the reader.
@@ -145,6 +147,7 @@ impl ShardReader {
             barrier_due_at,
             newest_arrival_ms: 0,
             sending: None,
+            finished: false,
         }
     }
 
@@ -416,6 +419,7 @@ impl ShardReader {
         };
         Box::pin(handoff.into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) if last => {
+                act.finished = true;
                 tracing::info!(shard_id = %act.shard_id, shard_end, "Shard reader finished.");
                 Flow::Finish
             }
@@ -492,9 +496,13 @@ impl Actor for ShardReader {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.links
-            .committed
-            .retire(&self.shard_id, self.generation());
+        // A finished reader's sinks still write its last batches, and wait for its commits to do
+        // so: the coordinator retires it once its last checkpoint is written or its lease lost.
+        if !self.finished {
+            self.links
+                .committed
+                .retire(&self.shard_id, self.generation());
+        }
     }
 }
 
