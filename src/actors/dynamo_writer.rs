@@ -5,17 +5,19 @@
 //! copied) and written when enough wait, every flush interval (so lookups stay fresh) and at
 //! every barrier, which is then acknowledged to the checkpointer. Writes go through the
 //! [`TicksTable`] port (a local file, or DynamoDB), which encodes each item as it writes it.
+//! A flush runs apart from the actor, which takes the next batches meanwhile (a reader's
+//! hand-off waited for its whole write before); flushes run one at a time, in order.
 //!
 //! A bar is rewritten as its minute fills; the buffer keeps only its latest value, so a flush
 //! writes each bar once (a `BatchWriteItem` must not hold two puts of one key).
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use backon::Retryable;
+use tokio::task::JoinHandle;
 
 use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
 use crate::config::TableMode;
@@ -45,6 +47,9 @@ pub struct DynamoWriter {
     bars: BTreeMap<(Symbol, i64), MinuteBar>,
     /// Barriers whose items are all in `ticks` and `bars`, or written.
     barriers: Vec<(ShardId, u64, Position)>,
+    /// The latest flush (write, then acknowledgements), running apart from the actor so that
+    /// the next batches are taken while it writes. The next flush starts once it is done.
+    flushing: Option<JoinHandle<Result<(), SinkError>>>,
 }
 
 impl DynamoWriter {
@@ -63,7 +68,25 @@ impl DynamoWriter {
             ticks: Vec::new(),
             bars: BTreeMap::new(),
             barriers: Vec::new(),
+            flushing: None,
         }
+    }
+
+    /// Starts writing what is buffered; the previous flush must be done.
+    fn start_flush(&mut self) {
+        let flush = self.flush();
+        let fatal = self.links.fatal.clone();
+        self.flushing = Some(actix::spawn(async move {
+            let result = flush.await;
+            if let Err(error) = &result {
+                fatal.raise(error.to_string());
+            }
+            result
+        }));
+    }
+
+    fn flush_in_progress(&self) -> bool {
+        self.flushing.as_ref().is_some_and(|f| !f.is_finished())
     }
 
     /// Writes the buffer, then acknowledges the barriers it covered.
@@ -118,15 +141,12 @@ impl Actor for DynamoWriter {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.links.mailbox);
-        ctx.run_interval(self.flush_interval, |act, ctx| {
-            if act.ticks.is_empty() && act.bars.is_empty() && act.barriers.is_empty() {
-                return;
+        ctx.run_interval(self.flush_interval, |act, _| {
+            let idle = act.ticks.is_empty() && act.bars.is_empty() && act.barriers.is_empty();
+            // A flush in progress is followed by the next batch's, which takes these items.
+            if !idle && !act.flush_in_progress() {
+                act.start_flush();
             }
-            ctx.wait(act.flush().into_actor(act).map(|result, act, _| {
-                if let Err(error) = result {
-                    act.links.fatal.raise(error.to_string());
-                }
-            }));
         });
     }
 }
@@ -152,11 +172,24 @@ impl Handler<ShardBatch> for DynamoWriter {
         let buffered_ticks: usize = self.ticks.iter().map(|batch| batch.len()).sum();
         let flush_now =
             buffered_ticks + self.bars.len() >= self.max_buffered || !self.barriers.is_empty();
-        let work: Pin<Box<dyn Future<Output = Result<(), SinkError>>>> = if flush_now {
-            Box::pin(self.flush())
-        } else {
-            Box::pin(std::future::ready(Ok(())))
+        if !flush_now {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        // The batch is taken once the previous flush is done: a writer holds at most one flush's
+        // items being written beside the ones it collects.
+        let previous = self.flushing.take();
+        let work = async move {
+            match previous {
+                Some(previous) => previous
+                    .await
+                    .unwrap_or_else(|e| Err(SinkError::new(SinkKind::Table, e))),
+                None => Ok(()),
+            }
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self)))
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(|result, act, _| {
+            result?;
+            act.start_flush();
+            Ok(())
+        })))
     }
 }
