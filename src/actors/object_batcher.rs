@@ -17,6 +17,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use backon::Retryable;
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::checkpointer::CommittedPositions;
@@ -88,6 +89,9 @@ pub struct ObjectBatcher<L: ObjectLayout> {
     committed: Arc<CommittedPositions>,
     links: SinkLinks,
     shards: HashMap<ShardId, ShardFiles<L::Row>>,
+    /// One shard's files are encoded at a time: the shards reach their barriers together, and
+    /// encoding them all at once would hold every shard's encoder buffers at once.
+    encoding: Arc<Semaphore>,
 }
 
 impl<L: ObjectLayout> ObjectBatcher<L> {
@@ -103,6 +107,7 @@ impl<L: ObjectLayout> ObjectBatcher<L> {
             committed,
             links,
             shards: HashMap::new(),
+            encoding: Arc::new(Semaphore::new(1)),
         }
     }
 }
@@ -145,6 +150,7 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
             objects: self.objects.clone(),
             committed: self.committed.clone(),
             links: self.links.clone(),
+            encoding: self.encoding.clone(),
             shard_id: batch.shard_id.clone(),
             generation: batch.generation,
             chunks,
@@ -188,6 +194,7 @@ struct ShardWrite<L: ObjectLayout> {
     objects: Arc<dyn ObjectStore>,
     committed: Arc<CommittedPositions>,
     links: SinkLinks,
+    encoding: Arc<Semaphore>,
     shard_id: ShardId,
     generation: u64,
     chunks: Vec<Arc<[L::Row]>>,
@@ -203,6 +210,7 @@ impl<L: ObjectLayout> ShardWrite<L> {
             objects,
             committed,
             links,
+            encoding,
             shard_id,
             generation,
             chunks,
@@ -222,13 +230,16 @@ impl<L: ObjectLayout> ShardWrite<L> {
             // Encoding is the heavy part (tens of milliseconds for a checkpoint's rows): on a
             // thread of its own, so the actor's thread goes on taking batches.
             let shard = shard_id.clone();
+            let turn = encoding.acquire().await.expect("never closed");
             let encoded = tokio::task::spawn_blocking(move || {
                 let rows: Vec<&L::Row> = chunks.iter().flat_map(|chunk| chunk.iter()).collect();
                 layout.encode(&shard, &rows)
             })
-            .await
-            .map_err(|e| SinkError::new(L::SINK, e))?
-            .map_err(|e| SinkError::new(L::SINK, e))?;
+            .await;
+            drop(turn);
+            let encoded = encoded
+                .map_err(|e| SinkError::new(L::SINK, e))?
+                .map_err(|e| SinkError::new(L::SINK, e))?;
             for object in &encoded {
                 (|| objects.put(&object.key, object.body.clone(), object.content_type))
                     .retry(crate::retry::backoff())
