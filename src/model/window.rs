@@ -297,13 +297,44 @@ impl PriceRing {
 }
 
 /// One tick in the event-time window.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// A window can hold thousands of ticks per symbol, so an absent volume or return is stored as
+/// NaN (present ones are always finite): 32 bytes an entry instead of 48.
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     /// Event time, raised to the window end when the tick came late.
     time: i64,
     price: f64,
-    volume: Option<f64>,
-    log_return: Option<f64>,
+    volume: f64,
+    log_return: f64,
+}
+
+impl Entry {
+    fn new(time: i64, price: f64, volume: Option<f64>, log_return: Option<f64>) -> Self {
+        debug_assert!(volume.is_none_or(f64::is_finite) && log_return.is_none_or(f64::is_finite));
+        Self {
+            time,
+            price,
+            volume: volume.unwrap_or(f64::NAN),
+            log_return: log_return.unwrap_or(f64::NAN),
+        }
+    }
+
+    fn volume(&self) -> Option<f64> {
+        Some(self.volume).filter(|v| !v.is_nan())
+    }
+
+    fn log_return(&self) -> Option<f64> {
+        Some(self.log_return).filter(|r| !r.is_nan())
+    }
+}
+
+impl PartialEq for Entry {
+    /// Absent values are equal to each other (NaN is not equal to itself).
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.price, self.volume(), self.log_return())
+            == (other.time, other.price, other.volume(), other.log_return())
+    }
 }
 
 /// A price and the number of the tick that carried it (counting every tick of the symbol).
@@ -411,12 +442,7 @@ impl SpanWindow {
                 .filter(|ratio| ratio.is_finite())
         });
 
-        self.add(Entry {
-            time: end,
-            price,
-            volume,
-            log_return,
-        });
+        self.add(Entry::new(end, price, volume, log_return));
 
         let n = self.with_return;
         let volatility = (n >= min_samples).then(|| {
@@ -450,7 +476,7 @@ impl SpanWindow {
         }
         self.lows.push_back(Extreme { seq, price });
 
-        if let Some(v) = entry.volume {
+        if let Some(v) = entry.volume() {
             self.with_volume += 1;
             if v > 0.0 {
                 self.positive_volume += 1;
@@ -458,7 +484,7 @@ impl SpanWindow {
                 self.price_volume.add(price * v);
             }
         }
-        match entry.log_return {
+        match entry.log_return() {
             Some(r) => {
                 self.with_return += 1;
                 self.returns.add(r);
@@ -471,7 +497,7 @@ impl SpanWindow {
             }
             None => self.run = 0,
         }
-        self.last_return = entry.log_return;
+        self.last_return = entry.log_return();
         self.entries.push_back(entry);
     }
 
@@ -480,7 +506,7 @@ impl SpanWindow {
             return;
         };
         self.evicted += 1;
-        if let Some(v) = entry.volume {
+        if let Some(v) = entry.volume() {
             self.with_volume -= 1;
             if v > 0.0 {
                 self.positive_volume -= 1;
@@ -493,7 +519,7 @@ impl SpanWindow {
                 }
             }
         }
-        if let Some(r) = entry.log_return {
+        if let Some(r) = entry.log_return() {
             self.with_return -= 1;
             if self.with_return == 0 {
                 self.returns = Sum::default();
@@ -510,11 +536,11 @@ impl SpanWindow {
         let positive = || {
             self.entries
                 .iter()
-                .filter_map(|e| e.volume.filter(|v| *v > 0.0).map(|v| (e.price, v)))
+                .filter_map(|e| e.volume().filter(|v| *v > 0.0).map(|v| (e.price, v)))
         };
         self.volume = Sum::of(positive().map(|(_, v)| v));
         self.price_volume = Sum::of(positive().map(|(p, v)| p * v));
-        let returns = || self.entries.iter().filter_map(|e| e.log_return);
+        let returns = || self.entries.iter().filter_map(Entry::log_return);
         self.returns = Sum::of(returns());
         self.squared_returns = Sum::of(returns().map(|r| r * r));
         self.evicted = 0;
@@ -561,11 +587,11 @@ impl Serialize for SpanWindow {
         )?;
         state.serialize_field(
             "volume",
-            &exact::FloatColumn(|| entries.iter().map(|e| e.volume)),
+            &exact::FloatColumn(|| entries.iter().map(Entry::volume)),
         )?;
         state.serialize_field(
             "return",
-            &exact::FloatColumn(|| entries.iter().map(|e| e.log_return)),
+            &exact::FloatColumn(|| entries.iter().map(Entry::log_return)),
         )?;
         state.serialize_field("price-volume", &self.price_volume)?;
         state.serialize_field("volume-sum", &self.volume)?;
@@ -655,12 +681,7 @@ impl TryFrom<SpanRepr> for SpanWindow {
             {
                 return Err(InvalidSnapshot("volume or return out of range"));
             }
-            window.add(Entry {
-                time,
-                price,
-                volume,
-                log_return,
-            });
+            window.add(Entry::new(time, price, volume, log_return));
         }
         // `add` rebuilt the counts and extremes; the sums and the run are taken as they were.
         window.price_volume = repr.price_volume;
