@@ -513,7 +513,8 @@ impl Handler<ShardStopped> for LeaseCoordinator {
             .running
             .remove(&stopped.shard_id)
             .expect("checked above");
-        self.committed.retire(&stopped.shard_id, running.fence.counter);
+        self.committed
+            .retire(&stopped.shard_id, running.fence.counter);
         self.pool.stopped(&stopped.shard_id);
         self.released
             .insert(stopped.shard_id.clone(), running.fence.counter + 1);
