@@ -193,3 +193,76 @@ impl Handler<ShardBatch> for DynamoWriter {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::actors::test_support::{eventually, sink_links, tick_batch};
+    use crate::config::TableConfig;
+    use crate::table::TableError;
+    use crate::table::file::FileTicksTable;
+
+    /// The file table, whose writes wait for permits.
+    struct GatedTable {
+        inner: FileTicksTable,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl TicksTable for GatedTable {
+        async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
+            self.gate.acquire().await.expect("gate open").forget();
+            self.inner.put_items(items).await
+        }
+    }
+
+    async fn sequences(table: &GatedTable) -> Vec<String> {
+        let text = tokio::fs::read_to_string(table.inner.path()).await.unwrap();
+        let items = text.lines().map(|line| {
+            let item: serde_json::Value = serde_json::from_str(line).unwrap();
+            item["sequence_number"]["S"].as_str().unwrap().to_owned()
+        });
+        items.collect()
+    }
+
+    #[actix::test]
+    async fn batches_are_taken_while_a_flush_writes_and_flushes_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(GatedTable {
+            inner: FileTicksTable::new(dir.path().join("ticks.jsonl")).unwrap(),
+            gate: Semaphore::new(0),
+        });
+        let (links, _) = sink_links(dir.path(), SinkKind::Table);
+        let config = TableConfig {
+            flush_interval: Duration::from_secs(3600),
+            ..TableConfig::default()
+        };
+        let writer = DynamoWriter::new(table.clone(), links, &config).start();
+        let shard = "shardId-000000000000";
+
+        // A barrier flushes at once; the next batch is taken while that flush waits to write.
+        for (sequence, barrier) in [(1, true), (2, false)] {
+            let taken = writer.send(tick_batch(shard, sequence, barrier));
+            let taken = tokio::time::timeout(Duration::from_secs(5), taken);
+            assert!(
+                matches!(taken.await, Ok(Ok(Ok(())))),
+                "batch {sequence} is taken while the first flush writes"
+            );
+        }
+        // The next flush waits for the first one, and so does its batch.
+        let next = actix::spawn(writer.send(tick_batch(shard, 3, true)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !next.is_finished(),
+            "a second flush started beside the first"
+        );
+
+        table.gate.add_permits(2);
+        next.await.unwrap().unwrap().unwrap();
+        assert!(eventually(async || sequences(&table).await.len() == 3).await);
+        assert_eq!(sequences(&table).await, ["1", "2", "3"]);
+    }
+}

@@ -20,3 +20,5 @@ pub mod parquet_batcher;
 pub mod shard_reader;
 pub mod sink;
 pub mod symbol_aggregator;
+#[cfg(test)]
+mod test_support;

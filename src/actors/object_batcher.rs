@@ -265,14 +265,10 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::actors::checkpointer::{Checkpointer, ShardStopped};
     use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
-    use crate::checkpoint::file::FileCheckpointStore;
-    use crate::model::enriched::EnrichedTick;
-    use crate::model::tick::SequenceNumber;
+    use crate::actors::test_support::{eventually, position, sink_links, tick_batch};
     use crate::objects::ObjectError;
     use crate::objects::local::LocalObjectStore;
-    use crate::pipeline::Fatal;
 
     /// A local store whose writes of one shard's objects wait for permits.
     struct GatedStore {
@@ -300,47 +296,9 @@ mod tests {
         }
     }
 
-    struct Coordinator;
-    impl Actor for Coordinator {
-        type Context = Context<Self>;
-    }
-    impl Handler<ShardStopped> for Coordinator {
-        type Result = ();
-        fn handle(&mut self, _: ShardStopped, _: &mut Context<Self>) {}
-    }
-
-    fn barrier_batch(shard: &str, sequence: u64) -> ShardBatch {
-        let position = Position::new(SequenceNumber::new(sequence.to_string()), 0);
-        let tick = EnrichedTick {
-            shard_id: shard.into(),
-            position: position.clone(),
-            ..crate::model::item::tests::sample()
-        };
-        ShardBatch {
-            shard_id: shard.into(),
-            generation: 1,
-            ticks: vec![Arc::from(vec![tick])].into(),
-            alerts: Arc::new([]),
-            bars: Arc::new([]),
-            dead_letters: Arc::new([]),
-            barrier: Some(position),
-        }
-    }
-
     async fn files(objects: &GatedStore, shard: &str) -> usize {
         let keys = objects.list("ticks/").await.unwrap();
         keys.iter().filter(|key| key.contains(shard)).count()
-    }
-
-    /// Waits (a few seconds at most) until `done` holds.
-    async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
-        for _ in 0..200 {
-            if done().await {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
     }
 
     #[actix::test]
@@ -352,23 +310,7 @@ mod tests {
             gated_shard: slow,
             gate: Semaphore::new(0),
         });
-        let committed = Arc::new(CommittedPositions::default());
-        let (fatal, _) = Fatal::new();
-        let checkpointer = Checkpointer::new(
-            Arc::new(FileCheckpointStore::new(dir.path().join("checkpoints"))),
-            vec![SinkKind::Lake],
-            committed.clone(),
-            Coordinator.start().recipient(),
-            Arc::default(),
-            fatal.clone(),
-        )
-        .start();
-        let links = SinkLinks {
-            checkpointer,
-            metrics: Arc::default(),
-            fatal,
-            mailbox: 4,
-        };
+        let (links, committed) = sink_links(dir.path(), SinkKind::Lake);
         let layout = ParquetLayout {
             prefix: String::new(),
         };
@@ -378,8 +320,8 @@ mod tests {
         }
 
         for shard in [slow, fast] {
-            let taken =
-                tokio::time::timeout(Duration::from_secs(5), lake.send(barrier_batch(shard, 10)));
+            let taken = lake.send(tick_batch(shard, 10, true));
+            let taken = tokio::time::timeout(Duration::from_secs(5), taken);
             assert!(
                 matches!(taken.await, Ok(Ok(Ok(())))),
                 "a barrier batch is taken before its files are written"
@@ -392,8 +334,8 @@ mod tests {
         assert_eq!(files(&objects, slow).await, 0);
 
         // The slow shard's next files wait for its first ones, so its batch is not taken yet.
-        committed.publish(&slow.into(), &Position::new(SequenceNumber::new("10"), 0));
-        let next = actix::spawn(lake.send(barrier_batch(slow, 20)));
+        committed.publish(&slow.into(), &position(10));
+        let next = actix::spawn(lake.send(tick_batch(slow, 20, true)));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
             !next.is_finished(),

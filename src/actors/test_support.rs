@@ -1,0 +1,81 @@
+//! What the sink actors' tests share: a checkpointer to acknowledge to, batches of one tick, and
+//! a wait for something to happen.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::checkpointer::{Checkpointer, CommittedPositions, ShardStopped};
+use super::sink::{ShardBatch, SinkKind, SinkLinks};
+use crate::checkpoint::file::FileCheckpointStore;
+use crate::model::enriched::EnrichedTick;
+use crate::model::tick::{Position, SequenceNumber};
+use crate::pipeline::Fatal;
+
+/// Takes the checkpointer's reports of stopped shards and ignores them.
+struct NoCoordinator;
+
+impl Actor for NoCoordinator {
+    type Context = Context<Self>;
+}
+
+impl Handler<ShardStopped> for NoCoordinator {
+    type Result = ();
+    fn handle(&mut self, _: ShardStopped, _: &mut Context<Self>) {}
+}
+
+/// Links to a checkpointer (checkpoints in `dir`) that waits for `sink` alone.
+pub fn sink_links(dir: &std::path::Path, sink: SinkKind) -> (SinkLinks, Arc<CommittedPositions>) {
+    let committed = Arc::new(CommittedPositions::default());
+    let (fatal, _) = Fatal::new();
+    let checkpointer = Checkpointer::new(
+        Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
+        vec![sink],
+        committed.clone(),
+        NoCoordinator.start().recipient(),
+        Arc::default(),
+        fatal.clone(),
+    )
+    .start();
+    let links = SinkLinks {
+        checkpointer,
+        metrics: Arc::default(),
+        fatal,
+        mailbox: 4,
+    };
+    (links, committed)
+}
+
+pub fn position(sequence: u64) -> Position {
+    Position::new(SequenceNumber::new(sequence.to_string()), 0)
+}
+
+/// A batch of one tick of `shard` at `sequence`, ending in a barrier there if `barrier`.
+pub fn tick_batch(shard: &str, sequence: u64, barrier: bool) -> ShardBatch {
+    let tick = EnrichedTick {
+        shard_id: shard.into(),
+        position: position(sequence),
+        ..crate::model::item::tests::sample()
+    };
+    ShardBatch {
+        shard_id: shard.into(),
+        generation: 1,
+        ticks: vec![Arc::from(vec![tick])].into(),
+        alerts: Arc::new([]),
+        bars: Arc::new([]),
+        dead_letters: Arc::new([]),
+        barrier: barrier.then(|| position(sequence)),
+    }
+}
+
+/// Waits (a few seconds at most) until `done` holds.
+pub async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
