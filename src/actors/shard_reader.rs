@@ -109,6 +109,10 @@ pub struct ShardReader {
     last_position: Option<Position>,
     last_barrier: Option<Position>,
     records_since_barrier: u64,
+    /// Records after which the next barrier is due: `checkpoint_max_records`, except that a
+    /// shard's first barrier comes earlier by a share that differs between shards (see
+    /// [`first_barrier_after`]).
+    barrier_after_records: u64,
     barrier_due_at: Instant,
     newest_arrival_ms: i64,
     /// The previous batch's hand-off to the sinks, still running.
@@ -133,6 +137,8 @@ impl ShardReader {
         control: Arc<ReaderControl>,
     ) -> Self {
         let barrier_due_at = Instant::now() + settings.checkpoint_interval;
+        let barrier_after_records =
+            first_barrier_after(&assignment.shard.id, settings.checkpoint_max_records);
         Self {
             shard_id: assignment.shard.id.clone(),
             assignment,
@@ -144,6 +150,7 @@ impl ShardReader {
             last_position: None,
             last_barrier: None,
             records_since_barrier: 0,
+            barrier_after_records,
             barrier_due_at,
             newest_arrival_ms: 0,
             sending: None,
@@ -298,7 +305,7 @@ impl ShardReader {
 
         let last = shard_end || self.control.stopping();
         self.records_since_barrier += record_count as u64;
-        let due = self.records_since_barrier >= self.settings.checkpoint_max_records
+        let due = self.records_since_barrier >= self.barrier_after_records
             || Instant::now() >= self.barrier_due_at;
         let barrier = match &self.last_position {
             Some(position) if last || (due && self.last_barrier.as_ref() != Some(position)) => {
@@ -318,6 +325,7 @@ impl ShardReader {
             let proposal = (position, self.records_since_barrier, self.newest_arrival_ms);
             self.last_barrier = barrier.clone();
             self.records_since_barrier = 0;
+            self.barrier_after_records = self.settings.checkpoint_max_records;
             self.barrier_due_at = Instant::now() + self.settings.checkpoint_interval;
             proposal
         });
@@ -506,6 +514,25 @@ impl Actor for ShardReader {
     }
 }
 
+/// Records before a shard's first barrier: `max_records` shortened by a fraction set by the
+/// shard's number. Evenly loaded shards would otherwise reach every record-count barrier
+/// together, and the lake would encode all their files, and the checkpointer snapshot all their
+/// windows, at the same moment, with every shard's rows held meanwhile. Golden-ratio steps
+/// spread any run of shard numbers evenly; ids without a number take a hash.
+fn first_barrier_after(shard_id: &str, max_records: u64) -> u64 {
+    const GOLDEN_FRACTION: f64 = 0.618_033_988_749_895;
+    let digits = shard_id.trim_start_matches(|c: char| !c.is_ascii_digit());
+    let number = digits.parse::<u64>().unwrap_or_else(|_| {
+        // FNV-1a: fixed, so a shard's barriers fall in the same places on every run.
+        shard_id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    });
+    let fraction = (number as f64 * GOLDEN_FRACTION).fract();
+    let shortened = max_records - (max_records as f64 * fraction) as u64;
+    shortened.max(1)
+}
+
 async fn load_checkpoint(
     checkpoints: &dyn CheckpointStore,
     shard_id: &ShardId,
@@ -536,4 +563,28 @@ async fn inherit_state(
         }));
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_reach_their_first_barrier_apart() {
+        let firsts: Vec<u64> = (0..4)
+            .map(|n| first_barrier_after(&format!("shardId-{n:012}"), 20_000))
+            .collect();
+        assert_eq!(firsts[0], 20_000);
+        let mut sorted = firsts.clone();
+        sorted.sort_unstable();
+        for pair in sorted.windows(2) {
+            assert!(pair[1] - pair[0] >= 2_000, "{firsts:?}");
+        }
+        assert!(firsts.iter().all(|&n| (1..=20_000).contains(&n)));
+        // Any id works, and always gives the same answer.
+        let odd = first_barrier_after("local-shard", 20_000);
+        assert_eq!(odd, first_barrier_after("local-shard", 20_000));
+        assert!((1..=20_000).contains(&odd));
+        assert_eq!(first_barrier_after("shardId-000000000007", 1), 1);
+    }
 }
