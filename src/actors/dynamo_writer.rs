@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use backon::Retryable;
-use tokio::task::JoinHandle;
 
-use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
+use super::sink::{BackgroundWrite, ShardBatch, SinkError, SinkKind, SinkLinks};
 use crate::config::TableMode;
 use crate::metrics::{Counter, Latency};
 use crate::model::bar::MinuteBar;
@@ -49,7 +48,7 @@ pub struct DynamoWriter {
     barriers: Vec<(ShardId, u64, Position)>,
     /// The latest flush (write, then acknowledgements), running apart from the actor so that
     /// the next batches are taken while it writes. The next flush starts once it is done.
-    flushing: Option<JoinHandle<Result<(), SinkError>>>,
+    flushing: Option<BackgroundWrite>,
 }
 
 impl DynamoWriter {
@@ -76,13 +75,7 @@ impl DynamoWriter {
     fn start_flush(&mut self) {
         let flush = self.flush();
         let fatal = self.links.fatal.clone();
-        self.flushing = Some(actix::spawn(async move {
-            let result = flush.await;
-            if let Err(error) = &result {
-                fatal.raise(error.to_string());
-            }
-            result
-        }));
+        self.flushing = Some(BackgroundWrite::spawn(SinkKind::Table, fatal, flush));
     }
 
     fn flush_in_progress(&self) -> bool {
@@ -177,16 +170,8 @@ impl Handler<ShardBatch> for DynamoWriter {
         }
         // The batch is taken once the previous flush is done: a writer holds at most one flush's
         // items being written beside the ones it collects.
-        let previous = self.flushing.take();
-        let work = async move {
-            match previous {
-                Some(previous) => previous
-                    .await
-                    .unwrap_or_else(|e| Err(SinkError::new(SinkKind::Table, e))),
-                None => Ok(()),
-            }
-        };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|result, act, _| {
+        let previous = BackgroundWrite::finished(self.flushing.take());
+        AtomicResponse::new(Box::pin(previous.into_actor(self).map(|result, act, _| {
             result?;
             act.start_flush();
             Ok(())

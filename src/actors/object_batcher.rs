@@ -18,10 +18,9 @@ use actix::prelude::*;
 use backon::Retryable;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use super::checkpointer::CommittedPositions;
-use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
+use super::sink::{BackgroundWrite, ShardBatch, SinkError, SinkKind, SinkLinks};
 use crate::metrics::Metrics;
 use crate::model::tick::Position;
 use crate::objects::ObjectStore;
@@ -60,7 +59,7 @@ struct ShardFiles<R> {
     /// The shard's latest write (its files, then their acknowledgement), running apart from the
     /// actor so that encoding one shard's files holds up no other shard's batches. The next write
     /// of the shard starts once it is done, so a shard has one write at a time, in order.
-    writing: Option<JoinHandle<Result<(), SinkError>>>,
+    writing: Option<BackgroundWrite>,
 }
 
 impl<R> ShardFiles<R> {
@@ -159,28 +158,13 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
         };
         // The batch is taken once the shard's previous write is done: a shard holds at most one
         // checkpoint's rows being written beside the ones it collects.
-        let previous = files.writing.take();
+        let previous = BackgroundWrite::finished(files.writing.take());
         let shard_id = batch.shard_id;
-        let work = async move {
-            match previous {
-                Some(previous) => previous
-                    .await
-                    .unwrap_or_else(|e| Err(SinkError::new(L::SINK, e))),
-                None => Ok(()),
-            }
-        };
-        let work = work.into_actor(self).map(move |result, act, _| {
+        let work = previous.into_actor(self).map(move |result, act, _| {
             result?;
-            let fatal = act.links.fatal.clone();
-            let handle = actix::spawn(async move {
-                let result = write.run().await;
-                if let Err(error) = &result {
-                    fatal.raise(error.to_string());
-                }
-                result
-            });
+            let started = BackgroundWrite::spawn(L::SINK, act.links.fatal.clone(), write.run());
             if let Some(files) = act.shards.get_mut(&shard_id) {
-                files.writing = Some(handle);
+                files.writing = Some(started);
             }
             Ok(())
         });

@@ -82,6 +82,45 @@ impl SinkError {
     }
 }
 
+/// A sink's write running apart from its actor, so that the actor takes the next batches
+/// meanwhile. A failed write stops the process (see [`SinkError`]) and is also the answer of the
+/// next batch that waits for it.
+#[derive(Debug)]
+pub struct BackgroundWrite {
+    sink: SinkKind,
+    task: tokio::task::JoinHandle<Result<(), SinkError>>,
+}
+
+impl BackgroundWrite {
+    /// Starts `write` on the current arbiter.
+    pub fn spawn(
+        sink: SinkKind,
+        fatal: crate::pipeline::Fatal,
+        write: impl Future<Output = Result<(), SinkError>> + 'static,
+    ) -> Self {
+        let task = actix::spawn(async move {
+            let result = write.await;
+            if let Err(error) = &result {
+                fatal.raise(error.to_string());
+            }
+            result
+        });
+        Self { sink, task }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits until `previous` (if any) is done.
+    pub async fn finished(previous: Option<Self>) -> Result<(), SinkError> {
+        let Some(Self { sink, task }) = previous else {
+            return Ok(());
+        };
+        task.await.unwrap_or_else(|e| Err(SinkError::new(sink, e)))
+    }
+}
+
 /// The sinks a reader feeds, by kind.
 #[derive(Clone)]
 pub struct Sinks(pub Vec<(SinkKind, Recipient<ShardBatch>)>);
