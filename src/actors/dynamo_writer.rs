@@ -185,7 +185,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::actors::test_support::{eventually, sink_links, tick_batch};
+    use crate::actors::test_support::{eventually, sink_links, still_waiting, tick_batch};
     use crate::config::TableConfig;
     use crate::table::TableError;
     use crate::table::file::FileTicksTable;
@@ -239,9 +239,8 @@ mod tests {
         }
         // The next flush waits for the first one, and so does its batch.
         let next = actix::spawn(writer.send(tick_batch(shard, 3, true)));
-        tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
-            !next.is_finished(),
+            still_waiting(&next).await,
             "a second flush started beside the first"
         );
 

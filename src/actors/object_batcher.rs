@@ -250,7 +250,9 @@ mod tests {
 
     use super::*;
     use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
-    use crate::actors::test_support::{eventually, position, sink_links, tick_batch};
+    use crate::actors::test_support::{
+        eventually, position, sink_links, still_waiting, tick_batch,
+    };
     use crate::objects::ObjectError;
     use crate::objects::local::LocalObjectStore;
 
@@ -320,9 +322,8 @@ mod tests {
         // The slow shard's next files wait for its first ones, so its batch is not taken yet.
         committed.publish(&slow.into(), &position(10));
         let next = actix::spawn(lake.send(tick_batch(slow, 20, true)));
-        tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
-            !next.is_finished(),
+            still_waiting(&next).await,
             "taken while the shard's previous write runs"
         );
 

@@ -79,3 +79,10 @@ pub async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Whether `task` is still running after a fifth of a second: it waits for something (a test
+/// asserting that a batch is not taken yet cannot wait for what should never happen).
+pub async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    !task.is_finished()
+}
