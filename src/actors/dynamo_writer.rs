@@ -185,7 +185,9 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::actors::test_support::{eventually, sink_links, still_waiting, tick_batch};
+    use crate::actors::test_support::{
+        answered_ok, eventually, sink_links, still_waiting, tick_batch,
+    };
     use crate::config::TableConfig;
     use crate::table::TableError;
     use crate::table::file::FileTicksTable;
@@ -230,10 +232,9 @@ mod tests {
 
         // A barrier flushes at once; the next batch is taken while that flush waits to write.
         for (sequence, barrier) in [(1, true), (2, false)] {
-            let taken = writer.send(tick_batch(shard, sequence, barrier));
-            let taken = tokio::time::timeout(Duration::from_secs(5), taken);
+            let reply = writer.send(tick_batch(shard, sequence, barrier));
             assert!(
-                matches!(taken.await, Ok(Ok(Ok(())))),
+                answered_ok(reply).await,
                 "batch {sequence} is taken while the first flush writes"
             );
         }

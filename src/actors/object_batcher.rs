@@ -88,8 +88,8 @@ pub struct ObjectBatcher<L: ObjectLayout> {
     committed: Arc<CommittedPositions>,
     links: SinkLinks,
     shards: HashMap<ShardId, ShardFiles<L::Row>>,
-    /// One shard's files are encoded at a time: the shards reach their barriers together, and
-    /// encoding them all at once would hold every shard's encoder buffers at once.
+    /// One shard's files are encoded at a time: when several shards reach their barriers close
+    /// together, encoding them all at once would hold every shard's encoder buffers at once.
     encoding: Arc<Semaphore>,
 }
 
@@ -243,15 +243,13 @@ impl<L: ObjectLayout> ShardWrite<L> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use async_trait::async_trait;
     use tokio::sync::Semaphore;
 
     use super::*;
     use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
     use crate::actors::test_support::{
-        eventually, position, sink_links, still_waiting, tick_batch,
+        answered_ok, eventually, position, sink_links, still_waiting, tick_batch,
     };
     use crate::objects::ObjectError;
     use crate::objects::local::LocalObjectStore;
@@ -306,10 +304,9 @@ mod tests {
         }
 
         for shard in [slow, fast] {
-            let taken = lake.send(tick_batch(shard, 10, true));
-            let taken = tokio::time::timeout(Duration::from_secs(5), taken);
+            let reply = lake.send(tick_batch(shard, 10, true));
             assert!(
-                matches!(taken.await, Ok(Ok(Ok(())))),
+                answered_ok(reply).await,
                 "a barrier batch is taken before its files are written"
             );
         }

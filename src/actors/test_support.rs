@@ -80,6 +80,12 @@ pub async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
+/// Whether a request to an actor is answered `Ok` within a few seconds: the batch was taken.
+pub async fn answered_ok<E1, E2>(reply: impl Future<Output = Result<Result<(), E1>, E2>>) -> bool {
+    let answer = tokio::time::timeout(Duration::from_secs(5), reply).await;
+    matches!(answer, Ok(Ok(Ok(()))))
+}
+
 /// Whether `task` is still running after a fifth of a second: it waits for something (a test
 /// asserting that a batch is not taken yet cannot wait for what should never happen).
 pub async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
