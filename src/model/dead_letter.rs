@@ -16,7 +16,7 @@ use super::tick::Position;
 pub struct DeadLetter {
     pub shard_id: std::sync::Arc<str>,
     pub position: Position,
-    pub partition_key: std::sync::Arc<str>,
+    pub partition_key: compact_str::CompactString,
     pub arrival_time_ms: i64,
     /// Stable reason code (`Rejection::code`).
     pub reason_code: &'static str,

@@ -5,7 +5,6 @@
 //! and 5xx back off with jitter; an expired iterator is replaced from the last position read.
 //! KPL-aggregated records are split into user records with their sub-sequence numbers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +12,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use backon::Retryable;
+use compact_str::CompactString;
 use tokio::time::Instant;
 
 use super::{
@@ -200,7 +200,7 @@ impl KinesisCursor {
         let kinesis_records_seen = !kinesis_records.is_empty();
         for record in kinesis_records {
             let sequence = SequenceNumber::new(record.sequence_number);
-            let partition_key: Arc<str> = record.partition_key.into();
+            let partition_key = CompactString::from(record.partition_key);
             let arrival_time_ms = record
                 .approximate_arrival_timestamp
                 .map_or(0, |t| t.to_millis().unwrap_or(0));

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use compact_str::CompactString;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -100,9 +101,9 @@ impl Shard {
     }
 }
 
-/// Partition key -> (shard index, the copy of the key its records share). Looked up once per
-/// record put: foldhash rather than SipHash, as keys come from the program's own producers.
-type KeyCache = foldhash::HashMap<Box<str>, (usize, Arc<str>)>;
+/// Partition key -> shard index. Looked up once per record put: foldhash rather than SipHash, as
+/// keys come from the program's own producers.
+type KeyCache = foldhash::HashMap<Box<str>, usize>;
 
 /// The in-process stream. Producers and cursors share it through an `Arc`.
 #[derive(Debug)]
@@ -198,13 +199,15 @@ impl LocalStream {
     /// # Panics
     /// When the stream is closed.
     pub async fn put_batch<K: AsRef<str>>(&self, records: Vec<(K, Bytes)>) -> Vec<Position> {
-        let mut per_shard: Vec<Vec<(usize, Arc<str>, Bytes)>> = vec![Vec::new(); self.shards.len()];
+        let mut per_shard: Vec<Vec<(usize, CompactString, Bytes)>> =
+            vec![Vec::new(); self.shards.len()];
         let count = records.len();
         {
             let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
             for (at, (key, data)) in records.into_iter().enumerate() {
-                let (shard, key) = self.route(&mut keys, key.as_ref());
-                per_shard[shard].push((at, key, data));
+                let key = key.as_ref();
+                let shard = self.route(&mut keys, key);
+                per_shard[shard].push((at, key.into(), data));
             }
         }
         let mut positions: Vec<Option<Position>> = vec![None; count];
@@ -263,21 +266,20 @@ impl LocalStream {
     /// Index (in shard order) of the shard a partition key is routed to; cached like a put's.
     pub fn shard_index(&self, partition_key: &str) -> usize {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        self.route(&mut keys, partition_key).0
+        self.route(&mut keys, partition_key)
     }
 
-    /// The shard of `key` and the copy of it its records share, from the cache when there.
-    fn route(&self, keys: &mut KeyCache, key: &str) -> (usize, Arc<str>) {
-        if let Some((shard, shared)) = keys.get(key) {
-            return (*shard, shared.clone());
+    /// The shard of `key`, from the cache when there.
+    fn route(&self, keys: &mut KeyCache, key: &str) -> usize {
+        if let Some(&shard) = keys.get(key) {
+            return shard;
         }
         if keys.len() >= KEY_CACHE_ENTRIES {
             keys.clear();
         }
         let shard = self.hashed_shard_index(key);
-        let shared: Arc<str> = key.into();
-        keys.insert(key.into(), (shard, shared.clone()));
-        (shard, shared)
+        keys.insert(key.into(), shard);
+        shard
     }
 
     fn hashed_shard_index(&self, partition_key: &str) -> usize {

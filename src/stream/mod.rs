@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use compact_str::CompactString;
 
 use crate::model::tick::Position;
 
@@ -59,7 +60,9 @@ pub fn partition_key_hash(partition_key: &str) -> u128 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub data: Bytes,
-    pub partition_key: Arc<str>,
+    /// Inline, not shared: a key shared by every record of a symbol was a reference count that
+    /// producer and readers, on different cores, updated for every record.
+    pub partition_key: CompactString,
     pub position: Position,
     /// When the stream accepted the record, epoch ms.
     pub arrival_time_ms: i64,
