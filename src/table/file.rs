@@ -164,6 +164,7 @@ struct JsonLine<'a> {
 
 impl JsonLine<'_> {
     /// `"name":{"` with the comma before it when needed; the caller writes the type and value.
+    #[inline(always)]
     fn open(&mut self, name: &'static str) {
         if self.attributes > 0 {
             self.out.push(b',');
@@ -208,6 +209,7 @@ impl AttributeSink for JsonLine<'_> {
         self.saw_string(name);
     }
 
+    #[inline]
     fn number(&mut self, name: &'static str, value: &str) {
         // Numbers are digits, sign, point and exponent: nothing to escape.
         self.open(name);
