@@ -88,8 +88,9 @@ pub struct ObjectBatcher<L: ObjectLayout> {
     committed: Arc<CommittedPositions>,
     links: SinkLinks,
     shards: HashMap<ShardId, ShardFiles<L::Row>>,
-    /// One shard's files are encoded at a time: when several shards reach their barriers close
-    /// together, encoding them all at once would hold every shard's encoder buffers at once.
+    /// As many shards' files are encoded at a time as there are cores: when several shards
+    /// reach their barriers close together (as every shard does at the end of a stream), more
+    /// would hold more encoders' buffers at once and finish no sooner.
     encoding: Arc<Semaphore>,
 }
 
@@ -106,7 +107,9 @@ impl<L: ObjectLayout> ObjectBatcher<L> {
             committed,
             links,
             shards: HashMap::new(),
-            encoding: Arc::new(Semaphore::new(1)),
+            encoding: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            )),
         }
     }
 }
