@@ -386,7 +386,7 @@ impl LogFile {
     /// Nothing reads a log while it is written, and the ticks table grows by about 900 bytes a
     /// tick. Cached whole, every page of it is a fresh page the kernel must find; on a VM that
     /// gives free memory back to its host, each is a host fault as well. Dropped behind, the
-    /// pages are reused: a 1 M-tick demo on such a VM spent 0.5-0.8 s in the kernel instead of
+    /// pages are reused: a 1 M-tick demo on such a VM spent 0.5-1.0 s in the kernel instead of
     /// 2.2-3.2 s.
     ///
     /// Advice only: the data is the same either way, so a failure is logged and ignored.
