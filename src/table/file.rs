@@ -634,8 +634,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_log_longer_than_its_drop_behind_window_reads_back_whole() {
-        // The pages it lets go of are re-read from disk; what the page cache holds is the
-        // demo's to measure (its kernel time), what the file holds is this test's.
+        // The pages it lets go of are read back from disk.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let log = LineLog::open(&path).unwrap();
@@ -648,6 +647,42 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), appends * 700 * line.len());
         assert!(complete_lines(&path, &bytes).all(|l| l == &line.as_bytes()[..999]));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_log_lets_the_page_cache_drop_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut log = LineLog::open(&path).unwrap();
+        // Synced, every page is clean when the log lets go, so none has to wait for writeback.
+        log.fsync = true;
+        let mebibyte = format!("{}\n", "x".repeat(1023)).repeat(1024);
+        let written = 3 * DROP_BEHIND_BYTES;
+        for _ in 0..written >> 20 {
+            log.append(mebibyte.clone().into_bytes()).await.unwrap();
+        }
+        let cached = page_cache_bytes(&path);
+        assert!(
+            cached < DROP_BEHIND_BYTES,
+            "{cached} bytes of a {written}-byte log are still in the page cache"
+        );
+    }
+
+    /// How much of `path` the page cache holds, by util-linux's `fincore`.
+    #[cfg(target_os = "linux")]
+    fn page_cache_bytes(path: &Path) -> u64 {
+        let output = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     #[tokio::test]
