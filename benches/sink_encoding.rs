@@ -1,17 +1,21 @@
 //! What the sinks do to every tick, on one checkpoint's worth of a busy shard (100k enriched
 //! ticks of 1,000 symbols, all on one date): the lake's Parquet files, as `ParquetBatcher` hands
-//! them to `encode_files`, and the ticks table's items as the file table writes them.
+//! them to `encode_files`, and the ticks table's items as the file table writes them. Also the
+//! checkpoint's window snapshot of such a shard, as the file checkpoint store writes it.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kinetick::checkpoint::ShardSnapshot;
+use kinetick::checkpoint::snapshot;
 use kinetick::model::enriched::EnrichedTick;
 use kinetick::model::item::Item;
 use kinetick::model::lake::encode_files;
-use kinetick::model::rules::Trend;
+use kinetick::model::rules::{RuleSet, Trend};
+use kinetick::model::state::SymbolState;
 use kinetick::model::tick::{Position, SequenceNumber, Tick};
-use kinetick::model::window::Indicators;
+use kinetick::model::window::{Indicators, WindowConfig};
 use kinetick::table::file::encode_lines;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -118,5 +122,57 @@ fn table_items(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parquet_encoding, table_items);
+/// A demo shard's snapshot: 250 symbols that ticked every 3 s for 50 minutes, so each holds a
+/// full 5-minute window (about 100 ticks).
+fn shard_snapshot() -> ShardSnapshot {
+    const SHARD_SYMBOLS: usize = 250;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let shard: Arc<str> = "shardId-000000000007".into();
+    let rules = RuleSet::default();
+    let mut alerts = Vec::new();
+    let mut snapshot = ShardSnapshot::new();
+    for s in 0..SHARD_SYMBOLS {
+        let mut state = SymbolState::new(WindowConfig::default());
+        let mut price: f64 = rng.random_range(5.0..900.0);
+        for i in 0..1_000i64 {
+            price = (price * (1.0 + rng.random_range(-0.002..0.002)) * 100.0).round() / 100.0;
+            let tick = Tick {
+                symbol: format!("SYM{s:04}").as_str().into(),
+                price,
+                event_time_ms: START_MS + i * 3_000 + s as i64,
+                open: None,
+                high: None,
+                low: None,
+                previous_close: Some(100.0),
+                change: None,
+                change_percent: None,
+                volume: Some(f64::from(rng.random_range(1u32..5_000))),
+            };
+            let position = Position::new(SequenceNumber::new(format!("{}", 1_000 + i)), 0);
+            state.process(tick, &shard, position, 0, &rules, &mut alerts);
+        }
+        snapshot.insert(format!("SYM{s:04}").as_str().into(), state);
+    }
+    snapshot
+}
+
+fn checkpoint_snapshot(c: &mut Criterion) {
+    let snapshot = shard_snapshot();
+    let mut group = c.benchmark_group("checkpoint_snapshot");
+    group.throughput(Throughput::Bytes(snapshot::encode(&snapshot).len() as u64));
+    group.sample_size(20);
+    group.bench_function("cbor_250_symbols", |b| {
+        b.iter(|| snapshot::encode(black_box(&snapshot)))
+    });
+    group.bench_function("file_text_250_symbols", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            out.clear();
+            snapshot::text::append_json(black_box(&snapshot), &mut out);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parquet_encoding, table_items, checkpoint_snapshot);
 criterion_main!(benches);

@@ -4,7 +4,6 @@
 //! Out: one JSON line per record, grouped into objects under
 //! `{prefix}dead-letters/dt={arrival date}/{shard}-{first position}.jsonl`.
 
-use base64::Engine;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -55,7 +54,7 @@ impl DeadLetter {
             data: text,
             data_base64: match text {
                 Some(_) => None,
-                None => Some(base64::engine::general_purpose::STANDARD.encode(&self.data)),
+                None => Some(base64_simd::STANDARD.encode_to_string(&self.data)),
             },
         };
         serde_json::to_string(&line).expect("dead letter serializes")
