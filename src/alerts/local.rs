@@ -4,9 +4,9 @@
 //! demo or a test reads back with [`LocalAlertSink::read`]) and, optionally, a human line such as
 //! `ALERT warning AAPL price crossed threshold 412.75 (now 413.10)` on stdout.
 //!
-//! The file is written like the local ticks table: one write per alert, a torn last line from a
-//! crash is skipped on read and cut on reopen. No de-duplication here: a replay after a crash
-//! appends the same alert (same id) again, and readers that care de-duplicate by `id`.
+//! The file is written like the local ticks table: appends are all or nothing, a torn last line
+//! from a crash is skipped on read and cut on reopen. No de-duplication here: a replay after a
+//! crash appends the same alert (same id) again, and readers that care de-duplicate by `id`.
 //!
 //! Durability: `publish` returns once the line is handed to the OS (survives `kill -9`);
 //! [`LocalAlertSink::with_fsync`] also syncs the file (power loss).
@@ -88,8 +88,8 @@ impl LocalAlertSink {
 }
 
 impl LocalAlertSink {
-    /// Appends the alerts' lines with one write, which is all or nothing (the log cuts a failed
-    /// append back), then prints them.
+    /// Appends the alerts' lines, all or nothing (the log cuts a failed append back), then
+    /// prints them.
     async fn append(&self, alerts: &[Alert]) -> Result<(), AlertError> {
         let Some(first) = alerts.first() else {
             return Ok(());
@@ -105,7 +105,11 @@ impl LocalAlertSink {
                 .map_err(|e| error(format!("cannot encode alert {}: {e}", alert.id), false))?;
             lines.push(b'\n');
         }
-        self.log.append(lines).await.map_err(|e| {
+        let written = match self.log.append(&lines).await {
+            Ok(()) => self.log.sync().await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|e| {
             let what = match alerts.len() {
                 1 => String::new(),
                 n => format!("(with {} more) ", n - 1),
@@ -133,8 +137,8 @@ impl AlertSink for LocalAlertSink {
         self.append(std::slice::from_ref(alert)).await
     }
 
-    /// The whole batch in one append (a file write and a thread hand-off each): it is all or
-    /// nothing, so retrying it writes no alert twice.
+    /// The whole batch in one append: it is all or nothing, so retrying it writes no alert
+    /// twice.
     async fn publish_all(&self, alerts: &[Alert]) -> Result<(), AlertError> {
         (|| self.append(alerts))
             .retry(crate::retry::backoff())
