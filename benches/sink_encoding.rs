@@ -165,10 +165,11 @@ fn checkpoint_snapshot(c: &mut Criterion) {
         b.iter(|| snapshot::encode(black_box(&snapshot)))
     });
     group.bench_function("file_text_250_symbols", |b| {
-        let mut out = Vec::new();
+        let (mut cbor, mut out) = (Vec::new(), Vec::new());
         b.iter(|| {
+            snapshot::encode_into(black_box(&snapshot), &mut cbor);
             out.clear();
-            snapshot::text::append_json(black_box(&snapshot), &mut out);
+            snapshot::text::append_json(&cbor, &mut out);
         })
     });
     group.finish();

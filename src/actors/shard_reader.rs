@@ -254,11 +254,13 @@ impl ShardReader {
         // Each symbol's ticks go to its aggregator in one message.
         let mut group_of: HashMap<Symbol, u32> = HashMap::default();
         let mut groups: Vec<(Symbol, Vec<PendingTick>)> = Vec::new();
-        // A group starts with room for a fair share of the read among the symbols the shard has
-        // seen, so that filling it rarely moves it; capped, as a shard's first read has seen none.
-        let fair_share = record_count
-            .div_ceil(self.aggregators.len().max(1))
-            .clamp(1, 32);
+        // A group starts with room for a quarter more than a fair share of the read among the
+        // symbols the shard has seen, so that filling it seldom moves it (a move copies its
+        // ticks); a shard's first read has seen none, and takes a guess.
+        let fair_share = match self.aggregators.len() {
+            0 => 16,
+            symbols => (record_count.div_ceil(symbols) * 5 / 4).max(1),
+        };
         let mut dead_letters = Vec::new();
         for record in records {
             match decode_tick(&record.data, &self.settings.decode_limits) {

@@ -16,7 +16,17 @@ use super::ShardSnapshot;
 
 /// The snapshot as CBOR bytes.
 pub fn encode(snapshot: &ShardSnapshot) -> Vec<u8> {
-    cbor4ii::serde::to_vec(Vec::new(), snapshot).expect("a snapshot encodes into memory")
+    let mut bytes = Vec::new();
+    encode_into(snapshot, &mut bytes);
+    bytes
+}
+
+/// [`encode`] into `bytes` (cleared first), whose buffer a caller can keep for the next one: a
+/// snapshot at 1,000 symbols is megabytes.
+pub fn encode_into(snapshot: &ShardSnapshot, bytes: &mut Vec<u8>) {
+    bytes.clear();
+    *bytes = cbor4ii::serde::to_vec(std::mem::take(bytes), snapshot)
+        .expect("a snapshot encodes into memory");
 }
 
 /// A snapshot from [`encode`]'s bytes, or from the JSON of earlier versions.
@@ -44,16 +54,13 @@ pub mod text {
         serializer.serialize_str(&BASE64.encode_to_string(encode(snapshot)))
     }
 
-    /// Appends the JSON string `serialize` writes through serde_json, without serde_json: the
-    /// base64 goes straight into `out`, where serde_json would copy it once more and look at
-    /// every byte for escapes (it has none). A snapshot is megabytes at 1,000 symbols.
-    pub fn append_json(snapshot: &ShardSnapshot, out: &mut Vec<u8>) {
-        let bytes = encode(snapshot);
+    /// Appends the JSON string `serialize` writes through serde_json for the snapshot whose
+    /// CBOR is `bytes`, without serde_json: the base64 goes straight into `out`, where serde_json
+    /// would copy it once more and look at every byte for escapes (it has none).
+    pub fn append_json(bytes: &[u8], out: &mut Vec<u8>) {
+        out.reserve(BASE64.encoded_length(bytes.len()) + 2);
         out.push(b'"');
-        let start = out.len();
-        out.resize(start + BASE64.encoded_length(bytes.len()), 0);
-        let written = BASE64.encode(&bytes, base64_simd::Out::from_slice(&mut out[start..]));
-        debug_assert_eq!(written.len(), out.len() - start);
+        BASE64.encode_append(bytes, out);
         out.push(b'"');
     }
 
