@@ -168,8 +168,10 @@ fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
     // form, `1e+16`, differs, but text with an exponent is replaced below).
     let mut buffer = zmij::Buffer::new();
     let text = buffer.format_finite(value);
-    // A plain loop: `contains` calls memchr, which costs more than the scan on a dozen bytes.
-    if text.bytes().any(|b| b == b'e') {
+    // zmij writes magnitudes from 1e-5 to below 1e15 as plain decimals (pinned by a test below),
+    // so only others are looked at. A plain loop: `contains` calls memchr, which costs more than
+    // the scan on a dozen bytes.
+    if !(1e-5..1e15).contains(&value.abs()) && text.bytes().any(|b| b == b'e') {
         return sink.number(name, &value.to_string());
     }
     sink.number(name, text.strip_suffix(".0").unwrap_or(text));
@@ -614,6 +616,22 @@ pub(crate) mod tests {
             prop_assert!(!text.contains(['e', 'E']), "{}", text);
             prop_assert_eq!(text.parse::<f64>().unwrap(), value);
             prop_assert_eq!(text.len(), value.to_string().len());
+        }
+
+        /// `float` looks for an exponent only outside this range.
+        #[test]
+        fn zmij_writes_plain_decimals_from_1e_minus_5_to_1e15(
+            magnitude in 1e-5f64..1e15,
+            digits in 1i32..17,
+        ) {
+            // Also the short decimals zmij may write for values that are whole at some digit.
+            let scale = 10f64.powi(digits - 1 - magnitude.log10().floor() as i32);
+            for value in [magnitude, (magnitude * scale).round() / scale] {
+                prop_assume!((1e-5..1e15).contains(&value));
+                let mut buffer = zmij::Buffer::new();
+                let text = buffer.format_finite(value);
+                prop_assert!(!text.contains('e'), "{}", text);
+            }
         }
 
         /// Whole cents take the shortcut; the text is still exactly `Display`'s.
