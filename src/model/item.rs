@@ -191,8 +191,8 @@ fn whole_cents(value: f64, out: &mut [u8; 24]) -> Option<&str> {
         return None;
     }
     // Truncating after adding a half rounds: the magnitude is positive and far below 2^53.
-    // Signed, as x86-64 converts between floats and i64 in one instruction each, and u64 takes
-    // a dozen (a third of this function's time when it was u64).
+    // Signed, as x86-64 converts between floats and i64 in one instruction each, where u64
+    // takes several.
     let scaled = magnitude * 100.0;
     let cents = (scaled + 0.5) as i64;
     // Computed values (averages, ratios) are seldom whole cents: a product far from an integer

@@ -111,8 +111,8 @@ impl TicksTable for FileTicksTable {
             )
         };
         // A chunk is written as soon as it is encoded, while it is still in the CPU's cache, and
-        // each writer encodes its own (the log is locked only for the write).
-        // Room for a chunk and the line that ends it (a tick's is about 900 bytes).
+        // each writer encodes its own (the log is locked only for the write). Room for a chunk
+        // and the line that ends it (a tick's is about 900 bytes).
         let mut lines = Vec::with_capacity(CHUNK_BYTES + 4096);
         for item in items {
             encode_item(item, &mut lines).map_err(|message| error(message, false))?;
