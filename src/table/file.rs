@@ -111,18 +111,15 @@ impl TicksTable for FileTicksTable {
             )
         };
         // A chunk is written as soon as it is encoded, while it is still in the CPU's cache, and
-        // each writer encodes its own (the log is locked only for the write). Room for a chunk
-        // and the line that ends it (a tick's is about 900 bytes).
-        let mut lines = Vec::with_capacity(CHUNK_BYTES + 4096);
-        for item in items {
-            encode_item(item, &mut lines).map_err(|message| error(message, false))?;
-            if lines.len() >= CHUNK_BYTES {
-                self.log.append(&lines).await.map_err(io_error)?;
-                lines.clear();
-            }
-        }
-        if !lines.is_empty() {
+        // each writer encodes its own (the log is locked only for the write).
+        let mut lines = Vec::new();
+        let mut rest = items;
+        while !rest.is_empty() {
+            lines.clear();
+            let encoded =
+                encode_chunk(rest, &mut lines).map_err(|message| error(message, false))?;
             self.log.append(&lines).await.map_err(io_error)?;
+            rest = &rest[encoded..];
         }
         self.log.sync().await.map_err(io_error)
     }
@@ -137,16 +134,20 @@ impl TicksTable for FileTicksTable {
 /// of lines first and writing them after.
 const CHUNK_BYTES: usize = 256 << 10;
 
-/// The lines [`FileTicksTable::put_items`] appends for `items` (a chunk at a time), or why one
-/// of them cannot be stored.
-pub fn encode_lines(items: &[Item<'_>], out: &mut Vec<u8>) -> Result<(), String> {
-    // A tick item's line is about 800 bytes: room for all, so the batch is never copied.
-    out.reserve(items.len() * 900);
-    for item in items {
+/// Appends the lines of `items` to `out` until it holds [`CHUNK_BYTES`] or the items run out,
+/// and returns how many were encoded: [`FileTicksTable::put_items`] writes a chunk at a time.
+/// Fails on an item that cannot be stored.
+pub fn encode_chunk(items: &[Item<'_>], out: &mut Vec<u8>) -> Result<usize, String> {
+    // Room for a chunk and the line that ends it (a tick's is about 900 bytes).
+    out.reserve((CHUNK_BYTES + 4096).saturating_sub(out.len()));
+    for (encoded, item) in items.iter().enumerate() {
+        if out.len() >= CHUNK_BYTES {
+            return Ok(encoded);
+        }
         // DynamoDB refuses an item without its key; so does this table, or scans would fail.
         encode_item(item, out)?;
     }
-    Ok(())
+    Ok(items.len())
 }
 
 /// Appends one item as a DynamoDB JSON line, attributes in item order, or says why it cannot
