@@ -11,6 +11,7 @@
 pub mod actors;
 pub mod alerts;
 pub mod aws;
+pub mod barrier;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

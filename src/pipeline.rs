@@ -8,7 +8,6 @@
 //! arbiter of its own; the lake and dead-letter writers share one; the coordinator,
 //! checkpointer, alerter and metrics publisher run on the caller's.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,18 +15,19 @@ use actix::prelude::*;
 use tokio::sync::watch;
 
 use crate::actors::alerter::Alerter;
-use crate::actors::checkpointer::{Checkpointer, CommittedPositions};
+use crate::actors::checkpointer::Checkpointer;
 use crate::actors::dead_letter_writer::{DeadLetterLayout, DeadLetterWriter};
 use crate::actors::dynamo_writer::DynamoWriter;
+use crate::actors::fatal::Fatal;
 use crate::actors::lease_coordinator::{LeaseCoordinator, Shutdown};
 use crate::actors::metrics_publisher::{MetricsPublisher, PublishNow};
 use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
-use crate::actors::shard_reader::{
-    Assignment, ReaderControl, ReaderLinks, ReaderSettings, ShardReader,
-};
-use crate::actors::sink::{SinkKind, SinkLinks, Sinks};
+use crate::actors::reader_pool::ReaderPool;
+use crate::actors::shard_reader::{ReaderLinks, ReaderSettings};
+use crate::actors::sink::{SinkLinks, Sinks};
 use crate::alerts::AlertSink;
 use crate::alerts::local::LocalAlertSink;
+use crate::barrier::{CommittedPositions, SinkKind};
 use crate::checkpoint::CheckpointStore;
 use crate::checkpoint::file::FileCheckpointStore;
 use crate::config::Config;
@@ -37,7 +37,7 @@ use crate::metrics::log::LogMetricsSink;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::objects::ObjectStore;
 use crate::objects::local::LocalObjectStore;
-use crate::stream::{ShardId, StartPosition, StreamSource};
+use crate::stream::{StartPosition, StreamSource};
 use crate::table::TicksTable;
 use crate::table::file::FileTicksTable;
 
@@ -75,63 +75,10 @@ impl Ports {
     }
 }
 
-/// A handle to raise a fatal error: the pipeline stops and the process exits non-zero, so the
-/// orchestrator replaces the task; records are read again from the last checkpoint.
-#[derive(Clone, Debug)]
-pub struct Fatal(Arc<watch::Sender<Option<String>>>);
-
-impl Fatal {
-    pub fn new() -> (Self, watch::Receiver<Option<String>>) {
-        let (sender, receiver) = watch::channel(None);
-        (Self(Arc::new(sender)), receiver)
-    }
-
-    pub fn raise(&self, message: impl Into<String>) {
-        let message = message.into();
-        tracing::error!(error = %message, "Fatal error, stopping.");
-        self.0
-            .send_if_modified(|slot| slot.is_none() && slot.replace(message).is_none());
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("{0}")]
     Fatal(String),
-}
-
-/// Starts shard readers on the worker arbiters, each on the least busy one.
-pub struct ReaderPool {
-    workers: Vec<ArbiterHandle>,
-    /// The sinks of each worker arbiter (its own table writer, the shared others).
-    sinks: Vec<Sinks>,
-    settings: Arc<ReaderSettings>,
-    links: ReaderLinks,
-    placement: HashMap<ShardId, usize>,
-}
-
-impl ReaderPool {
-    pub fn start(&mut self, assignment: Assignment) -> Arc<ReaderControl> {
-        let mut load = vec![0usize; self.workers.len()];
-        for worker in self.placement.values() {
-            load[*worker] += 1;
-        }
-        let worker = (0..load.len()).min_by_key(|w| load[*w]).unwrap_or(0);
-        self.placement.insert(assignment.shard.id.clone(), worker);
-        let control = Arc::new(ReaderControl::default());
-        let links = ReaderLinks {
-            sinks: self.sinks[worker].clone(),
-            ..self.links.clone()
-        };
-        let reader = ShardReader::new(assignment, self.settings.clone(), links, control.clone());
-        ShardReader::start_in_arbiter(&self.workers[worker], move |_| reader);
-        control
-    }
-
-    /// The shard's reader is gone (or going): its arbiter has room for another.
-    pub fn stopped(&mut self, shard_id: &ShardId) {
-        self.placement.remove(shard_id);
-    }
 }
 
 pub struct Pipeline {
@@ -250,13 +197,12 @@ impl Pipeline {
             metrics: metrics.clone(),
             fatal: fatal.clone(),
         };
-        let pool = ReaderPool {
-            workers: workers.iter().map(Arbiter::handle).collect(),
-            sinks: (0..workers.len()).map(sinks_of_worker).collect(),
+        let pool = ReaderPool::new(
+            workers.iter().map(Arbiter::handle).collect(),
+            (0..workers.len()).map(sinks_of_worker).collect(),
             settings,
-            links: reader_links,
-            placement: HashMap::new(),
-        };
+            reader_links,
+        );
         let worker_id: WorkerId = match &config.lease.worker_id {
             Some(id) => id.as_str().into(),
             None => default_worker_id().into(),

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::sink::{ShardBatch, SinkError, SinkKind, SinkLinks};
+use super::sink::SinkLinks;
 use crate::alerts::AlertSink;
+use crate::barrier::{ShardBatch, SinkError, SinkKind};
 use crate::metrics::Counter;
 
 /// How many recent alert ids are remembered for de-duplication.

@@ -1,174 +1,30 @@
 //! The checkpointer: commits, per shard, the newest checkpoint candidate that every sink has made
-//! durable, with the window snapshot taken at that position.
+//! durable, with the window snapshot taken at that position (steps 4 to 6 of the barrier, told
+//! whole in [`crate::barrier`]).
 //!
-//! In: [`Propose`] from shard readers (a position and the shard's window state there) and
-//! [`Durable`] from sinks. Out: checkpoints in the [`CheckpointStore`], committed positions on a
-//! [`CommittedPositions`] board, and [`ShardStopped`] once a reader's last checkpoint is written
-//! (or refused because the lease moved on).
-//!
-//! Each reader of a shard has a generation (the lease counter it reads under); messages of an
-//! older generation than the newest seen are stale and dropped.
+//! In: [`Propose`] from shard readers and [`Durable`] from sinks. Out: checkpoints in the
+//! [`CheckpointStore`], committed positions on the [`CommittedPositions`] board, and
+//! [`ShardStopped`] once a reader's last checkpoint is written (or refused because the lease moved
+//! on).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use backon::Retryable;
-use tokio::sync::watch;
 
-use super::sink::{Durable, SinkKind};
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ShardSnapshot};
-use crate::lease::Fence;
+use super::fatal::Fatal;
+use crate::barrier::progress::{Candidate, Progress};
+use crate::barrier::{
+    CommittedPositions, Durable, FinishedEmpty, Propose, ShardStopped, SinkKind, StopOutcome,
+};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::metrics::{Counter, Latency, Metrics, ShardGauge};
-use crate::model::tick::Position;
-use crate::pipeline::Fatal;
 use crate::stream::ShardId;
-
-/// A checkpoint candidate from a reader.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Propose {
-    pub shard_id: ShardId,
-    /// The lease the reader holds; its counter is the reader's generation.
-    pub fence: Fence,
-    pub position: Position,
-    pub snapshot: ShardSnapshot,
-    /// The reader will send nothing more for this shard (end of shard, or shutting down).
-    pub last: bool,
-    /// The shard was read to its end (a closed parent shard).
-    pub shard_end: bool,
-    /// Records read since the previous candidate.
-    pub records: u64,
-    /// Stream arrival time of the newest record before the candidate, epoch ms.
-    pub newest_arrival_ms: i64,
-}
-
-/// A reader that finishes without any record to checkpoint.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct FinishedEmpty {
-    pub shard_id: ShardId,
-    pub generation: u64,
-    pub shard_end: bool,
-}
-
-/// A shard's reader is done here: its last checkpoint is written, or was refused.
-#[derive(Debug, Clone, PartialEq, Message)]
-#[rtype(result = "()")]
-pub struct ShardStopped {
-    pub shard_id: ShardId,
-    pub generation: u64,
-    pub outcome: StopOutcome,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum StopOutcome {
-    /// Everything read is checkpointed; `shard_end` if the shard was read to its end.
-    Checkpointed { shard_end: bool },
-    /// The checkpoint store refused the write: another worker holds the lease now.
-    LeaseLost,
-}
-
-/// The committed position of each shard, for sinks that must not run ahead of the checkpoint,
-/// and which generation (lease counter) of the shard is being read here, so that a wait of a
-/// reader that lost its lease gives up instead of blocking its sink.
-#[derive(Debug, Default)]
-pub struct CommittedPositions {
-    shards: Mutex<HashMap<ShardId, watch::Sender<ShardCommit>>>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct ShardCommit {
-    position: Option<Position>,
-    /// The generation of the shard's live reader, if one is reading it in this process.
-    live: Option<u64>,
-}
-
-impl CommittedPositions {
-    fn sender(&self, shard_id: &ShardId) -> watch::Sender<ShardCommit> {
-        let mut shards = self.shards.lock().expect("committed positions lock");
-        shards
-            .entry(shard_id.clone())
-            .or_insert_with(|| watch::channel(ShardCommit::default()).0)
-            .clone()
-    }
-
-    /// A reader of `generation` starts on the shard.
-    pub fn begin(&self, shard_id: &ShardId, generation: u64) {
-        self.sender(shard_id)
-            .send_modify(|commit| commit.live = Some(generation));
-    }
-
-    /// The reader of `generation` is gone: waits on its behalf give up.
-    pub fn retire(&self, shard_id: &ShardId, generation: u64) {
-        self.sender(shard_id).send_if_modified(|commit| {
-            let live = commit.live == Some(generation);
-            if live {
-                commit.live = None;
-            }
-            live
-        });
-    }
-
-    pub fn publish(&self, shard_id: &ShardId, position: &Position) {
-        self.sender(shard_id).send_if_modified(|commit| {
-            let newer = commit.position.as_ref().is_none_or(|c| c < position);
-            if newer {
-                commit.position = Some(position.clone());
-            }
-            newer
-        });
-    }
-
-    pub fn get(&self, shard_id: &ShardId) -> Option<Position> {
-        self.sender(shard_id).borrow().position.clone()
-    }
-
-    /// Waits until the shard's committed position is at least `position` (true), or until the
-    /// reader of `generation` is no longer the shard's live reader (false).
-    pub async fn wait_at_least(
-        &self,
-        shard_id: &ShardId,
-        position: &Position,
-        generation: u64,
-    ) -> bool {
-        let mut receiver = self.sender(shard_id).subscribe();
-        // The sender lives in the map for the life of the process, so this cannot fail.
-        let commit = receiver
-            .wait_for(|c| {
-                c.position.as_ref().is_some_and(|c| c >= position) || c.live != Some(generation)
-            })
-            .await
-            .map(|commit| commit.clone())
-            .unwrap_or_default();
-        commit.position.is_some_and(|c| &c >= position)
-    }
-}
-
-struct Candidate {
-    fence: Fence,
-    position: Position,
-    snapshot: ShardSnapshot,
-    last: bool,
-    shard_end: bool,
-    records: u64,
-    newest_arrival_ms: i64,
-}
-
-#[derive(Default)]
-struct ShardProgress {
-    generation: u64,
-    candidates: VecDeque<Candidate>,
-    durable: HashMap<SinkKind, Position>,
-    saving: bool,
-    /// Records read but not yet committed.
-    lag: u64,
-}
 
 pub struct Checkpointer {
     store: Arc<dyn CheckpointStore>,
     sinks: Vec<SinkKind>,
-    shards: HashMap<ShardId, ShardProgress>,
+    progress: Progress,
     committed: Arc<CommittedPositions>,
     stopped: Recipient<ShardStopped>,
     metrics: Arc<Metrics>,
@@ -187,7 +43,7 @@ impl Checkpointer {
         Self {
             store,
             sinks,
-            shards: HashMap::new(),
+            progress: Progress::default(),
             committed,
             stopped,
             metrics,
@@ -195,47 +51,13 @@ impl Checkpointer {
         }
     }
 
-    /// The shard's progress for a message of `generation`: reset when a newer reader started,
-    /// `None` when the message comes from an older one.
-    fn progress(&mut self, shard_id: &ShardId, generation: u64) -> Option<&mut ShardProgress> {
-        let progress = self.shards.entry(shard_id.clone()).or_default();
-        if generation > progress.generation {
-            *progress = ShardProgress {
-                generation,
-                ..ShardProgress::default()
-            };
-        }
-        (generation == progress.generation).then_some(progress)
-    }
-
-    /// The newest candidate every sink has made durable, removed from the queue with all before it.
-    fn take_committable(&mut self, shard_id: &ShardId) -> Option<Candidate> {
-        let progress = self.shards.get_mut(shard_id)?;
-        if progress.saving {
-            return None;
-        }
-        let durable = self
-            .sinks
-            .iter()
-            .map(|sink| progress.durable.get(sink))
-            .collect::<Option<Vec<_>>>()?
-            .into_iter()
-            .min()?
-            .clone();
-        let count = progress
-            .candidates
-            .iter()
-            .take_while(|c| c.position <= durable)
-            .count();
-        let mut taken = progress.candidates.drain(..count);
-        let mut newest = taken.next_back()?;
-        newest.records += taken.map(|c| c.records).sum::<u64>();
-        progress.saving = true;
-        Some(newest)
-    }
-
     fn commit_ready(&mut self, shard_id: ShardId, ctx: &mut Context<Self>) {
-        let Some(candidate) = self.take_committable(&shard_id) else {
+        let sinks = &self.sinks;
+        let candidate = self
+            .progress
+            .shard(&shard_id)
+            .and_then(|progress| progress.take_committable(sinks));
+        let Some(candidate) = candidate else {
             return;
         };
         let generation = candidate.fence.counter;
@@ -282,16 +104,12 @@ impl Checkpointer {
                 Latency::EndToEndLatency,
                 (now - newest_arrival_ms).max(0) as f64,
             );
-            let current = act.shards.get_mut(&shard_id).filter(|p| p.generation == generation);
-            let Some(progress) = current else {
+            let Some(progress) = act.progress.current(&shard_id, generation) else {
                 return;
             };
-            {
-                progress.saving = false;
-                progress.lag = progress.lag.saturating_sub(records);
-                act.metrics
-                    .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag as f64);
-            }
+            progress.saved(records);
+            act.metrics
+                .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag() as f64);
             tracing::debug!(shard_id = %shard_id, %position, "Checkpoint written.");
             if last {
                 act.stop(&shard_id, generation, StopOutcome::Checkpointed { shard_end });
@@ -302,13 +120,7 @@ impl Checkpointer {
     }
 
     fn stop(&mut self, shard_id: &ShardId, generation: u64, outcome: StopOutcome) {
-        if self
-            .shards
-            .get(shard_id)
-            .is_some_and(|p| p.generation == generation)
-        {
-            self.shards.remove(shard_id);
-        }
+        self.progress.remove(shard_id, generation);
         self.metrics.remove_shard(shard_id);
         self.stopped.do_send(ShardStopped {
             shard_id: shard_id.clone(),
@@ -326,23 +138,15 @@ impl Handler<Propose> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, proposal: Propose, ctx: &mut Context<Self>) {
-        let Some(progress) = self.progress(&proposal.shard_id, proposal.fence.counter) else {
+        let shard_id = proposal.shard_id.clone();
+        let Some(progress) = self.progress.of(&shard_id, proposal.fence.counter) else {
             return;
         };
-        progress.lag += proposal.records;
-        progress.candidates.push_back(Candidate {
-            fence: proposal.fence,
-            position: proposal.position,
-            snapshot: proposal.snapshot,
-            last: proposal.last,
-            shard_end: proposal.shard_end,
-            records: proposal.records,
-            newest_arrival_ms: proposal.newest_arrival_ms,
-        });
-        let lag = progress.lag as f64;
+        progress.propose(Candidate::from(proposal));
+        let lag = progress.lag() as f64;
         self.metrics
-            .set_gauge(ShardGauge::CheckpointLag, &proposal.shard_id, lag);
-        self.commit_ready(proposal.shard_id, ctx);
+            .set_gauge(ShardGauge::CheckpointLag, &shard_id, lag);
+        self.commit_ready(shard_id, ctx);
     }
 }
 
@@ -350,16 +154,10 @@ impl Handler<Durable> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, ack: Durable, ctx: &mut Context<Self>) {
-        let Some(progress) = self.progress(&ack.shard_id, ack.generation) else {
+        let Some(progress) = self.progress.of(&ack.shard_id, ack.generation) else {
             return;
         };
-        let durable = progress
-            .durable
-            .entry(ack.sink)
-            .or_insert_with(|| ack.position.clone());
-        if *durable < ack.position {
-            *durable = ack.position;
-        }
+        progress.acknowledge(ack.sink, ack.position);
         self.commit_ready(ack.shard_id, ctx);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::object_batcher::{EncodedObject, ObjectBatcher, ObjectLayout};
-use super::sink::{ShardBatch, SinkKind};
+use crate::barrier::{ShardBatch, SinkKind};
 use crate::metrics::Metrics;
 use crate::model::dead_letter::{DeadLetter, encode_dead_letters};
 

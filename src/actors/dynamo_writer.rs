@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use backon::Retryable;
 
-use super::sink::{BackgroundWrite, ShardBatch, SinkError, SinkKind, SinkLinks};
+use super::sink::{BackgroundWrite, SinkLinks};
+use crate::barrier::{ShardBatch, SinkError, SinkKind};
 use crate::config::TableMode;
 use crate::metrics::{Counter, Latency};
 use crate::model::bar::MinuteBar;

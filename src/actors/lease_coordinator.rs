@@ -19,13 +19,14 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use super::checkpointer::{CommittedPositions, ShardStopped, StopOutcome};
+use super::fatal::Fatal;
+use super::reader_pool::ReaderPool;
 use super::shard_reader::{Assignment, ReaderControl};
+use crate::barrier::{CommittedPositions, ShardStopped, StopOutcome};
 use crate::config::LeaseConfig;
 use crate::lease::balance::View;
 use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
 use crate::metrics::{Counter, Metrics};
-use crate::pipeline::{Fatal, ReaderPool};
 use crate::stream::{ShardId, ShardInfo, StreamError, StreamSource};
 
 /// Stop every reader, checkpoint, and release every lease.

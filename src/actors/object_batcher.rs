@@ -19,8 +19,8 @@ use backon::Retryable;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::checkpointer::CommittedPositions;
-use super::sink::{BackgroundWrite, ShardBatch, SinkError, SinkKind, SinkLinks};
+use super::sink::{BackgroundWrite, SinkLinks};
+use crate::barrier::{CommittedPositions, ShardBatch, SinkError, SinkKind};
 use crate::metrics::Metrics;
 use crate::model::tick::Position;
 use crate::objects::ObjectStore;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::object_batcher::{EncodedObject, ObjectBatcher, ObjectLayout};
-use super::sink::{ShardBatch, SinkKind};
+use crate::barrier::{ShardBatch, SinkKind};
 use crate::metrics::{Counter, Metrics};
 use crate::model::enriched::EnrichedTick;
 use crate::model::lake::encode_files;

@@ -16,9 +16,11 @@ use actix::prelude::*;
 use backon::Retryable;
 use foldhash::HashMap;
 
-use super::checkpointer::{Checkpointer, CommittedPositions, FinishedEmpty, Propose};
-use super::sink::{ShardBatch, SinkError, Sinks};
+use super::checkpointer::Checkpointer;
+use super::fatal::Fatal;
+use super::sink::Sinks;
 use super::symbol_aggregator::{Aggregate, PendingTick, SymbolAggregator, TakeSnapshot};
+use crate::barrier::{CommittedPositions, FinishedEmpty, Propose, ShardBatch, SinkError};
 use crate::checkpoint::{Checkpoint, CheckpointStore, ShardSnapshot};
 use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
@@ -28,7 +30,6 @@ use crate::model::rules::RuleConfig;
 use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
 use crate::model::window::WindowConfig;
-use crate::pipeline::Fatal;
 use crate::stream::{ReadBatch, ShardCursor, ShardId, ShardInfo, StartPosition, StreamSource};
 
 /// What every reader of a pipeline shares.

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::checkpointer::{Checkpointer, CommittedPositions, ShardStopped};
-use super::sink::{ShardBatch, SinkKind, SinkLinks};
+use super::checkpointer::Checkpointer;
+use super::fatal::Fatal;
+use super::sink::SinkLinks;
+use crate::barrier::{CommittedPositions, ShardBatch, ShardStopped, SinkKind};
 use crate::checkpoint::file::FileCheckpointStore;
 use crate::model::enriched::EnrichedTick;
 use crate::model::tick::{Position, SequenceNumber};
-use crate::pipeline::Fatal;
 
 /// Takes the checkpointer's reports of stopped shards and ignores them.
 struct NoCoordinator;

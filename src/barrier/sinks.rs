@@ -1,0 +1,78 @@
+//! Step 2 and 3 of a barrier: what a reader hands its sinks, and how a sink answers once its part
+//! is durable.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::model::bar::MinuteBar;
+use crate::model::dead_letter::DeadLetter;
+use crate::model::enriched::EnrichedTick;
+use crate::model::rules::Alert;
+use crate::model::tick::{Position, Symbol};
+use crate::stream::ShardId;
+
+/// Each sink that must make a position durable before it is checkpointed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SinkKind {
+    Table,
+    Lake,
+    Alerts,
+    DeadLetters,
+}
+
+impl SinkKind {
+    pub const ALL: [SinkKind; 4] = [
+        SinkKind::Table,
+        SinkKind::Lake,
+        SinkKind::Alerts,
+        SinkKind::DeadLetters,
+    ];
+}
+
+/// What one read of a shard produced, shared by all sinks (each takes its part).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SinkError>")]
+pub struct ShardBatch {
+    pub shard_id: ShardId,
+    /// The lease counter the shard is read under: a sink drops what an older reader of the shard
+    /// left behind when a newer one starts.
+    pub generation: u64,
+    /// Enriched ticks, one chunk per symbol of the read, each in stream order: as the symbol
+    /// aggregators returned them, so no tick is copied again to interleave the symbols.
+    pub ticks: Arc<[Arc<[EnrichedTick]>]>,
+    pub alerts: Arc<[Alert]>,
+    /// Latest values of the one-minute bars the batch changed (bars mode).
+    pub bars: Arc<[(Symbol, MinuteBar)]>,
+    pub dead_letters: Arc<[DeadLetter]>,
+    /// A checkpoint candidate at this position ends the batch.
+    pub barrier: Option<Position>,
+}
+
+/// A sink's acknowledgement: everything of `shard_id` up to `position` is durable in it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Durable {
+    pub sink: SinkKind,
+    pub shard_id: ShardId,
+    pub generation: u64,
+    pub position: Position,
+}
+
+/// A sink gave up on a write after its retries; the process must stop (the records are still
+/// in the stream and will be read again from the last checkpoint).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{sink:?} sink failed: {message}")]
+pub struct SinkError {
+    pub sink: SinkKind,
+    pub message: String,
+}
+
+impl SinkError {
+    pub fn new(sink: SinkKind, error: impl std::fmt::Display) -> Self {
+        Self {
+            sink,
+            message: error.to_string(),
+        }
+    }
+}
