@@ -27,10 +27,11 @@ use crate::actors::shard_reader::{ReaderLinks, ReaderSettings};
 use crate::actors::sink::{SinkLinks, Sinks};
 use crate::alerts::AlertSink;
 use crate::alerts::local::LocalAlertSink;
-use crate::barrier::{CommittedPositions, SinkKind};
+use crate::barrier::{CommittedPositions, FileEnds, SinkKind};
 use crate::checkpoint::CheckpointStore;
 use crate::checkpoint::file::FileCheckpointStore;
 use crate::config::Config;
+use crate::lease::clock::LeaseClock;
 use crate::lease::memory::MemoryLeaseStore;
 use crate::lease::{LeaseStore, WorkerId};
 use crate::metrics::log::LogMetricsSink;
@@ -117,8 +118,17 @@ impl Pipeline {
             fatal.clone(),
         )
         .start();
+        // Trusted until a poll before the failover time: the margin `expire_unrenewed` keeps.
+        let clock = Arc::new(LeaseClock::new(
+            config
+                .lease
+                .failover_time
+                .saturating_sub(config.lease.poll_interval),
+        ));
+        let file_ends = Arc::new(FileEnds::new(ports.checkpoints.clone()));
         let links = SinkLinks {
             checkpointer: checkpointer.clone(),
+            leases: clock.clone(),
             metrics: metrics.clone(),
             fatal: fatal.clone(),
             mailbox,
@@ -146,10 +156,14 @@ impl Pipeline {
             let layout = ParquetLayout {
                 prefix: config.lake.prefix.clone(),
             };
-            let (links, objects, committed) =
-                (links.clone(), ports.objects.clone(), committed.clone());
+            let (links, objects, committed, file_ends) = (
+                links.clone(),
+                ports.objects.clone(),
+                committed.clone(),
+                file_ends.clone(),
+            );
             ParquetBatcher::start_in_arbiter(&lake_arbiter.handle(), move |_| {
-                ParquetBatcher::new(layout, objects, committed, links)
+                ParquetBatcher::new(layout, objects, committed, file_ends, links)
             })
         };
         let dead_letters = {
@@ -159,7 +173,7 @@ impl Pipeline {
             let (links, objects, committed) =
                 (links.clone(), ports.objects.clone(), committed.clone());
             DeadLetterWriter::start_in_arbiter(&lake_arbiter.handle(), move |_| {
-                DeadLetterWriter::new(layout, objects, committed, links)
+                DeadLetterWriter::new(layout, objects, committed, file_ends, links)
             })
         };
         let alerter = Alerter::new(ports.alerts.clone(), links).start();
@@ -214,6 +228,7 @@ impl Pipeline {
             ports.stream.clone(),
             pool,
             committed,
+            clock,
             metrics.clone(),
             fatal,
             done_sender,

@@ -422,6 +422,11 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
         body["id"], "AAPL-change_percent-1767623400000-4959",
         "queues get the JSON body"
     );
+    assert_eq!(
+        envelope["MessageAttributes"]["alert_id"]["Value"],
+        "AAPL-change_percent-1767623400000-4959",
+        "subscribers can drop repeats by attribute"
+    );
     assert_eq!(envelope["MessageAttributes"]["symbol"]["Value"], "AAPL");
     assert_eq!(
         envelope["MessageAttributes"]["kind"]["Value"],
@@ -430,6 +435,72 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
     assert_eq!(
         envelope["MessageAttributes"]["severity"]["Value"],
         "warning"
+    );
+}
+
+#[tokio::test]
+async fn a_fifo_topic_drops_a_repeated_alert() {
+    let config = common::sdk_config();
+    let (sns, sqs) = (
+        aws_sdk_sns::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
+    let name = common::unique("alerts");
+    let topic = sns
+        .create_topic()
+        .name(format!("{name}.fifo"))
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(arn.clone())
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&arn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let alerts = SnsAlertSink::new(sns, &topic);
+    // As after a crash between publishing and checkpointing: the same alert twice.
+    alerts.publish(&alert()).await.unwrap();
+    alerts.publish(&alert()).await.unwrap();
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1, "the repeat is dropped: {messages:?}");
+    let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(
+        envelope["MessageAttributes"]["alert_id"]["Value"],
+        "AAPL-change_percent-1767623400000-4959"
     );
 }
 

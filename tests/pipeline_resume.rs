@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Float64Array, Int64Array, StringArray};
 use bytes::Bytes;
+use kinetick::checkpoint::file::FileCheckpointStore;
+use kinetick::checkpoint::{CheckpointStore, FilesEnd};
 use kinetick::config::{Config, TableMode};
+use kinetick::lease::Fence;
 use kinetick::metrics::Counter;
 use kinetick::model::simulator::{MarketSimulator, SimulatorConfig};
+use kinetick::model::tick::{Position, SequenceNumber};
 use kinetick::pipeline::{Pipeline, Ports};
 use kinetick::stream::StartPosition;
 use kinetick::stream::local::LocalStream;
@@ -71,10 +75,17 @@ fn run_to_end(dir: &Path, records: &[(String, Bytes)]) {
 }
 
 fn crash_midway(dir: &Path, records: &[(String, Bytes)]) {
+    crash_when(dir, records, |pipeline| {
+        pipeline.metrics().total(Counter::RecordsProcessed) >= (RECORDS / 2) as u64
+    });
+}
+
+/// Runs a pipeline on `dir` and stops its threads, with no final checkpoint, once `ready`.
+fn crash_when(dir: &Path, records: &[(String, Bytes)], ready: impl Fn(&Pipeline) -> bool) {
     actix::System::new().block_on(async {
         let pipeline = start(dir, records).await;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while pipeline.metrics().total(Counter::RecordsProcessed) < (RECORDS / 2) as u64 {
+        while !ready(&pipeline) {
             assert!(Instant::now() < deadline, "the pipeline made no progress");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -87,8 +98,18 @@ type RowValues = BTreeMap<(String, String), Vec<Option<f64>>>;
 
 /// The lake's row count and rows: the computed values must not depend on a crash.
 fn lake(dir: &Path) -> (usize, RowValues) {
+    let (rows, by_key, _) = lake_files(dir);
+    (rows, by_key)
+}
+
+/// The lowest and highest sequence number of each lake file, by shard.
+type FileRanges = BTreeMap<String, Vec<(u128, u128)>>;
+
+/// The lake's row count, its rows, and the sequence range of each file.
+fn lake_files(dir: &Path) -> (usize, RowValues, FileRanges) {
     let mut rows = 0;
     let mut by_key = BTreeMap::new();
+    let mut ranges: FileRanges = BTreeMap::new();
     let mut pending = vec![dir.join("ticks")];
     while let Some(path) = pending.pop() {
         for entry in std::fs::read_dir(&path).unwrap() {
@@ -98,6 +119,7 @@ fn lake(dir: &Path) -> (usize, RowValues) {
                 continue;
             }
             let bytes = Bytes::from(std::fs::read(&path).unwrap());
+            let mut range: Option<(String, u128, u128)> = None;
             for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .unwrap()
                 .build()
@@ -137,6 +159,10 @@ fn lake(dir: &Path) -> (usize, RowValues) {
                 .into();
                 for i in 0..batch.num_rows() {
                     rows += 1;
+                    let sequence: u128 = sequences.value(i).parse().unwrap();
+                    let (_, low, high) =
+                        range.get_or_insert((shards.value(i).to_owned(), sequence, sequence));
+                    (*low, *high) = ((*low).min(sequence), (*high).max(sequence));
                     let computed = values
                         .iter()
                         .map(|c| (!c.is_null(i)).then(|| c.value(i)))
@@ -147,9 +173,12 @@ fn lake(dir: &Path) -> (usize, RowValues) {
                     );
                 }
             }
+            if let Some((shard, low, high)) = range {
+                ranges.entry(shard).or_default().push((low, high));
+            }
         }
     }
-    (rows, by_key)
+    (rows, by_key, ranges)
 }
 
 /// Table items by key, without the arrival time (a replayed stream has new arrival times).
@@ -269,4 +298,61 @@ fn bars_of_ticks(table: &BTreeMap<String, serde_json::Value>) -> BTreeMap<(Strin
         bar.5 += 1;
     }
     bars
+}
+
+/// What a new owner does when an earlier one reserved the end of its next files and may still
+/// write them late: it ends its own first files exactly there, so the late write replaces a file
+/// with the same rows.
+#[test]
+fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
+    const SHARD: &str = "shardId-000000000000";
+    let records = records();
+    let reference = tempfile::tempdir().unwrap();
+    run_to_end(reference.path(), &records);
+
+    let resumed = tempfile::tempdir().unwrap();
+    let checkpoint_file = resumed.path().join(format!("checkpoints/{SHARD}.json"));
+    crash_when(resumed.path(), &records, |_| checkpoint_file.exists());
+    let store = FileCheckpointStore::new(resumed.path().join("checkpoints"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let checkpoint = runtime
+        .block_on(store.load(SHARD))
+        .unwrap()
+        .expect("the shard checkpointed before the crash");
+    let after: u128 = checkpoint.position.sequence.to_string().parse().unwrap();
+    // An end the reader would not choose itself: a barrier falls every 700 records.
+    let end = after + 123;
+    let reserved = FilesEnd {
+        after: Some(checkpoint.position.clone()),
+        end: Position::new(SequenceNumber::new(end.to_string()), 0),
+    };
+    let fence = Fence {
+        shard_id: SHARD.into(),
+        owner: "earlier-owner".into(),
+        counter: 1,
+    };
+    runtime
+        .block_on(store.reserve_files_end(&fence, &reserved))
+        .unwrap();
+    run_to_end(resumed.path(), &records);
+
+    let (rows, values, ranges) = lake_files(resumed.path());
+    let (_, reference_values) = lake(reference.path());
+    assert_eq!(rows, values.len(), "no tick twice");
+    assert!(values == reference_values, "no tick lost, the same values");
+    let after_checkpoint: Vec<(u128, u128)> = ranges[SHARD]
+        .iter()
+        .copied()
+        .filter(|&(_, high)| high > after)
+        .collect();
+    assert!(
+        after_checkpoint.iter().any(|&(_, high)| high == end),
+        "a file ends at the reserved end: {after_checkpoint:?}"
+    );
+    assert!(
+        after_checkpoint
+            .iter()
+            .all(|&(low, high)| high <= end || low > end),
+        "no file runs across the reserved end: {after_checkpoint:?}"
+    );
 }

@@ -111,7 +111,7 @@ def published_metrics(source_path):
         source = f.read()
     names = set(re.findall(r'=> "([A-Za-z0-9]+)",', source)) | set(re.findall(r'name: "([A-Za-z0-9]+)",', source))
     per_shard = set(re.findall(r'ShardGauge::\w+ => "([A-Za-z0-9]+)",', source))
-    worker_match = re.search(r"fn per_worker\(self\) -> bool \{\s*matches!\(self, ([^)]*)\)", source)
+    worker_match = re.search(r"fn per_worker\(self\) -> bool \{\s*matches!\(\s*self,\s*([^)]*)\)", source)
     counter_names = dict(re.findall(r'Counter::(\w+) => "([A-Za-z0-9]+)",', source))
     if not (names and per_shard and worker_match and counter_names and '"LeasesHeld"' in source):
         fail(f"{source_path} no longer has the shape this check reads metric names from")

@@ -70,6 +70,14 @@ impl Handler<ShardBatch> for Alerter {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
+        if !batch.alerts.is_empty()
+            && !self
+                .links
+                .may_write(SinkKind::Alerts, &batch.shard_id, batch.generation())
+        {
+            // Neither published nor acknowledged: the next owner reads these records again.
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
         let fresh: Vec<_> = batch
             .alerts
             .iter()
@@ -90,7 +98,12 @@ impl Handler<ShardBatch> for Alerter {
             match batch.barrier {
                 Some(position) => {
                     links
-                        .acknowledge(SinkKind::Alerts, batch.shard_id, batch.generation, position)
+                        .acknowledge(
+                            SinkKind::Alerts,
+                            batch.shard_id,
+                            batch.fence.counter,
+                            position,
+                        )
                         .await
                 }
                 None => Ok(()),

@@ -161,7 +161,7 @@ impl Handler<ShardBatch> for DynamoWriter {
         }
         if let Some(position) = batch.barrier {
             self.barriers
-                .push((batch.shard_id, batch.generation, position));
+                .push((batch.shard_id, batch.fence.counter, position));
         }
         let buffered_ticks: usize = self.ticks.iter().map(|batch| batch.len()).sum();
         let flush_now =

@@ -25,6 +25,7 @@ use super::shard_reader::{Assignment, ReaderControl};
 use crate::barrier::{CommittedPositions, ShardStopped, StopOutcome};
 use crate::config::LeaseConfig;
 use crate::lease::balance::View;
+use crate::lease::clock::LeaseClock;
 use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
 use crate::metrics::{Counter, Metrics};
 use crate::stream::{ShardId, ShardInfo, StreamError, StreamSource};
@@ -59,6 +60,8 @@ pub struct LeaseCoordinator {
     stream: Arc<dyn StreamSource>,
     pool: ReaderPool,
     committed: Arc<CommittedPositions>,
+    /// Until when each running lease is surely this worker's, for the sinks to check.
+    clock: Arc<LeaseClock>,
     metrics: Arc<Metrics>,
     fatal: Fatal,
     running: HashMap<ShardId, Running>,
@@ -91,6 +94,7 @@ impl LeaseCoordinator {
         stream: Arc<dyn StreamSource>,
         pool: ReaderPool,
         committed: Arc<CommittedPositions>,
+        clock: Arc<LeaseClock>,
         metrics: Arc<Metrics>,
         fatal: Fatal,
         done: watch::Sender<bool>,
@@ -110,6 +114,7 @@ impl LeaseCoordinator {
             stream,
             pool,
             committed,
+            clock,
             metrics,
             fatal,
             running: HashMap::new(),
@@ -219,7 +224,11 @@ impl LeaseCoordinator {
             }
             let released = self.released.get(&lease.shard_id).copied();
             match unrun_lease(lease, released, self.releasing.contains(&lease.shard_id)) {
-                UnrunLease::Start => self.start_reader(lease.clone()),
+                UnrunLease::Start => {
+                    // Handed over since the previous poll: others started timing it then.
+                    let changed = now.checked_sub(self.config.poll_interval).unwrap_or(now);
+                    self.start_reader(lease.clone(), changed);
+                }
                 UnrunLease::TakeAnew => {
                     tracing::info!(shard_id = %lease.shard_id, "Taking back a lease this worker stopped reading.");
                     self.take(lease.clone(), ctx);
@@ -280,16 +289,17 @@ impl LeaseCoordinator {
 
     fn take(&mut self, lease: Lease, ctx: &mut Context<Self>) {
         let (store, me) = (self.store.clone(), self.me.clone());
+        let sent = Instant::now();
         ctx.spawn(
             async move { store.take(&lease, &me).await }
                 .into_actor(self)
-                .map(|result, act, _| match result {
+                .map(move |result, act, _| match result {
                     Ok(lease) => {
                         if act.shutting_down {
                             return;
                         }
                         act.metrics.add(Counter::LeasesTaken, 1);
-                        act.start_reader(lease);
+                        act.start_reader(lease, sent);
                     }
                     Err(LeaseError::Conflict { shard }) => {
                         tracing::debug!(shard_id = %shard, "Lease taken by another worker first.")
@@ -299,7 +309,8 @@ impl LeaseCoordinator {
         );
     }
 
-    fn start_reader(&mut self, lease: Lease) {
+    /// Starts reading the shard of `lease`, taken (or handed over) by a call sent at `sent`.
+    fn start_reader(&mut self, lease: Lease, sent: Instant) {
         let Some(fence) = lease.fence() else {
             return;
         };
@@ -309,6 +320,7 @@ impl LeaseCoordinator {
             return;
         };
         tracing::info!(shard_id = %shard.id, counter = fence.counter, "Lease taken; starting the shard's reader.");
+        self.clock.renewed(&shard.id, fence.counter, sent);
         let control = self.pool.start(Assignment {
             shard,
             fence: fence.clone(),
@@ -318,7 +330,7 @@ impl LeaseCoordinator {
             Running {
                 fence,
                 control,
-                last_renewed: Instant::now(),
+                last_renewed: sent,
                 renewing: false,
                 handing_to: None,
             },
@@ -333,6 +345,7 @@ impl LeaseCoordinator {
         };
         tracing::warn!(shard_id = %shard_id, reason = why, "Lease lost; stopping the shard's reader.");
         running.control.abort();
+        self.clock.end(shard_id, running.fence.counter);
         // Sinks waiting on this reader's commits give up now rather than when it stops.
         self.committed.retire(shard_id, running.fence.counter);
         // Never read it again under the same counter (the table may still name this worker):
@@ -367,7 +380,10 @@ impl LeaseCoordinator {
                         };
                         running.renewing = false;
                         match result {
-                            Ok(()) => running.last_renewed = started,
+                            Ok(()) => {
+                                running.last_renewed = started;
+                                act.clock.renewed(&shard_id, running.fence.counter, started);
+                            }
                             Err(LeaseError::Conflict { .. }) => act.lose(&shard_id, "renewal refused"),
                             Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed."),
                         }
@@ -476,7 +492,12 @@ impl Actor for LeaseCoordinator {
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(worker = %self.me, "Lease coordinator started.");
         self.poll(ctx);
-        ctx.run_interval(self.config.poll_interval, |act, ctx| act.poll(ctx));
+        ctx.run_interval(self.config.poll_interval, |act, ctx| {
+            // On its own timer: a lease-table read that never answers must not keep a reader
+            // of a lease this worker can no longer trust.
+            act.expire_unrenewed(ctx);
+            act.poll(ctx);
+        });
     }
 }
 
@@ -516,6 +537,7 @@ impl Handler<ShardStopped> for LeaseCoordinator {
             .expect("checked above");
         self.committed
             .retire(&stopped.shard_id, running.fence.counter);
+        self.clock.end(&stopped.shard_id, running.fence.counter);
         self.pool.stopped(&stopped.shard_id);
         self.released
             .insert(stopped.shard_id.clone(), running.fence.counter + 1);

@@ -2,9 +2,11 @@
 //! barrier: the shape shared by the Parquet batcher and the dead-letter writer.
 //!
 //! Object keys name the shard and the first position of the file, and files roll only at
-//! barriers (checkpoint candidates). Before a shard's next files are written, the previous ones
-//! must be covered by a committed checkpoint: a replay after a crash then starts exactly where
-//! the newest files start, and overwrites them instead of writing the same rows under new keys.
+//! barriers (checkpoint candidates). Before a shard's files up to a barrier are written, its
+//! previous barrier must be committed and the files' end reserved ([`crate::barrier::files`]): a
+//! replay after a crash, or a new owner, then starts exactly where the newest files start and
+//! ends them at the same place, so it overwrites them with the same rows instead of writing
+//! other rows under the same keys or the same rows under new keys.
 //!
 //! A shard's files are encoded (on a blocking thread) and written apart from the actor, which
 //! meanwhile takes the other shards' batches: encoding a checkpoint's rows takes tens of
@@ -20,7 +22,9 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::sink::{BackgroundWrite, SinkLinks};
-use crate::barrier::{CommittedPositions, ShardBatch, SinkError, SinkKind};
+use crate::barrier::{CommittedPositions, FileEnds, ShardBatch, SinkError, SinkKind};
+use crate::checkpoint::CheckpointError;
+use crate::lease::Fence;
 use crate::metrics::Metrics;
 use crate::model::tick::Position;
 use crate::objects::ObjectStore;
@@ -54,8 +58,8 @@ struct ShardFiles<R> {
     /// The shard's reader generation these rows belong to.
     generation: u64,
     chunks: Vec<Arc<[R]>>,
-    /// Barrier of the newest files written by this process; the next files wait for its commit.
-    written_through: Option<Position>,
+    /// The shard's previous barrier; the next files wait for its commit.
+    last_barrier: Option<Position>,
     /// The shard's latest write (its files, then their acknowledgement), running apart from the
     /// actor so that encoding one shard's files holds up no other shard's batches. The next write
     /// of the shard starts once it is done, so a shard has one write at a time, in order.
@@ -67,7 +71,7 @@ impl<R> ShardFiles<R> {
         Self {
             generation,
             chunks: Vec::new(),
-            written_through: None,
+            last_barrier: None,
             writing: None,
         }
     }
@@ -86,6 +90,7 @@ pub struct ObjectBatcher<L: ObjectLayout> {
     layout: L,
     objects: Arc<dyn ObjectStore>,
     committed: Arc<CommittedPositions>,
+    file_ends: Arc<FileEnds>,
     links: SinkLinks,
     shards: HashMap<ShardId, ShardFiles<L::Row>>,
     /// As many shards' files are encoded at a time as there are cores: when several shards
@@ -99,12 +104,14 @@ impl<L: ObjectLayout> ObjectBatcher<L> {
         layout: L,
         objects: Arc<dyn ObjectStore>,
         committed: Arc<CommittedPositions>,
+        file_ends: Arc<FileEnds>,
         links: SinkLinks,
     ) -> Self {
         Self {
             layout,
             objects,
             committed,
+            file_ends,
             links,
             shards: HashMap::new(),
             encoding: Arc::new(Semaphore::new(
@@ -129,13 +136,13 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
         let files = self
             .shards
             .entry(batch.shard_id.clone())
-            .or_insert_with(|| ShardFiles::new(batch.generation));
-        if batch.generation < files.generation {
+            .or_insert_with(|| ShardFiles::new(batch.generation()));
+        if batch.generation() < files.generation {
             // Left over from a reader that lost the shard: its rows are read again by the owner.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
-        if batch.generation > files.generation {
-            files.restart(batch.generation);
+        if batch.generation() > files.generation {
+            files.restart(batch.generation());
         }
         let chunks = L::rows(&batch).iter().filter(|chunk| !chunk.is_empty());
         files.chunks.extend(chunks.cloned());
@@ -143,18 +150,16 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         };
         let chunks = std::mem::take(&mut files.chunks);
-        let wait_for = match chunks.is_empty() {
-            true => None,
-            false => files.written_through.replace(barrier.clone()),
-        };
+        let wait_for = files.last_barrier.replace(barrier.clone());
         let write = ShardWrite {
             layout: self.layout.clone(),
             objects: self.objects.clone(),
             committed: self.committed.clone(),
+            file_ends: self.file_ends.clone(),
             links: self.links.clone(),
             encoding: self.encoding.clone(),
             shard_id: batch.shard_id.clone(),
-            generation: batch.generation,
+            fence: batch.fence.clone(),
             chunks,
             wait_for,
             barrier,
@@ -180,10 +185,11 @@ struct ShardWrite<L: ObjectLayout> {
     layout: L,
     objects: Arc<dyn ObjectStore>,
     committed: Arc<CommittedPositions>,
+    file_ends: Arc<FileEnds>,
     links: SinkLinks,
     encoding: Arc<Semaphore>,
     shard_id: ShardId,
-    generation: u64,
+    fence: Fence,
     chunks: Vec<Arc<[L::Row]>>,
     /// The barrier of the shard's previous files, which must be committed first.
     wait_for: Option<Position>,
@@ -196,23 +202,39 @@ impl<L: ObjectLayout> ShardWrite<L> {
             layout,
             objects,
             committed,
+            file_ends,
             links,
             encoding,
             shard_id,
-            generation,
+            fence,
             chunks,
             wait_for,
             barrier,
         } = self;
+        let generation = fence.counter;
         if !chunks.is_empty() {
             if let Some(previous) = wait_for
                 && !committed
                     .wait_at_least(&shard_id, &previous, generation)
                     .await
             {
-                // The reader lost the shard before its previous files were committed: these
+                // The reader lost the shard before its previous barrier was committed: these
                 // rows are not this process's to write any more.
                 return Ok(());
+            }
+            if !links.may_write(L::SINK, &shard_id, generation) {
+                return Ok(());
+            }
+            match file_ends
+                .reserve(&fence, committed.get(&shard_id), &barrier)
+                .await
+            {
+                Ok(()) => {}
+                Err(CheckpointError::LeaseLost { .. }) => {
+                    tracing::warn!(%shard_id, sink = ?L::SINK, "Lease lost; the shard's files are not written.");
+                    return Ok(());
+                }
+                Err(error) => return Err(SinkError::new(L::SINK, error)),
             }
             // Encoding is the heavy part (tens of milliseconds for a checkpoint's rows): on a
             // thread of its own, so the actor's thread goes on taking batches.
@@ -228,6 +250,9 @@ impl<L: ObjectLayout> ShardWrite<L> {
                 .map_err(|e| SinkError::new(L::SINK, e))?
                 .map_err(|e| SinkError::new(L::SINK, e))?;
             for object in &encoded {
+                if !links.may_write(L::SINK, &shard_id, generation) {
+                    return Ok(());
+                }
                 (|| objects.put(&object.key, object.body.clone(), object.content_type))
                     .retry(crate::retry::backoff())
                     .when(|e| e.is_retryable())
@@ -254,6 +279,7 @@ mod tests {
     use crate::actors::test_support::{
         answered_ok, eventually, position, sink_links, still_waiting, tick_batch,
     };
+    use crate::checkpoint::file::FileCheckpointStore;
     use crate::objects::ObjectError;
     use crate::objects::local::LocalObjectStore;
 
@@ -301,10 +327,18 @@ mod tests {
         let layout = ParquetLayout {
             prefix: String::new(),
         };
-        let lake = ParquetBatcher::new(layout, objects.clone(), committed.clone(), links).start();
+        let file_ends = Arc::new(FileEnds::new(Arc::new(FileCheckpointStore::new(
+            dir.path().join("checkpoints"),
+        ))));
         for shard in [slow, fast] {
             committed.begin(&shard.into(), 1);
+            links
+                .leases
+                .renewed(&shard.into(), 1, std::time::Instant::now());
         }
+        let lake =
+            ParquetBatcher::new(layout, objects.clone(), committed.clone(), file_ends, links)
+                .start();
 
         for shard in [slow, fast] {
             let reply = lake.send(tick_batch(shard, 10, true));

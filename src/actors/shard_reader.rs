@@ -116,6 +116,12 @@ pub struct ShardReader {
     barrier_after_records: u64,
     barrier_due_at: Instant,
     newest_arrival_ms: i64,
+    /// Where the shard's next files must end, reserved by an earlier owner after the checkpoint
+    /// this reader resumed from: the next barrier falls exactly there, and none before it
+    /// ([`crate::barrier::files`]).
+    files_end: Option<Position>,
+    /// The records of a read past `files_end`, processed before the next read.
+    carried: Option<ReadBatch>,
     /// The previous batch's hand-off to the sinks, still running.
     sending: Option<SinkHandoff>,
     /// The last batch is handed off: the sinks may still be writing it after this reader stops.
@@ -154,6 +160,8 @@ impl ShardReader {
             barrier_after_records,
             barrier_due_at,
             newest_arrival_ms: 0,
+            files_end: None,
+            carried: None,
             sending: None,
             finished: false,
         }
@@ -200,8 +208,12 @@ impl ShardReader {
         let Some(mut cursor) = self.cursor.take() else {
             return;
         };
+        let carried = self.carried.take();
         let read = async move {
-            let result = cursor.next_batch().await;
+            let result = match carried {
+                Some(batch) => Ok(batch),
+                None => cursor.next_batch().await,
+            };
             (cursor, result)
         };
         ctx.wait(
@@ -226,8 +238,30 @@ impl ShardReader {
         );
     }
 
+    /// Holds back the records of `batch` past a reserved files end, for the next round, and
+    /// says whether the batch reaches that end.
+    fn cut_at_files_end(&mut self, batch: &mut ReadBatch) -> bool {
+        let Some(end) = self.files_end.clone() else {
+            return false;
+        };
+        self.carried = batch.split_after(&end);
+        let reached = batch.records.last().is_some_and(|r| r.position == end);
+        let passed = batch.records.is_empty() && self.carried.is_some();
+        if reached {
+            self.files_end = None;
+        } else if passed || batch.shard_end {
+            // The reserved record is gone from the stream (trimmed), so no owner can end a file
+            // there any more: barriers go back to their usual places.
+            tracing::warn!(shard_id = %self.shard_id, %end,
+                "The reserved end of the shard's files is no longer in the stream.");
+            self.files_end = None;
+        }
+        reached
+    }
+
     /// Decodes and routes one read, then hands it to the sinks (with a barrier when one is due).
-    fn process(&mut self, batch: ReadBatch) -> Pin<Box<dyn ActorFuture<Self, Output = Flow>>> {
+    fn process(&mut self, mut batch: ReadBatch) -> Pin<Box<dyn ActorFuture<Self, Output = Flow>>> {
+        let at_files_end = self.cut_at_files_end(&mut batch);
         let ReadBatch {
             records,
             millis_behind_latest,
@@ -306,12 +340,20 @@ impl ShardReader {
             })
             .collect();
 
-        let last = shard_end || self.control.stopping();
+        // Short of a reserved files end, the reader reads on even when asked to stop, and makes
+        // no barrier before it: the end is one record read by an earlier owner, soon reached.
+        let held = self.files_end.is_some();
+        let last = !held && (shard_end || self.control.stopping());
         self.records_since_barrier += record_count as u64;
-        let due = self.records_since_barrier >= self.barrier_after_records
-            || Instant::now() >= self.barrier_due_at;
+        let due = !held
+            && (self.records_since_barrier >= self.barrier_after_records
+                || Instant::now() >= self.barrier_due_at);
         let barrier = match &self.last_position {
-            Some(position) if last || (due && self.last_barrier.as_ref() != Some(position)) => {
+            Some(position)
+                if at_files_end
+                    || last
+                    || (due && self.last_barrier.as_ref() != Some(position)) =>
+            {
                 Some(position.clone())
             }
             _ => None,
@@ -338,7 +380,7 @@ impl ShardReader {
         };
 
         let shard_id = self.shard_id.clone();
-        let (fence, generation) = (self.assignment.fence.clone(), self.generation());
+        let fence = self.assignment.fence.clone();
         let links = self.links.clone();
         let previous = self.sending.take();
         let handoff = async move {
@@ -385,7 +427,7 @@ impl ShardReader {
                 }
                 let propose = Propose {
                     shard_id: shard_id.clone(),
-                    fence,
+                    fence: fence.clone(),
                     position,
                     snapshot,
                     last,
@@ -401,7 +443,7 @@ impl ShardReader {
             }
             let batch = ShardBatch {
                 shard_id: shard_id.clone(),
-                generation,
+                fence,
                 ticks: chunks.into(),
                 alerts: alerts.into(),
                 bars: bars.into(),
@@ -458,6 +500,7 @@ impl Actor for ShardReader {
         let initial = self.settings.initial_position.clone();
         let open = async move {
             let checkpoint = load_checkpoint(&*checkpoints, &shard.id).await?;
+            let files_end = load_files_end(&*checkpoints, &shard.id, checkpoint.as_ref()).await?;
             let (start, inherited) = match &checkpoint {
                 Some(checkpoint) => (StartPosition::After(checkpoint.position.clone()), None),
                 // A child of a reshard starts at its beginning, with its symbols' state as its
@@ -472,10 +515,15 @@ impl Actor for ShardReader {
                 .open_shard(&shard.id, start)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((checkpoint, inherited, cursor))
+            Ok::<_, String>((checkpoint, files_end, inherited, cursor))
         };
         ctx.wait(open.into_actor(self).map(|result, act, ctx| match result {
-            Ok((checkpoint, inherited, cursor)) => {
+            Ok((checkpoint, files_end, inherited, cursor)) => {
+                if let Some(end) = &files_end {
+                    tracing::info!(shard_id = %act.shard_id, %end,
+                        "Ending the first files where an earlier owner reserved their end.");
+                }
+                act.files_end = files_end;
                 if let Some(checkpoint) = checkpoint {
                     tracing::info!(shard_id = %act.shard_id, position = %checkpoint.position,
                         symbols = checkpoint.snapshot.len(), generation = act.generation(),
@@ -534,6 +582,24 @@ fn first_barrier_after(shard_id: &str, max_records: u64) -> u64 {
     let fraction = (number as f64 * GOLDEN_FRACTION).fract();
     let shortened = max_records - (max_records as f64 * fraction) as u64;
     shortened.max(1)
+}
+
+/// The end an earlier owner reserved for the files that follow `checkpoint`, if any.
+async fn load_files_end(
+    checkpoints: &dyn CheckpointStore,
+    shard_id: &ShardId,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Option<Position>, String> {
+    let reserved = (|| checkpoints.files_end(shard_id))
+        .retry(crate::retry::backoff())
+        .when(|e| e.is_retryable())
+        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint read failed, retrying."))
+        .await
+        .map_err(|e| e.to_string())?;
+    let after = checkpoint.map(|c| &c.position);
+    Ok(reserved
+        .filter(|r| r.after.as_ref() == after && after.is_none_or(|a| a < &r.end))
+        .map(|r| r.end))
 }
 
 async fn load_checkpoint(

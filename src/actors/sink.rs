@@ -8,6 +8,8 @@ use actix::prelude::*;
 
 use super::fatal::Fatal;
 use crate::barrier::{Durable, ShardBatch, SinkError, SinkKind};
+use crate::lease::clock::LeaseClock;
+use crate::metrics::Counter;
 use crate::model::tick::Position;
 use crate::stream::ShardId;
 
@@ -69,12 +71,27 @@ impl Sinks {
 #[derive(Clone)]
 pub struct SinkLinks {
     pub checkpointer: Addr<super::checkpointer::Checkpointer>,
+    /// Until when this worker surely holds each lease: no write for a shard after that.
+    pub leases: Arc<LeaseClock>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub fatal: Fatal,
     pub mailbox: usize,
 }
 
 impl SinkLinks {
+    /// Whether `sink` may still write for the shard's reader of `generation`: not once this
+    /// worker's own clock says the lease may have expired, whether or not a call to the lease
+    /// table has said so (it may hang). What is not written is read again by the next owner.
+    pub fn may_write(&self, sink: SinkKind, shard_id: &ShardId, generation: u64) -> bool {
+        let holds = self.leases.holds(shard_id, generation);
+        if !holds {
+            tracing::warn!(%shard_id, ?sink, generation,
+                "Lease may have expired; no longer writing for the shard.");
+            self.metrics.add(Counter::WritesFenced, 1);
+        }
+        holds
+    }
+
     /// Tells the checkpointer that `sink` made everything of the shard up to `position` durable.
     pub async fn acknowledge(
         &self,

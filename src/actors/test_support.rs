@@ -11,6 +11,7 @@ use super::fatal::Fatal;
 use super::sink::SinkLinks;
 use crate::barrier::{CommittedPositions, ShardBatch, ShardStopped, SinkKind};
 use crate::checkpoint::file::FileCheckpointStore;
+use crate::lease::clock::LeaseClock;
 use crate::model::enriched::EnrichedTick;
 use crate::model::tick::{Position, SequenceNumber};
 
@@ -41,6 +42,7 @@ pub fn sink_links(dir: &std::path::Path, sink: SinkKind) -> (SinkLinks, Arc<Comm
     .start();
     let links = SinkLinks {
         checkpointer,
+        leases: Arc::new(LeaseClock::new(Duration::from_secs(3600))),
         metrics: Arc::default(),
         fatal,
         mailbox: 4,
@@ -61,7 +63,11 @@ pub fn tick_batch(shard: &str, sequence: u64, barrier: bool) -> ShardBatch {
     };
     ShardBatch {
         shard_id: shard.into(),
-        generation: 1,
+        fence: crate::lease::Fence {
+            shard_id: shard.into(),
+            owner: "worker".into(),
+            counter: 1,
+        },
         ticks: vec![Arc::from(vec![tick])].into(),
         alerts: Arc::new([]),
         bars: Arc::new([]),

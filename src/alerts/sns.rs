@@ -1,6 +1,10 @@
 //! Alerts as SNS messages: a human subject and body for e-mail and SMS, the alert as JSON for
-//! queues and functions, and `symbol`, `kind` and `severity` message attributes so subscribers
-//! can filter.
+//! queues and functions, and `alert_id`, `symbol`, `kind` and `severity` message attributes so
+//! subscribers can filter and drop repeats without parsing the body.
+//!
+//! On a FIFO topic (its name ends in `.fifo`) each message also carries the symbol as its group
+//! and a digest of the alert id as its de-duplication id, so SNS itself drops a repeat published
+//! within its five-minute de-duplication window.
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
@@ -16,15 +20,26 @@ const MAX_SUBJECT: usize = 100;
 pub struct SnsAlertSink {
     client: Client,
     topic_arn: String,
+    fifo: bool,
 }
 
 impl SnsAlertSink {
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        let topic_arn = topic_arn.into();
         Self {
             client,
-            topic_arn: topic_arn.into(),
+            fifo: topic_arn.ends_with(".fifo"),
+            topic_arn,
         }
     }
+}
+
+/// A FIFO topic's de-duplication id for an alert: at most 128 characters, so a digest of the
+/// alert id (which can be longer, and hold any character a symbol holds).
+pub fn deduplication_id(alert: &Alert) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(alert.id.as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The subject line: the alert's message, reduced to what SNS accepts.
@@ -90,22 +105,27 @@ fn attribute(value: &str) -> MessageAttributeValue {
 #[async_trait]
 impl AlertSink for SnsAlertSink {
     async fn publish(&self, alert: &Alert) -> Result<(), AlertError> {
-        self.client
+        let mut request = self
+            .client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject(alert))
             .message_structure("json")
             .message(message_json(alert))
+            .message_attributes("alert_id", attribute(&alert.id))
             .message_attributes("symbol", attribute(&alert.symbol))
             .message_attributes("kind", attribute(alert.kind.as_str()))
-            .message_attributes("severity", attribute(alert.severity.as_str()))
-            .send()
-            .await
-            .map_err(|error| AlertError::Publish {
-                alert_id: alert.id.clone(),
-                retryable: aws::is_retryable(&error),
-                message: aws::describe(&error),
-            })?;
+            .message_attributes("severity", attribute(alert.severity.as_str()));
+        if self.fifo {
+            request = request
+                .message_group_id(alert.symbol.as_str())
+                .message_deduplication_id(deduplication_id(alert));
+        }
+        request.send().await.map_err(|error| AlertError::Publish {
+            alert_id: alert.id.clone(),
+            retryable: aws::is_retryable(&error),
+            message: aws::describe(&error),
+        })?;
         Ok(())
     }
 }

@@ -17,7 +17,9 @@
 //!    reader that stops having read nothing sends [`FinishedEmpty`] instead.
 //! 2. The same read goes to every sink as a [`ShardBatch`] whose `barrier` is that position
 //!    ([`sinks`]; the fan-out is `actors/sink.rs`).
-//! 3. Each sink answers [`Durable`] once everything of the shard up to the barrier is durable in
+//! 3. The sinks that write files first reserve where the shard's next files end, fenced by the
+//!    lease ([`files`]), so that whichever owner writes them they hold the same rows. Each sink
+//!    answers [`Durable`] once everything of the shard up to the barrier is durable in
 //!    it: the table writer after its flush, the alerter after publishing, the lake and
 //!    dead-letter writers after their files (`actors/dynamo_writer.rs`, `actors/alerter.rs`,
 //!    `actors/object_batcher.rs`).
@@ -33,12 +35,14 @@
 //! the shard sends after a newer one started is dropped at each step.
 
 pub mod committed;
+pub mod files;
 pub mod progress;
 pub mod proposal;
 pub mod sinks;
 pub mod stop;
 
 pub use committed::CommittedPositions;
+pub use files::FileEnds;
 pub use proposal::{FinishedEmpty, Propose};
 pub use sinks::{Durable, ShardBatch, SinkError, SinkKind};
 pub use stop::{ShardStopped, StopOutcome};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::lease::Fence;
 use crate::model::bar::MinuteBar;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::enriched::EnrichedTick;
@@ -35,9 +36,9 @@ impl SinkKind {
 #[rtype(result = "Result<(), SinkError>")]
 pub struct ShardBatch {
     pub shard_id: ShardId,
-    /// The lease counter the shard is read under: a sink drops what an older reader of the shard
-    /// left behind when a newer one starts.
-    pub generation: u64,
+    /// The lease the shard is read under. Its counter is the reader's generation: a sink drops
+    /// what an older reader of the shard left behind when a newer one starts.
+    pub fence: Fence,
     /// Enriched ticks, one chunk per symbol of the read, each in stream order: as the symbol
     /// aggregators returned them, so no tick is copied again to interleave the symbols.
     pub ticks: Arc<[Arc<[EnrichedTick]>]>,
@@ -47,6 +48,13 @@ pub struct ShardBatch {
     pub dead_letters: Arc<[DeadLetter]>,
     /// A checkpoint candidate at this position ends the batch.
     pub barrier: Option<Position>,
+}
+
+impl ShardBatch {
+    /// The reader's generation: the counter of the lease it reads under.
+    pub fn generation(&self) -> u64 {
+        self.fence.counter
+    }
 }
 
 /// A sink's acknowledgement: everything of `shard_id` up to `position` is durable in it.

@@ -6,6 +6,9 @@
 //! the same item (the shard's lease) are left alone. A snapshot object is deleted once a newer
 //! checkpoint of its shard is saved, so the bucket holds one snapshot per shard (plus, after a
 //! crash between the two steps, an orphan).
+//!
+//! The reservation of the shard's next files' end is the `files_end` attribute (its JSON) of the
+//! same item, written with the same fence as a checkpoint and removed by the next save.
 
 use std::sync::Arc;
 
@@ -16,8 +19,9 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bytes::Bytes;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, snapshot};
+use super::{Checkpoint, CheckpointError, CheckpointStore, FilesEnd, snapshot};
 use crate::aws;
+use crate::lease::Fence;
 use crate::model::tick::{Position, SequenceNumber};
 use crate::objects::ObjectStore;
 
@@ -87,6 +91,17 @@ fn write_error(shard: &str, message: impl Into<String>, retryable: bool) -> Chec
         message: message.into(),
         retryable,
     }
+}
+
+/// Makes an update conditional on the lease being `fence`'s.
+fn fenced(
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    fence: &Fence,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    request
+        .condition_expression("lease_owner = :owner AND lease_counter = :counter")
+        .expression_attribute_values(":owner", AttributeValue::S(fence.owner.to_string()))
+        .expression_attribute_values(":counter", AttributeValue::N(fence.counter.to_string()))
 }
 
 #[async_trait]
@@ -172,7 +187,7 @@ impl CheckpointStore for DynamoCheckpointStore {
             // `snapshot` is a DynamoDB reserved word, so both snapshot attributes go by name.
             .update_expression(
                 "SET sequence_number = :seq, sub_sequence_number = :sub, shard_end = :end, #set = :snap, \
-                 checkpointed_at = :at REMOVE #unset",
+                 checkpointed_at = :at REMOVE #unset, files_end",
             )
             .expression_attribute_names("#set", attribute)
             .expression_attribute_names("#unset", other)
@@ -184,13 +199,7 @@ impl CheckpointStore for DynamoCheckpointStore {
             // The previous snapshot's key comes back, to delete that object once it is superseded.
             .return_values(ReturnValue::UpdatedOld);
         if let Some(fence) = &checkpoint.fence {
-            request = request
-                .condition_expression("lease_owner = :owner AND lease_counter = :counter")
-                .expression_attribute_values(":owner", AttributeValue::S(fence.owner.to_string()))
-                .expression_attribute_values(
-                    ":counter",
-                    AttributeValue::N(fence.counter.to_string()),
-                );
+            request = fenced(request, fence);
         }
         let previous = match request.send().await {
             Ok(output) => output.attributes,
@@ -220,5 +229,58 @@ impl CheckpointStore for DynamoCheckpointStore {
             self.delete_snapshot(key).await;
         }
         Ok(())
+    }
+
+    async fn reserve_files_end(
+        &self,
+        fence: &Fence,
+        files_end: &FilesEnd,
+    ) -> Result<(), CheckpointError> {
+        let shard_id = &*fence.shard_id;
+        let json = serde_json::to_string(files_end)
+            .map_err(|e| write_error(shard_id, format!("cannot encode: {e}"), false))?;
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key("shard_id", AttributeValue::S(shard_id.to_owned()))
+            .update_expression("SET files_end = :end")
+            .expression_attribute_values(":end", AttributeValue::S(json));
+        match fenced(request, fence).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(CheckpointError::LeaseLost {
+                    shard: shard_id.to_owned(),
+                })
+            }
+            Err(e) => Err(write_error(
+                shard_id,
+                aws::describe(&e),
+                aws::is_retryable(&e),
+            )),
+        }
+    }
+
+    async fn files_end(&self, shard_id: &str) -> Result<Option<FilesEnd>, CheckpointError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key("shard_id", AttributeValue::S(shard_id.to_owned()))
+            .projection_expression("files_end")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| read_error(shard_id, aws::describe(&e), aws::is_retryable(&e)))?;
+        let Some(json) = output
+            .item
+            .as_ref()
+            .and_then(|item| item.get("files_end")?.as_s().ok())
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| read_error(shard_id, format!("corrupt files_end: {e}"), false))
     }
 }

@@ -1,6 +1,8 @@
 //! Checkpoints as one JSON file per shard in a directory, replaced atomically (write + rename).
 //!
-//! In: a [`Checkpoint`]. Out: `{dir}/{shard_id}.json`. Because the file is replaced by a rename,
+//! In: a [`Checkpoint`]. Out: `{dir}/{shard_id}.json`, and the reservation of the shard's next
+//! files' end beside it in `{dir}/{shard_id}.files-end.json` (small, so a reservation does not
+//! rewrite the snapshot). Because the file is replaced by a rename,
 //! a crash during a save leaves the previous checkpoint whole, and the shard resumes from it.
 //!
 //! Durability: a save returns once the file is handed to the OS (survives `kill -9`);
@@ -12,7 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, snapshot};
+use super::{Checkpoint, CheckpointError, CheckpointStore, FilesEnd, snapshot};
+use crate::lease::Fence;
 use crate::model::tick::Position;
 use crate::objects::local::{blocking, is_transient, write_atomic};
 
@@ -48,6 +51,10 @@ impl FileCheckpointStore {
 
     /// The file of one shard, or why the shard id cannot name a file in the directory.
     fn path_of(&self, shard_id: &str) -> Result<PathBuf, String> {
+        self.file_of(shard_id, "json")
+    }
+
+    fn file_of(&self, shard_id: &str, extension: &str) -> Result<PathBuf, String> {
         let bad = shard_id.is_empty()
             || shard_id.starts_with('.')
             || shard_id.contains(['/', '\\', '\0']);
@@ -56,7 +63,7 @@ impl FileCheckpointStore {
                 "shard id {shard_id:?} cannot name a file (empty, leading `.`, or a path separator)"
             ));
         }
-        Ok(self.dir.join(format!("{shard_id}.json")))
+        Ok(self.dir.join(format!("{shard_id}.{extension}")))
     }
 }
 
@@ -115,6 +122,48 @@ impl CheckpointStore for FileCheckpointStore {
         blocking(move || write_atomic(&target, &body, fsync))
             .await
             .map_err(|e| write_error(format!("{}: {e}", path.display()), is_transient(&e)))
+    }
+
+    async fn reserve_files_end(
+        &self,
+        fence: &Fence,
+        files_end: &FilesEnd,
+    ) -> Result<(), CheckpointError> {
+        let write_error = |message: String, retryable: bool| CheckpointError::Write {
+            shard: fence.shard_id.to_string(),
+            message,
+            retryable,
+        };
+        let path = self
+            .file_of(&fence.shard_id, "files-end.json")
+            .map_err(|m| write_error(m, false))?;
+        let body = serde_json::to_vec(files_end)
+            .map_err(|e| write_error(format!("cannot encode: {e}"), false))?;
+        let (fsync, target) = (self.fsync, path.clone());
+        blocking(move || write_atomic(&target, &body, fsync))
+            .await
+            .map_err(|e| write_error(format!("{}: {e}", path.display()), is_transient(&e)))
+    }
+
+    async fn files_end(&self, shard_id: &str) -> Result<Option<FilesEnd>, CheckpointError> {
+        let read_error = |message: String, retryable: bool| CheckpointError::Read {
+            shard: shard_id.to_owned(),
+            message,
+            retryable,
+        };
+        let path = self
+            .file_of(shard_id, "files-end.json")
+            .map_err(|m| read_error(m, false))?;
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| read_error(format!("corrupt file {}: {e}", path.display()), false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(read_error(
+                format!("{}: {e}", path.display()),
+                is_transient(&e),
+            )),
+        }
     }
 }
 
@@ -260,6 +309,35 @@ mod tests {
             assert!(matches!(err, CheckpointError::Write { .. }), "{shard}");
             assert!(store.load(shard).await.is_err(), "{shard}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_files_end_reservation_round_trips_beside_the_checkpoint() {
+        let (dir, store) = store();
+        assert_eq!(store.files_end("shard-1").await.unwrap(), None);
+        let fence = Fence {
+            shard_id: "shard-1".into(),
+            owner: "worker".into(),
+            counter: 2,
+        };
+        let reserved = FilesEnd {
+            after: Some(checkpoint("shard-1", "100").position),
+            end: checkpoint("shard-1", "200").position,
+        };
+        store.reserve_files_end(&fence, &reserved).await.unwrap();
+        store.save(&checkpoint("shard-1", "100")).await.unwrap();
+        assert_eq!(store.files_end("shard-1").await.unwrap(), Some(reserved));
+        assert_eq!(store.files_end("shard-2").await.unwrap(), None);
+        assert!(
+            dir.path()
+                .join("checkpoints/shard-1.files-end.json")
+                .exists()
+        );
+        assert_eq!(
+            store.load("shard-1").await.unwrap().unwrap().position,
+            checkpoint("shard-1", "100").position,
+            "the checkpoint itself is untouched"
+        );
     }
 
     #[tokio::test]

@@ -33,6 +33,17 @@ pub struct Checkpoint {
     pub fence: Option<Fence>,
 }
 
+/// Where a shard's next lake and dead-letter files end, reserved by the owner before it writes
+/// them. Whoever resumes from the checkpoint it follows ends its first files there too, so those
+/// files hold the same rows whichever owner writes them, and a late write of an owner that lost
+/// the lease replaces a file with the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesEnd {
+    /// The checkpoint position the reservation follows (`None`: the shard had no checkpoint).
+    pub after: Option<Position>,
+    pub end: Position,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("checkpoint of shard {shard} could not be read: {message}")]
@@ -68,4 +79,16 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
     /// Replaces the shard's checkpoint; durable when this returns.
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
+
+    /// Reserves where the shard's next files end, fenced like a checkpoint write
+    /// ([`CheckpointError::LeaseLost`] once the lease has moved on); durable when this returns.
+    async fn reserve_files_end(
+        &self,
+        fence: &Fence,
+        files_end: &FilesEnd,
+    ) -> Result<(), CheckpointError>;
+
+    /// The shard's last reservation, if any; it holds only while `after` is the checkpoint's
+    /// position.
+    async fn files_end(&self, shard_id: &str) -> Result<Option<FilesEnd>, CheckpointError>;
 }

@@ -10,6 +10,7 @@
 //! ([`memory::MemoryLeaseStore`], for the demo's single worker and for tests).
 
 pub mod balance;
+pub mod clock;
 pub mod dynamodb;
 pub mod memory;
 

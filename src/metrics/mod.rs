@@ -40,10 +40,13 @@ pub enum Counter {
     /// Leases this worker took (free, expired or handed over), and lost to another worker.
     LeasesTaken,
     LeasesLost,
+    /// Batches a sink did not write because this worker's clock said the shard's lease may have
+    /// expired (a stale owner stopping itself).
+    WritesFenced,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 17] = [
+    pub const ALL: [Counter; 18] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -61,6 +64,7 @@ impl Counter {
         Counter::CloudWatchRequests,
         Counter::LeasesTaken,
         Counter::LeasesLost,
+        Counter::WritesFenced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,12 +86,16 @@ impl Counter {
             Counter::CloudWatchRequests => "CloudWatchRequests",
             Counter::LeasesTaken => "LeasesTaken",
             Counter::LeasesLost => "LeasesLost",
+            Counter::WritesFenced => "WritesFenced",
         }
     }
 
     /// Lease counters are per worker, so operators see which task took or lost what.
     fn per_worker(self) -> bool {
-        matches!(self, Counter::LeasesTaken | Counter::LeasesLost)
+        matches!(
+            self,
+            Counter::LeasesTaken | Counter::LeasesLost | Counter::WritesFenced
+        )
     }
 
     pub fn unit(self) -> Unit {

@@ -91,6 +91,24 @@ pub struct ReadBatch {
     pub shard_end: bool,
 }
 
+impl ReadBatch {
+    /// Cuts the batch after `end`: the records past it come back as a batch of their own (with
+    /// the end of the shard, if this one had it), or `None` when there are none.
+    pub fn split_after(&mut self, end: &Position) -> Option<ReadBatch> {
+        let cut = self.records.partition_point(|r| r.position <= *end);
+        if cut == self.records.len() {
+            return None;
+        }
+        let rest = ReadBatch {
+            records: self.records.split_off(cut),
+            millis_behind_latest: self.millis_behind_latest,
+            shard_end: self.shard_end,
+        };
+        self.shard_end = false;
+        Some(rest)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("shard {shard} does not exist")]
@@ -134,4 +152,58 @@ pub trait ShardCursor: Send {
     /// The next batch in stream order. Returns an empty batch after a bounded wait when the shard
     /// is idle, so the caller keeps control of its timers.
     async fn next_batch(&mut self) -> Result<ReadBatch, StreamError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tick::SequenceNumber;
+
+    fn batch(sequences: &[u64], shard_end: bool) -> ReadBatch {
+        ReadBatch {
+            records: sequences
+                .iter()
+                .map(|&n| Record {
+                    data: Bytes::new(),
+                    partition_key: "AAPL".into(),
+                    position: Position::new(SequenceNumber::new(n.to_string()), 0),
+                    arrival_time_ms: 0,
+                })
+                .collect(),
+            millis_behind_latest: Some(5),
+            shard_end,
+        }
+    }
+
+    fn sequences(batch: &ReadBatch) -> Vec<String> {
+        batch
+            .records
+            .iter()
+            .map(|r| r.position.sequence.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_splits_after_a_position_and_the_rest_keeps_the_shard_end() {
+        let mut read = batch(&[1, 2, 3, 4], true);
+        let end = Position::new(SequenceNumber::new("2"), 0);
+        let rest = read.split_after(&end).expect("records past 2");
+        assert_eq!(
+            (sequences(&read), read.shard_end),
+            (vec!["1".into(), "2".into()], false)
+        );
+        assert_eq!(
+            (sequences(&rest), rest.shard_end),
+            (vec!["3".into(), "4".into()], true)
+        );
+        assert_eq!(rest.millis_behind_latest, Some(5));
+
+        let mut whole = batch(&[1, 2], true);
+        assert!(whole.split_after(&end).is_none());
+        assert!(whole.shard_end, "nothing cut, nothing changed");
+        let mut past = batch(&[3], false);
+        let rest = past.split_after(&end).unwrap();
+        assert!(past.records.is_empty());
+        assert_eq!(sequences(&rest), vec!["3".to_string()]);
+    }
 }

@@ -1,0 +1,119 @@
+//! Step 3 for the sinks that write files (the lake and the dead letters), before they write: the
+//! end of a shard's next files is reserved in the checkpoint store, fenced by the lease.
+//!
+//! A file's key names its shard and first row, and its rows run to the barrier that closes it.
+//! Barriers fall where an owner's timing puts them, so without a reservation an owner that lost
+//! its lease (frozen, cut off) could write late a file under the same key as the new owner's
+//! but with other rows: rows lost, or doubled. Reserved first, the end is one fact for every
+//! owner: the new owner resumes from the checkpoint the reservation follows and ends its first
+//! files at the same place (`actors/shard_reader.rs` splits its reads there), so a late write
+//! replaces a file with the same bytes; and an owner whose lease has moved on cannot reserve,
+//! so it writes no file beyond that one.
+//!
+//! Reservations of a shard follow its commits: an object sink writes the files of a barrier only
+//! once the shard's previous barrier is committed (`actors/object_batcher.rs`), so a reservation
+//! always follows the checkpoint it names.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use backon::Retryable;
+
+use crate::checkpoint::{CheckpointError, CheckpointStore, FilesEnd};
+use crate::lease::Fence;
+use crate::model::tick::Position;
+use crate::stream::ShardId;
+
+/// The last end reserved for a shard, and under which lease counter; locked across the store's
+/// write, so the second sink to ask for the same end waits for the first's write and skips it.
+type LastReserved = Arc<tokio::sync::Mutex<Option<(u64, Position)>>>;
+
+/// Reserves file ends, once per shard and barrier whichever object sink asks first.
+pub struct FileEnds {
+    store: Arc<dyn CheckpointStore>,
+    reserved: Mutex<HashMap<ShardId, LastReserved>>,
+}
+
+impl FileEnds {
+    pub fn new(store: Arc<dyn CheckpointStore>) -> Self {
+        Self {
+            store,
+            reserved: Mutex::default(),
+        }
+    }
+
+    /// Reserves `end` as the end of the shard's files after the committed position `after`
+    /// (retrying what can be retried); `LeaseLost` once the lease has moved on.
+    pub async fn reserve(
+        &self,
+        fence: &Fence,
+        after: Option<Position>,
+        end: &Position,
+    ) -> Result<(), CheckpointError> {
+        let slot = {
+            let mut reserved = self.reserved.lock().expect("file ends lock");
+            reserved.entry(fence.shard_id.clone()).or_default().clone()
+        };
+        let mut last = slot.lock().await;
+        if last
+            .as_ref()
+            .is_some_and(|(counter, reserved)| *counter == fence.counter && reserved == end)
+        {
+            return Ok(());
+        }
+        let files_end = FilesEnd {
+            after,
+            end: end.clone(),
+        };
+        (|| self.store.reserve_files_end(fence, &files_end))
+            .retry(crate::retry::backoff())
+            .when(|e| e.is_retryable())
+            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Reserving a file end failed, retrying."))
+            .await?;
+        *last = Some((fence.counter, end.clone()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::file::FileCheckpointStore;
+    use crate::model::tick::SequenceNumber;
+
+    fn position(sequence: u64) -> Position {
+        Position::new(SequenceNumber::new(sequence.to_string()), 0)
+    }
+
+    #[tokio::test]
+    async fn a_reservation_reaches_the_store_once_per_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FileCheckpointStore::new(dir.path()));
+        let ends = FileEnds::new(store.clone());
+        let fence = Fence {
+            shard_id: "shard-1".into(),
+            owner: "worker".into(),
+            counter: 4,
+        };
+        ends.reserve(&fence, Some(position(10)), &position(20))
+            .await
+            .unwrap();
+        let file = dir.path().join("shard-1.files-end.json");
+        std::fs::remove_file(&file).unwrap();
+        ends.reserve(&fence, Some(position(10)), &position(20))
+            .await
+            .unwrap();
+        assert!(
+            !file.exists(),
+            "the second sink's reservation of the same end is not written again"
+        );
+        ends.reserve(&fence, Some(position(20)), &position(30))
+            .await
+            .unwrap();
+        let reserved = store.files_end("shard-1").await.unwrap().unwrap();
+        assert_eq!(
+            (reserved.after, reserved.end),
+            (Some(position(20)), position(30))
+        );
+    }
+}
