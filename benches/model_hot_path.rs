@@ -8,10 +8,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use foldhash::HashMap;
 use kinetick::model::decode::{DecodeLimits, decode_tick};
 use kinetick::model::rules::RuleConfig;
-use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
 use kinetick::model::state::SymbolState;
 use kinetick::model::tick::{Position, SequenceNumber, Symbol};
 use kinetick::model::window::WindowConfig;
+use kinetick::producer::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
 
 const RECORDS: usize = 100_000;
 

@@ -11,8 +11,8 @@ mod common;
 
 use std::sync::Arc;
 
-use kinetick::model::simulator::SimulatorConfig;
 use kinetick::producer::simulated::{SimulatedRun, produce};
+use kinetick::producer::simulator::SimulatorConfig;
 use kinetick::producer::{DryRunSink, KinesisSink, RecordSink, Stats};
 
 async fn measure(sink: Arc<dyn RecordSink>, count: u64, symbols: usize) -> Stats {

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::exact;
+use super::exact_float as exact;
 use super::tick::Tick;
 
 const MINUTE_MS: i64 = 60_000;

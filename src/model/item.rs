@@ -9,8 +9,9 @@
 use compact_str::CompactString;
 
 use super::bar::MinuteBar;
+use super::calendar::civil_from_days;
 use super::enriched::EnrichedTick;
-use super::lake::{civil_from_days, partition_date};
+use super::lake::partition_date;
 use super::rules::Trend;
 use super::tick::Position;
 

@@ -19,6 +19,7 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::calendar::{MS_PER_DAY, civil_from_days};
 use super::enriched::EnrichedTick;
 use super::rules::Trend;
 use super::tick::Position;
@@ -31,8 +32,6 @@ pub enum LakeError {
     #[error("arrow batch could not be built: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
 }
-
-const MS_PER_DAY: i64 = 86_400_000;
 
 /// Rows per row group. A checkpoint's file is usually one row group; the cap bounds the writer's
 /// buffered memory when a shard catches up on a large backlog.
@@ -121,21 +120,6 @@ static TICK_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// Schema of the lake's tick files (snake_case, Athena-compatible types).
 pub fn tick_schema() -> SchemaRef {
     TICK_SCHEMA.clone()
-}
-
-/// Proleptic Gregorian `(year, month, day)` of a day count since 1970-01-01, total over `i64`
-/// (H. Hinnant's `civil_from_days`), so no event time can make partitioning fail.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn format_date(days: i64) -> String {

@@ -1,15 +1,17 @@
 //! Pure logic: no I/O, no async. Ticks and their decoding, rolling windows, alert rules, symbol
-//! state snapshots, the lake and table formats, and the market simulator.
+//! state snapshots and their bit-exact floats, the lake and table formats, and the calendar
+//! arithmetic they share.
 
 pub mod bar;
+pub(crate) mod calendar;
 pub mod dead_letter;
 pub mod decode;
 pub mod enriched;
+pub(crate) mod exact_float;
 pub mod item;
 pub mod kpl;
 pub mod lake;
 pub mod rules;
-pub mod simulator;
 pub mod state;
 pub mod tick;
 pub mod window;

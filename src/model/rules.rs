@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::exact;
+use super::exact_float as exact;
 use super::tick::{Position, Symbol, Tick};
 use super::window::{Indicators, WindowConfig};
 

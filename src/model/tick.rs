@@ -133,6 +133,12 @@ pub struct Position {
 }
 
 impl Position {
+    /// Before every record of a shard: where the end checkpoint of a shard that held no record
+    /// stands (nobody resumes from it; its children take its window state).
+    pub fn before_any() -> Self {
+        Self::new(SequenceNumber::new("0"), 0)
+    }
+
     pub fn new(sequence: SequenceNumber, sub_sequence: u32) -> Self {
         Self {
             sequence,

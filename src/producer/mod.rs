@@ -1,8 +1,8 @@
 //! `kinetick produce` and `kinetick replay`: ticks into a Kinesis stream.
 //!
 //! Sources turn something into records in the seed JSON format, partition key = symbol: the
-//! market simulator ([`simulated`]), CSV files of historical bars ([`replay`]), or a public quote
-//! endpoint ([`yahoo`]). The [`Producer`] batches them into `PutRecords` requests within the API
+//! market [`simulator`] (run at a target rate by [`simulated`]), CSV files of historical bars
+//! ([`replay`]), or a public quote endpoint ([`yahoo`]). The [`Producer`] batches them into `PutRecords` requests within the API
 //! limits, keeping the order per symbol (see [`batch`]), retries failed entries and throttled
 //! requests with backoff, and counts what happened. The sink is Kinesis, or nothing at all in a
 //! dry run that only encodes and batches.
@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod replay;
 pub mod simulated;
+pub mod simulator;
 pub mod yahoo;
 
 use std::fmt;

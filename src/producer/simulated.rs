@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use governor::{Quota, RateLimiter};
 
 use super::batch::{MAX_RECORDS, Outgoing};
+use super::simulator::{MarketSimulator, SimulatorConfig};
 use super::{Producer, ProducerError, RecordSink, Stats};
-use crate::model::simulator::{MarketSimulator, SimulatorConfig};
 
 /// What to simulate and how fast.
 #[derive(Debug, Clone)]
