@@ -8,7 +8,6 @@
 //! arbiter of its own; the lake and dead-letter writers share one; the coordinator,
 //! checkpointer, alerter and metrics publisher run on the caller's.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -25,56 +24,15 @@ use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
 use crate::actors::reader_pool::ReaderPool;
 use crate::actors::shard_reader::{ReaderLinks, ReaderSettings};
 use crate::actors::sink::{SinkLinks, Sinks};
-use crate::alerts::AlertSink;
-use crate::alerts::local::LocalAlertSink;
 use crate::barrier::{CommittedPositions, FileEnds, SinkKind};
-use crate::checkpoint::CheckpointStore;
-use crate::checkpoint::file::FileCheckpointStore;
 use crate::config::Config;
+use crate::lease::WorkerId;
 use crate::lease::clock::LeaseClock;
-use crate::lease::memory::MemoryLeaseStore;
-use crate::lease::{LeaseStore, WorkerId};
-use crate::metrics::log::LogMetricsSink;
-use crate::metrics::{Metrics, MetricsSink};
-use crate::objects::ObjectStore;
-use crate::objects::local::LocalObjectStore;
-use crate::stream::{StartPosition, StreamSource};
-use crate::table::TicksTable;
-use crate::table::file::FileTicksTable;
+use crate::metrics::Metrics;
+use crate::stream::StartPosition;
 
-/// One implementation of every port.
-#[derive(Clone)]
-pub struct Ports {
-    pub stream: Arc<dyn StreamSource>,
-    pub checkpoints: Arc<dyn CheckpointStore>,
-    pub leases: Arc<dyn LeaseStore>,
-    pub table: Arc<dyn TicksTable>,
-    pub objects: Arc<dyn ObjectStore>,
-    pub alerts: Arc<dyn AlertSink>,
-    pub metrics: Arc<dyn MetricsSink>,
-}
-
-impl Ports {
-    /// The local ports under one directory (what `kinetick demo` uses): the lake and dead
-    /// letters under `dir`, the ticks table in `dir/table/ticks.jsonl`, alerts in
-    /// `dir/alerts.jsonl`, checkpoints in `dir/checkpoints/`, leases in memory (one worker),
-    /// metrics in the log.
-    pub fn local(
-        dir: &Path,
-        stream: Arc<dyn StreamSource>,
-        print_alerts: bool,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            stream,
-            checkpoints: Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
-            leases: Arc::new(MemoryLeaseStore::default()),
-            table: Arc::new(FileTicksTable::new(dir.join("table").join("ticks.jsonl"))?),
-            objects: Arc::new(LocalObjectStore::new(dir.to_path_buf())),
-            alerts: Arc::new(LocalAlertSink::new(dir.join("alerts.jsonl"), print_alerts)?),
-            metrics: Arc::new(LogMetricsSink),
-        })
-    }
-}
+// The local and AWS sets are assembled side by side in `crate::ports`; the stages connect here.
+pub use crate::ports::Ports;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -176,7 +134,7 @@ impl Pipeline {
                 DeadLetterWriter::new(layout, objects, committed, file_ends, links)
             })
         };
-        let alerter = Alerter::new(ports.alerts.clone(), links).start();
+        let alerter = Alerter::new(ports.alerts.clone(), ports.checkpoints.clone(), links).start();
         let sinks_of_worker = |worker: usize| {
             Sinks(vec![
                 (SinkKind::Table, tables[worker].clone().recipient()),

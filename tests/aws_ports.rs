@@ -10,11 +10,14 @@ use bytes::Bytes;
 use kinetick::alerts::AlertSink;
 use kinetick::alerts::sns::SnsAlertSink;
 use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
-use kinetick::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ShardSnapshot};
+use kinetick::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, FilesEnd, Mark, Marks, ShardSnapshot,
+};
 use kinetick::lease::dynamodb::DynamoLeaseStore;
 use kinetick::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
 use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
 use kinetick::metrics::{Counter, Drain, Metrics, MetricsSink};
+use kinetick::model::bar::MinuteBar;
 use kinetick::model::item::{AttrValue, Item};
 use kinetick::model::kpl;
 use kinetick::model::rules::{Alert, AlertKind, Severity};
@@ -107,6 +110,51 @@ fn item(symbol: &str, timestamp: &str, price: f64) -> Item<'static> {
         ("price", AttrValue::N(price.to_string().into())),
         ("anomaly", AttrValue::Bool(false)),
     ])
+}
+
+#[tokio::test]
+async fn dynamodb_bars_never_go_back_to_an_older_version() {
+    let config = common::sdk_config();
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let name = common::table(&client, "symbol", Some("timestamp")).await;
+    let table = DynamoTicksTable::new(client.clone(), &name, 4);
+    let bar = |trades: u64, close: f64| MinuteBar {
+        minute_start_ms: 1_767_623_400_000,
+        open: 10.0,
+        high: 12.0,
+        low: 9.5,
+        close,
+        volume: 100.0 * trades as f64,
+        notional: 1_000.0 * trades as f64,
+        trades,
+        first_ms: 1_767_623_400_000,
+        last_ms: 1_767_623_400_000 + trades as i64,
+    };
+    let stored = async || {
+        let items = client.scan().table_name(&name).send().await.unwrap();
+        assert_eq!(items.count(), 1);
+        let item = &items.items()[0];
+        (
+            item["trades"].as_n().unwrap().to_owned(),
+            item["close"].as_n().unwrap().to_owned(),
+        )
+    };
+    let write = async |bar: &MinuteBar| {
+        let item = Item::Bar {
+            symbol: "AAPL",
+            bar,
+            expires_at: None,
+        };
+        table.put_items(&[item]).await.unwrap();
+    };
+    write(&bar(5, 11.0)).await;
+    // A stale owner's older version of the bar is refused, without an error.
+    write(&bar(3, 10.5)).await;
+    assert_eq!(stored().await, ("5".into(), "11".into()));
+    // The same version again (a replay) and a later one are written.
+    write(&bar(5, 11.0)).await;
+    write(&bar(7, 11.5)).await;
+    assert_eq!(stored().await, ("7".into(), "11.5".into()));
 }
 
 #[tokio::test]
@@ -356,10 +404,52 @@ async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
         checkpoints.save(&checkpoint(fence_a.clone())).await,
         Err(CheckpointError::LeaseLost { .. })
     ));
+    // Marks are written under the current fence only; the next checkpoint clears the files end
+    // (it held for the checkpoint before) and keeps how far alerts are published.
+    let files_end = Mark::FilesEnd(FilesEnd {
+        after: Some(Position::new(SequenceNumber::new("100"), 0)),
+        end: Position::new(SequenceNumber::new("150"), 2),
+    });
+    let published = Position::new(SequenceNumber::new("140"), 0);
+    assert!(matches!(
+        checkpoints.mark(&fence_a, &files_end).await,
+        Err(CheckpointError::LeaseLost { .. })
+    ));
+    assert_eq!(
+        checkpoints.marks(&shard.id).await.unwrap(),
+        Marks::default()
+    );
+    let fence_b = handed.fence().unwrap();
+    checkpoints.mark(&fence_b, &files_end).await.unwrap();
+    checkpoints
+        .mark(&fence_b, &Mark::AlertsPublished(published.clone()))
+        .await
+        .unwrap();
+    let Mark::FilesEnd(reserved) = files_end else {
+        unreachable!()
+    };
+    assert_eq!(
+        checkpoints.marks(&shard.id).await.unwrap(),
+        Marks {
+            files_end: Some(reserved),
+            alerts_published: Some(published.clone()),
+        }
+    );
+    assert!(
+        leases.list().await.unwrap()[0].is_owned_by(&b),
+        "the lease stays"
+    );
     checkpoints
         .save(&checkpoint(handed.fence().unwrap()))
         .await
         .unwrap();
+    assert_eq!(
+        checkpoints.marks(&shard.id).await.unwrap(),
+        Marks {
+            files_end: None,
+            alerts_published: Some(published),
+        }
+    );
 
     // The end of the shard: unowned, finished, and its parents remembered.
     leases
@@ -441,48 +531,11 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
 #[tokio::test]
 async fn a_fifo_topic_drops_a_repeated_alert() {
     let config = common::sdk_config();
+    let (topic, queue_url) = common::fifo_topic_and_queue(&config).await;
     let (sns, sqs) = (
         aws_sdk_sns::Client::new(&config),
         aws_sdk_sqs::Client::new(&config),
     );
-    let name = common::unique("alerts");
-    let topic = sns
-        .create_topic()
-        .name(format!("{name}.fifo"))
-        .attributes("FifoTopic", "true")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{name}.fifo"))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(arn.clone())
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&arn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
-
     let alerts = SnsAlertSink::new(sns, &topic);
     // As after a crash between publishing and checkpointing: the same alert twice.
     alerts.publish(&alert()).await.unwrap();

@@ -44,13 +44,23 @@ async fn wait_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
 
 /// Splits the stream's first shard in the middle of its hash range.
 async fn split_first_shard(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
+    split_shard(kinesis, stream, "shardId-000000000000").await;
+}
+
+/// Splits one shard in the middle of its hash range.
+async fn split_shard(kinesis: &aws_sdk_kinesis::Client, stream: &str, shard_id: &str) {
     let shards = kinesis
         .list_shards()
         .stream_name(stream)
         .send()
         .await
         .unwrap();
-    let range = shards.shards()[0].hash_key_range().unwrap();
+    let shard = shards
+        .shards()
+        .iter()
+        .find(|s| s.shard_id() == shard_id)
+        .unwrap_or_else(|| panic!("no shard {shard_id}"));
+    let range = shard.hash_key_range().unwrap();
     let (start, end): (u128, u128) = (
         range.starting_hash_key().parse().unwrap(),
         range.ending_hash_key().parse().unwrap(),
@@ -58,7 +68,7 @@ async fn split_first_shard(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
     kinesis
         .split_shard()
         .stream_name(stream)
-        .shard_to_split(shards.shards()[0].shard_id())
+        .shard_to_split(shard_id)
         .new_starting_hash_key((start + (end - start) / 2).to_string())
         .send()
         .await
@@ -192,4 +202,47 @@ async fn a_worker_follows_a_split_between_shard_listings() {
     wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
     let _log = terminate(run);
     assert_exactly_once(&config, &stack, valid).await;
+}
+
+/// A child shard split again before any record reached it ends empty; its children must still
+/// start from the window state it inherited, so values equal a run without resharding.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_split_again_before_any_record_passes_its_state_on() {
+    let config = common::sdk_config();
+    let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
+    let kinesis = aws_sdk_kinesis::Client::new(&kinesis_config);
+    let (records, valid) = records(1_200, 47);
+    let half = records.len() / 2;
+
+    let reference = create_stack_with_shards(&config, 1).await;
+    let last = put_records(&config, &reference.stream, &records).await;
+    let run = start_run(&reference, &[]);
+    wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
+    let _reference_log = terminate(run);
+    let expected = computed(assert_exactly_once(&config, &reference, valid).await);
+
+    let stack = stack_with_kinesalite_stream(1).await;
+    let run = start_run(
+        &stack,
+        &[
+            ("AWS_ENDPOINT_URL_KINESIS", &common::kinesis_endpoint()),
+            ("KINETICK_LEASE__SHARD_SYNC_INTERVAL", "1s"),
+        ],
+    );
+    let first = put_records(&kinesis_config, &stack.stream, &records[..half]).await;
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
+
+    // shardId-000000000000 -> 1 and 2; 1 -> 3 and 4 before any record reaches 1.
+    split_first_shard(&kinesis, &stack.stream).await;
+    split_shard(&kinesis, &stack.stream, "shardId-000000000001").await;
+    let second = put_records(&kinesis_config, &stack.stream, &records[half..]).await;
+    assert!(
+        !second.contains_key("shardId-000000000001"),
+        "the split child holds no record: {second:?}"
+    );
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
+    let _log = terminate(run);
+
+    let actual = computed(assert_exactly_once(&config, &stack, valid).await);
+    assert_same_values(&actual, &expected);
 }

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use arrow_array::{Array, Float64Array, Int64Array, StringArray};
 use bytes::Bytes;
 use kinetick::checkpoint::file::FileCheckpointStore;
-use kinetick::checkpoint::{CheckpointStore, FilesEnd};
+use kinetick::checkpoint::{CheckpointStore, FilesEnd, Mark};
 use kinetick::config::{Config, TableMode};
 use kinetick::lease::Fence;
 use kinetick::metrics::Counter;
-use kinetick::model::simulator::{MarketSimulator, SimulatorConfig};
 use kinetick::model::tick::{Position, SequenceNumber};
 use kinetick::pipeline::{Pipeline, Ports};
+use kinetick::producer::simulator::{MarketSimulator, SimulatorConfig};
 use kinetick::stream::StartPosition;
 use kinetick::stream::local::LocalStream;
 use kinetick::table::file::FileTicksTable;
@@ -332,7 +332,7 @@ fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
         counter: 1,
     };
     runtime
-        .block_on(store.reserve_files_end(&fence, &reserved))
+        .block_on(store.mark(&fence, &Mark::FilesEnd(reserved)))
         .unwrap();
     run_to_end(resumed.path(), &records);
 

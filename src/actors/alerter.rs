@@ -2,7 +2,11 @@
 //! file locally, SNS on AWS), skipping alert ids it has already published.
 //!
 //! Ids are deterministic, so the alerts of records read again after a hand-off or a retry have
-//! the ids they had the first time; a bounded memory of recent ids drops those repeats.
+//! the ids they had the first time. Within the process a bounded memory of recent ids drops those
+//! repeats; across processes, after publishing a batch's alerts the alerter marks the shard's
+//! alerts published up to the batch's last record, under the lease, and whoever reads the shard
+//! next sends none of those alerts again. So an alert is published twice only when a worker stops
+//! between publishing it and marking it.
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -10,9 +14,12 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use backon::Retryable;
+
 use super::sink::SinkLinks;
 use crate::alerts::AlertSink;
 use crate::barrier::{ShardBatch, SinkError, SinkKind};
+use crate::checkpoint::{CheckpointError, CheckpointStore, Mark};
 use crate::metrics::Counter;
 
 /// How many recent alert ids are remembered for de-duplication.
@@ -44,14 +51,21 @@ impl RecentIds {
 
 pub struct Alerter {
     sink: Arc<dyn AlertSink>,
+    /// Where the alerts-published mark of each shard goes.
+    checkpoints: Arc<dyn CheckpointStore>,
     links: SinkLinks,
     recent: RecentIds,
 }
 
 impl Alerter {
-    pub fn new(sink: Arc<dyn AlertSink>, links: SinkLinks) -> Self {
+    pub fn new(
+        sink: Arc<dyn AlertSink>,
+        checkpoints: Arc<dyn CheckpointStore>,
+        links: SinkLinks,
+    ) -> Self {
         Self {
             sink,
+            checkpoints,
             links,
             recent: RecentIds::default(),
         }
@@ -85,7 +99,14 @@ impl Handler<ShardBatch> for Alerter {
             .cloned()
             .collect();
         let (sink, links) = (self.sink.clone(), self.links.clone());
+        let checkpoints = self.checkpoints.clone();
         let work = async move {
+            // Again right before publishing: the batch may have waited, or the worker been
+            // frozen, since it was taken.
+            let shard = &batch.shard_id;
+            if !fresh.is_empty() && !links.may_write(SinkKind::Alerts, shard, batch.generation()) {
+                return Ok(());
+            }
             // The sink decides how: SNS takes one Publish call per alert, several in flight, so
             // a burst costs about one round trip (its standard topics do not keep order anyway);
             // the local file takes the batch in one write.
@@ -95,6 +116,23 @@ impl Handler<ShardBatch> for Alerter {
             links
                 .metrics
                 .add(Counter::AlertsPublished, fresh.len() as u64);
+            if let (false, Some(through)) = (fresh.is_empty(), &batch.through) {
+                let mark = Mark::AlertsPublished(through.clone());
+                let marked = (|| checkpoints.mark(&batch.fence, &mark))
+                    .retry(crate::retry::backoff())
+                    .when(|e| e.is_retryable())
+                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Marking alerts published failed, retrying."))
+                    .await;
+                match marked {
+                    Ok(()) => {}
+                    Err(CheckpointError::LeaseLost { .. }) => {
+                        tracing::warn!(shard_id = %batch.shard_id,
+                            "Lease lost; no more alerts are published for the shard.");
+                        return Ok(());
+                    }
+                    Err(error) => return Err(SinkError::new(SinkKind::Alerts, error)),
+                }
+            }
             match batch.barrier {
                 Some(position) => {
                     links

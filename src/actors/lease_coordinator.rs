@@ -74,6 +74,9 @@ pub struct LeaseCoordinator {
     polling: bool,
     /// Shards whose lease release is in flight; shutdown is done when none is left.
     releasing: HashSet<ShardId>,
+    /// Shards whose lease this worker is taking: a table read made meanwhile may already name
+    /// this worker as owner, and must not start a second reader beside the one the take starts.
+    taking: HashSet<ShardId>,
     /// Releasing, on shutdown, the leases handed to this worker that it has not started.
     releasing_unstarted: bool,
     /// Every lease was finished at the last poll: the next one lists the shards again to see
@@ -124,6 +127,7 @@ impl LeaseCoordinator {
             last_sync: None,
             polling: false,
             releasing: HashSet::new(),
+            taking: HashSet::new(),
             releasing_unstarted: false,
             finish_suspected: false,
             shutting_down: false,
@@ -219,6 +223,7 @@ impl LeaseCoordinator {
             if !lease.is_owned_by(&self.me)
                 || lease.shard_end
                 || self.running.contains_key(&lease.shard_id)
+                || self.taking.contains(&lease.shard_id)
             {
                 continue;
             }
@@ -251,7 +256,9 @@ impl LeaseCoordinator {
         }
         .plan();
         for lease in plan.take {
-            self.take(lease, ctx);
+            if !self.taking.contains(&lease.shard_id) {
+                self.take(lease, ctx);
+            }
         }
         for lease in plan.request {
             let (store, me) = (self.store.clone(), self.me.clone());
@@ -290,21 +297,24 @@ impl LeaseCoordinator {
     fn take(&mut self, lease: Lease, ctx: &mut Context<Self>) {
         let (store, me) = (self.store.clone(), self.me.clone());
         let sent = Instant::now();
+        let shard_id = lease.shard_id.clone();
+        self.taking.insert(shard_id.clone());
         ctx.spawn(
             async move { store.take(&lease, &me).await }
                 .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(lease) => {
-                        if act.shutting_down {
-                            return;
+                .map(move |result, act, _| {
+                    act.taking.remove(&shard_id);
+                    match result {
+                        Ok(lease) if act.shutting_down => drop(lease),
+                        Ok(lease) => {
+                            act.metrics.add(Counter::LeasesTaken, 1);
+                            act.start_reader(lease, sent);
                         }
-                        act.metrics.add(Counter::LeasesTaken, 1);
-                        act.start_reader(lease, sent);
+                        Err(LeaseError::Conflict { shard }) => {
+                            tracing::debug!(shard_id = %shard, "Lease taken by another worker first.")
+                        }
+                        Err(error) => tracing::warn!(%error, "Taking a lease failed."),
                     }
-                    Err(LeaseError::Conflict { shard }) => {
-                        tracing::debug!(shard_id = %shard, "Lease taken by another worker first.")
-                    }
-                    Err(error) => tracing::warn!(%error, "Taking a lease failed."),
                 }),
         );
     }
@@ -314,6 +324,10 @@ impl LeaseCoordinator {
         let Some(fence) = lease.fence() else {
             return;
         };
+        if self.running.contains_key(&lease.shard_id) {
+            // One reader a shard: two would hand the sinks the same records twice.
+            return;
+        }
         let Some(shard) = self.shards.get(&lease.shard_id).cloned() else {
             // A shard newer than this worker's shard list: read the list on the next poll.
             self.last_sync = None;
@@ -394,15 +408,12 @@ impl LeaseCoordinator {
 
     /// A lease this worker could not renew for nearly the failover time may be taken by another
     /// worker any moment: stop its reader before that can happen, so two never write at once.
+    /// The lease clock decides, so the reader stops exactly when its sinks stop writing.
     fn expire_unrenewed(&mut self, _: &mut Context<Self>) {
-        let limit = self
-            .config
-            .failover_time
-            .saturating_sub(self.config.poll_interval);
         let overdue: Vec<ShardId> = self
             .running
             .iter()
-            .filter(|(_, r)| r.last_renewed.elapsed() >= limit)
+            .filter(|(shard, r)| !self.clock.holds(shard, r.fence.counter))
             .map(|(shard, _)| shard.clone())
             .collect();
         for shard_id in overdue {
@@ -493,8 +504,10 @@ impl Actor for LeaseCoordinator {
         tracing::info!(worker = %self.me, "Lease coordinator started.");
         self.poll(ctx);
         ctx.run_interval(self.config.poll_interval, |act, ctx| {
-            // On its own timer: a lease-table read that never answers must not keep a reader
+            // On their own timer, not after a completed read of the lease table: a slow read
+            // must not hold renewals back, and one that never answers must not keep a reader
             // of a lease this worker can no longer trust.
+            act.renew_due(ctx);
             act.expire_unrenewed(ctx);
             act.poll(ctx);
         });

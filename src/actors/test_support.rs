@@ -68,6 +68,7 @@ pub fn tick_batch(shard: &str, sequence: u64, barrier: bool) -> ShardBatch {
             owner: "worker".into(),
             counter: 1,
         },
+        through: Some(position(sequence)),
         ticks: vec![Arc::from(vec![tick])].into(),
         alerts: Arc::new([]),
         bars: Arc::new([]),

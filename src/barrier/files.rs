@@ -6,7 +6,7 @@
 //! its lease (frozen, cut off) could write late a file under the same key as the new owner's
 //! but with other rows: rows lost, or doubled. Reserved first, the end is one fact for every
 //! owner: the new owner resumes from the checkpoint the reservation follows and ends its first
-//! files at the same place (`actors/shard_reader.rs` splits its reads there), so a late write
+//! files at the same place (`actors/shard_reader/` splits its reads there), so a late write
 //! replaces a file with the same bytes; and an owner whose lease has moved on cannot reserve,
 //! so it writes no file beyond that one.
 //!
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use backon::Retryable;
 
-use crate::checkpoint::{CheckpointError, CheckpointStore, FilesEnd};
+use crate::checkpoint::{CheckpointError, CheckpointStore, FilesEnd, Mark};
 use crate::lease::Fence;
 use crate::model::tick::Position;
 use crate::stream::ShardId;
@@ -61,11 +61,11 @@ impl FileEnds {
         {
             return Ok(());
         }
-        let files_end = FilesEnd {
+        let mark = Mark::FilesEnd(FilesEnd {
             after,
             end: end.clone(),
-        };
-        (|| self.store.reserve_files_end(fence, &files_end))
+        });
+        (|| self.store.mark(fence, &mark))
             .retry(crate::retry::backoff())
             .when(|e| e.is_retryable())
             .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Reserving a file end failed, retrying."))
@@ -98,7 +98,7 @@ mod tests {
         ends.reserve(&fence, Some(position(10)), &position(20))
             .await
             .unwrap();
-        let file = dir.path().join("shard-1.files-end.json");
+        let file = dir.path().join("shard-1.files_end.json");
         std::fs::remove_file(&file).unwrap();
         ends.reserve(&fence, Some(position(10)), &position(20))
             .await
@@ -110,7 +110,7 @@ mod tests {
         ends.reserve(&fence, Some(position(20)), &position(30))
             .await
             .unwrap();
-        let reserved = store.files_end("shard-1").await.unwrap().unwrap();
+        let reserved = store.marks("shard-1").await.unwrap().files_end.unwrap();
         assert_eq!(
             (reserved.after, reserved.end),
             (Some(position(20)), position(30))

@@ -13,7 +13,7 @@
 //! 1. The reader decides a barrier is due (`checkpoint.interval`, `checkpoint.max-records`, the
 //!    shard's end, or a stop), asks each of its symbol aggregators for its window state, and
 //!    sends the checkpointer a [`Propose`]: the position and the shard's snapshot there
-//!    (`actors/shard_reader.rs`, `actors/symbol_aggregator.rs`; messages in [`proposal`]). A
+//!    (`actors/shard_reader/`, `actors/symbol_aggregator.rs`; messages in [`proposal`]). A
 //!    reader that stops having read nothing sends [`FinishedEmpty`] instead.
 //! 2. The same read goes to every sink as a [`ShardBatch`] whose `barrier` is that position
 //!    ([`sinks`]; the fan-out is `actors/sink.rs`).

@@ -39,6 +39,8 @@ pub struct ShardBatch {
     /// The lease the shard is read under. Its counter is the reader's generation: a sink drops
     /// what an older reader of the shard left behind when a newer one starts.
     pub fence: Fence,
+    /// The position of the last record read so far (this batch's last, or an earlier one).
+    pub through: Option<Position>,
     /// Enriched ticks, one chunk per symbol of the read, each in stream order: as the symbol
     /// aggregators returned them, so no tick is copied again to interleave the symbols.
     pub ticks: Arc<[Arc<[EnrichedTick]>]>,

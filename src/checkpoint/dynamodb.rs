@@ -7,8 +7,9 @@
 //! checkpoint of its shard is saved, so the bucket holds one snapshot per shard (plus, after a
 //! crash between the two steps, an orphan).
 //!
-//! The reservation of the shard's next files' end is the `files_end` attribute (its JSON) of the
-//! same item, written with the same fence as a checkpoint and removed by the next save.
+//! The shard's marks (the end reserved for its next files, how far its alerts are published) are
+//! attributes of the same item holding their JSON, written with the same fence as a checkpoint;
+//! a save removes the files end, which only holds for the checkpoint it followed.
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use bytes::Bytes;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, FilesEnd, snapshot};
+use super::{Checkpoint, CheckpointError, CheckpointStore, Mark, Marks, snapshot};
 use crate::aws;
 use crate::lease::Fence;
 use crate::model::tick::{Position, SequenceNumber};
@@ -231,21 +232,17 @@ impl CheckpointStore for DynamoCheckpointStore {
         Ok(())
     }
 
-    async fn reserve_files_end(
-        &self,
-        fence: &Fence,
-        files_end: &FilesEnd,
-    ) -> Result<(), CheckpointError> {
+    async fn mark(&self, fence: &Fence, mark: &Mark) -> Result<(), CheckpointError> {
         let shard_id = &*fence.shard_id;
-        let json = serde_json::to_string(files_end)
-            .map_err(|e| write_error(shard_id, format!("cannot encode: {e}"), false))?;
+        let (name, json) = mark.stored();
         let request = self
             .client
             .update_item()
             .table_name(&self.table_name)
             .key("shard_id", AttributeValue::S(shard_id.to_owned()))
-            .update_expression("SET files_end = :end")
-            .expression_attribute_values(":end", AttributeValue::S(json));
+            .update_expression("SET #mark = :mark")
+            .expression_attribute_names("#mark", name)
+            .expression_attribute_values(":mark", AttributeValue::S(json));
         match fenced(request, fence).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
@@ -261,26 +258,23 @@ impl CheckpointStore for DynamoCheckpointStore {
         }
     }
 
-    async fn files_end(&self, shard_id: &str) -> Result<Option<FilesEnd>, CheckpointError> {
+    async fn marks(&self, shard_id: &str) -> Result<Marks, CheckpointError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table_name)
             .key("shard_id", AttributeValue::S(shard_id.to_owned()))
-            .projection_expression("files_end")
+            .projection_expression("#files, #alerts")
+            .expression_attribute_names("#files", Marks::FILES_END)
+            .expression_attribute_names("#alerts", Marks::ALERTS_PUBLISHED)
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| read_error(shard_id, aws::describe(&e), aws::is_retryable(&e)))?;
-        let Some(json) = output
-            .item
-            .as_ref()
-            .and_then(|item| item.get("files_end")?.as_s().ok())
-        else {
-            return Ok(None);
-        };
-        serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| read_error(shard_id, format!("corrupt files_end: {e}"), false))
+        let item = output.item.unwrap_or_default();
+        let stored = item
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.as_s().ok()?.as_str())));
+        Marks::from_stored(stored).map_err(|m| read_error(shard_id, m, false))
     }
 }

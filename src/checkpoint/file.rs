@@ -1,8 +1,7 @@
 //! Checkpoints as one JSON file per shard in a directory, replaced atomically (write + rename).
 //!
-//! In: a [`Checkpoint`]. Out: `{dir}/{shard_id}.json`, and the reservation of the shard's next
-//! files' end beside it in `{dir}/{shard_id}.files-end.json` (small, so a reservation does not
-//! rewrite the snapshot). Because the file is replaced by a rename,
+//! In: a [`Checkpoint`]. Out: `{dir}/{shard_id}.json`, and each of the shard's marks beside it
+//! in `{dir}/{shard_id}.{mark}.json` (small, so a mark does not rewrite the snapshot). Because the file is replaced by a rename,
 //! a crash during a save leaves the previous checkpoint whole, and the shard resumes from it.
 //!
 //! Durability: a save returns once the file is handed to the OS (survives `kill -9`);
@@ -14,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, FilesEnd, snapshot};
+use super::{Checkpoint, CheckpointError, CheckpointStore, Mark, Marks, snapshot};
 use crate::lease::Fence;
 use crate::model::tick::Position;
 use crate::objects::local::{blocking, is_transient, write_atomic};
@@ -124,46 +123,46 @@ impl CheckpointStore for FileCheckpointStore {
             .map_err(|e| write_error(format!("{}: {e}", path.display()), is_transient(&e)))
     }
 
-    async fn reserve_files_end(
-        &self,
-        fence: &Fence,
-        files_end: &FilesEnd,
-    ) -> Result<(), CheckpointError> {
+    async fn mark(&self, fence: &Fence, mark: &Mark) -> Result<(), CheckpointError> {
         let write_error = |message: String, retryable: bool| CheckpointError::Write {
             shard: fence.shard_id.to_string(),
             message,
             retryable,
         };
+        let (name, json) = mark.stored();
         let path = self
-            .file_of(&fence.shard_id, "files-end.json")
+            .file_of(&fence.shard_id, &format!("{name}.json"))
             .map_err(|m| write_error(m, false))?;
-        let body = serde_json::to_vec(files_end)
-            .map_err(|e| write_error(format!("cannot encode: {e}"), false))?;
         let (fsync, target) = (self.fsync, path.clone());
-        blocking(move || write_atomic(&target, &body, fsync))
+        blocking(move || write_atomic(&target, json.as_bytes(), fsync))
             .await
             .map_err(|e| write_error(format!("{}: {e}", path.display()), is_transient(&e)))
     }
 
-    async fn files_end(&self, shard_id: &str) -> Result<Option<FilesEnd>, CheckpointError> {
+    async fn marks(&self, shard_id: &str) -> Result<Marks, CheckpointError> {
         let read_error = |message: String, retryable: bool| CheckpointError::Read {
             shard: shard_id.to_owned(),
             message,
             retryable,
         };
-        let path = self
-            .file_of(shard_id, "files-end.json")
-            .map_err(|m| read_error(m, false))?;
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| read_error(format!("corrupt file {}: {e}", path.display()), false)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(read_error(
-                format!("{}: {e}", path.display()),
-                is_transient(&e),
-            )),
+        let mut stored = Vec::new();
+        for name in [Marks::FILES_END, Marks::ALERTS_PUBLISHED] {
+            let path = self
+                .file_of(shard_id, &format!("{name}.json"))
+                .map_err(|m| read_error(m, false))?;
+            match tokio::fs::read_to_string(&path).await {
+                Ok(json) => stored.push((name, json)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(read_error(
+                        format!("{}: {e}", path.display()),
+                        is_transient(&e),
+                    ));
+                }
+            }
         }
+        Marks::from_stored(stored.iter().map(|(name, json)| (*name, json.as_str())))
+            .map_err(|m| read_error(m, false))
     }
 }
 
@@ -199,6 +198,7 @@ fn encode_file(checkpoint: &Checkpoint, cbor: &mut Vec<u8>) -> serde_json::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::FilesEnd;
     use crate::model::tick::SequenceNumber;
 
     // Snapshots stay empty: the window types are being written elsewhere, and their content
@@ -312,9 +312,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_files_end_reservation_round_trips_beside_the_checkpoint() {
+    async fn marks_round_trip_beside_the_checkpoint() {
         let (dir, store) = store();
-        assert_eq!(store.files_end("shard-1").await.unwrap(), None);
+        assert_eq!(store.marks("shard-1").await.unwrap(), Marks::default());
         let fence = Fence {
             shard_id: "shard-1".into(),
             owner: "worker".into(),
@@ -324,13 +324,25 @@ mod tests {
             after: Some(checkpoint("shard-1", "100").position),
             end: checkpoint("shard-1", "200").position,
         };
-        store.reserve_files_end(&fence, &reserved).await.unwrap();
+        let published = checkpoint("shard-1", "250").position;
+        store
+            .mark(&fence, &Mark::FilesEnd(reserved.clone()))
+            .await
+            .unwrap();
+        store
+            .mark(&fence, &Mark::AlertsPublished(published.clone()))
+            .await
+            .unwrap();
         store.save(&checkpoint("shard-1", "100")).await.unwrap();
-        assert_eq!(store.files_end("shard-1").await.unwrap(), Some(reserved));
-        assert_eq!(store.files_end("shard-2").await.unwrap(), None);
+        let expected = Marks {
+            files_end: Some(reserved),
+            alerts_published: Some(published),
+        };
+        assert_eq!(store.marks("shard-1").await.unwrap(), expected);
+        assert_eq!(store.marks("shard-2").await.unwrap(), Marks::default());
         assert!(
             dir.path()
-                .join("checkpoints/shard-1.files-end.json")
+                .join("checkpoints/shard-1.files_end.json")
                 .exists()
         );
         assert_eq!(

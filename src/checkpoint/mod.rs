@@ -44,6 +44,67 @@ pub struct FilesEnd {
     pub end: Position,
 }
 
+/// A fact about a shard's outputs past its checkpoint, recorded under the lease so that whoever
+/// resumes the shard keeps to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// Where the next lake and dead-letter files end ([`FilesEnd`]).
+    FilesEnd(FilesEnd),
+    /// Every alert of a record up to this position is published: a replay publishes none of
+    /// them again.
+    AlertsPublished(Position),
+}
+
+impl Mark {
+    /// The name a store keeps the mark under, and the mark as JSON.
+    pub fn stored(&self) -> (&'static str, String) {
+        let json = match self {
+            Mark::FilesEnd(files_end) => serde_json::to_string(files_end),
+            Mark::AlertsPublished(position) => serde_json::to_string(position),
+        };
+        (self.name(), json.expect("marks serialize"))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Mark::FilesEnd(_) => Marks::FILES_END,
+            Mark::AlertsPublished(_) => Marks::ALERTS_PUBLISHED,
+        }
+    }
+}
+
+/// Every mark of a shard, as last recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub files_end: Option<FilesEnd>,
+    pub alerts_published: Option<Position>,
+}
+
+impl Marks {
+    pub const FILES_END: &'static str = "files_end";
+    pub const ALERTS_PUBLISHED: &'static str = "alerts_published";
+
+    /// The marks from what a store holds under each name (JSON), or why one cannot be read.
+    pub fn from_stored<'a>(
+        stored: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        let mut marks = Marks::default();
+        for (name, json) in stored {
+            let corrupt = |e: serde_json::Error| format!("corrupt mark {name}: {e}");
+            match name {
+                Self::FILES_END => {
+                    marks.files_end = Some(serde_json::from_str(json).map_err(corrupt)?)
+                }
+                Self::ALERTS_PUBLISHED => {
+                    marks.alerts_published = Some(serde_json::from_str(json).map_err(corrupt)?)
+                }
+                _ => {}
+            }
+        }
+        Ok(marks)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("checkpoint of shard {shard} could not be read: {message}")]
@@ -80,15 +141,11 @@ pub trait CheckpointStore: Send + Sync + 'static {
     /// Replaces the shard's checkpoint; durable when this returns.
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
 
-    /// Reserves where the shard's next files end, fenced like a checkpoint write
-    /// ([`CheckpointError::LeaseLost`] once the lease has moved on); durable when this returns.
-    async fn reserve_files_end(
-        &self,
-        fence: &Fence,
-        files_end: &FilesEnd,
-    ) -> Result<(), CheckpointError>;
+    /// Records a fact about the shard's outputs past its checkpoint, fenced like a checkpoint
+    /// write ([`CheckpointError::LeaseLost`] once the lease has moved on); durable when this
+    /// returns. A checkpoint write clears the files end, not the alerts mark.
+    async fn mark(&self, fence: &Fence, mark: &Mark) -> Result<(), CheckpointError>;
 
-    /// The shard's last reservation, if any; it holds only while `after` is the checkpoint's
-    /// position.
-    async fn files_end(&self, shard_id: &str) -> Result<Option<FilesEnd>, CheckpointError>;
+    /// The shard's marks, as last recorded.
+    async fn marks(&self, shard_id: &str) -> Result<Marks, CheckpointError>;
 }

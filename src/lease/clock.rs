@@ -6,6 +6,11 @@
 //! the deadline at each confirmed renewal; sinks ask [`LeaseClock::holds`] before each write, so
 //! a worker that was frozen, cut off or whose calls hang stops writing for a shard on its own
 //! clock, even when no call to the lease table ever completes.
+//!
+//! Once a lease has run out on this clock it stays out, even if a renewal sent before is
+//! confirmed later: a sink may already have left a batch of it unwritten, and must not go on to
+//! acknowledge a later barrier over the gap. The coordinator stops the lease's reader, and the
+//! shard is read again under a new lease.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +29,8 @@ pub struct LeaseClock {
 struct Held {
     generation: u64,
     until: Instant,
+    /// Ran out once: never trusted again.
+    expired: bool,
 }
 
 impl LeaseClock {
@@ -39,11 +46,16 @@ impl LeaseClock {
     pub fn renewed(&self, shard_id: &ShardId, generation: u64, sent: Instant) {
         let until = sent + self.trust;
         let mut shards = self.shards.lock().expect("lease clock lock");
-        let held = shards
-            .entry(shard_id.clone())
-            .or_insert(Held { generation, until });
-        if generation > held.generation || (generation == held.generation && until > held.until) {
-            *held = Held { generation, until };
+        let fresh = Held {
+            generation,
+            until,
+            expired: false,
+        };
+        let held = shards.entry(shard_id.clone()).or_insert(fresh);
+        if generation > held.generation
+            || (generation == held.generation && !held.expired && until > held.until)
+        {
+            *held = fresh;
         }
     }
 
@@ -53,10 +65,12 @@ impl LeaseClock {
     }
 
     fn holds_at(&self, shard_id: &ShardId, generation: u64, now: Instant) -> bool {
-        let shards = self.shards.lock().expect("lease clock lock");
-        shards
-            .get(shard_id)
-            .is_some_and(|held| held.generation == generation && now < held.until)
+        let mut shards = self.shards.lock().expect("lease clock lock");
+        let Some(held) = shards.get_mut(shard_id) else {
+            return false;
+        };
+        held.expired |= now >= held.until;
+        held.generation == generation && !held.expired
     }
 
     /// The lease of `generation` is let go or lost: nothing more is written under it.
@@ -83,13 +97,29 @@ mod tests {
         assert!(!clock.holds_at(&shard, 1, start), "never taken");
         clock.renewed(&shard, 1, start);
         assert!(clock.holds_at(&shard, 1, start + Duration::from_secs(7)));
-        assert!(!clock.holds_at(&shard, 1, start + Duration::from_secs(8)));
         assert!(!clock.holds_at(&shard, 2, start), "another generation");
         clock.renewed(&shard, 1, start + Duration::from_secs(5));
         assert!(clock.holds_at(&shard, 1, start + Duration::from_secs(12)));
         // A renewal answered late, sent before a newer one, does not shorten the deadline.
         clock.renewed(&shard, 1, start + Duration::from_secs(1));
         assert!(clock.holds_at(&shard, 1, start + Duration::from_secs(12)));
+        assert!(!clock.holds_at(&shard, 1, start + Duration::from_secs(13)));
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_stays_out_though_a_late_renewal_is_confirmed() {
+        let clock = LeaseClock::new(Duration::from_secs(8));
+        let shard: ShardId = "shard-1".into();
+        let start = Instant::now();
+        clock.renewed(&shard, 1, start);
+        assert!(!clock.holds_at(&shard, 1, start + Duration::from_secs(9)));
+        clock.renewed(&shard, 1, start + Duration::from_secs(7));
+        assert!(
+            !clock.holds_at(&shard, 1, start + Duration::from_secs(10)),
+            "a sink may have left a gap: the generation is done"
+        );
+        clock.renewed(&shard, 2, start + Duration::from_secs(10));
+        assert!(clock.holds_at(&shard, 2, start + Duration::from_secs(11)));
     }
 
     #[test]

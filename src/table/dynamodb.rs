@@ -1,10 +1,16 @@
 //! The ticks table in DynamoDB: `BatchWriteItem` in 25-item requests, several in flight, with
 //! unprocessed items retried with backoff. A call returns only when every item is written.
+//!
+//! Tick items are the same whichever owner of a shard writes them, so a plain put is
+//! idempotent. A one-minute bar is rewritten as its minute fills, so an owner that lost its lease
+//! could write an older bar over a newer one: bars go one `PutItem` each (a batch cannot carry a
+//! condition), on condition that the stored bar has no more trades, so a bar never goes back.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::{StreamExt, TryStreamExt};
 
@@ -97,6 +103,36 @@ fn attribute_map(item: &Item) -> HashMap<String, AttributeValue> {
     attributes.0
 }
 
+/// Writes one bar unless the table holds a later version of it (more trades); a later version
+/// already there counts as written.
+async fn put_bar(client: &Client, table_name: &str, item: &Item<'_>) -> Result<(), TableError> {
+    let attributes = attribute_map(item);
+    let trades = attributes
+        .get("trades")
+        .cloned()
+        .expect("a bar item has its trades");
+    let written = client
+        .put_item()
+        .table_name(table_name)
+        .set_item(Some(attributes))
+        .condition_expression("attribute_not_exists(trades) OR trades <= :trades")
+        .expression_attribute_values(":trades", trades)
+        .send()
+        .await;
+    match written {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => {
+            tracing::debug!("A later version of a bar is in the table; this one is not written.");
+            Ok(())
+        }
+        Err(error) => Err(TableError::Write {
+            items: 1,
+            retryable: aws::is_retryable(&error),
+            message: aws::describe(&error),
+        }),
+    }
+}
+
 fn write_request(item: &Item) -> WriteRequest {
     let put = PutRequest::builder()
         .set_item(Some(attribute_map(item)))
@@ -109,11 +145,23 @@ fn write_request(item: &Item) -> WriteRequest {
 impl TicksTable for DynamoTicksTable {
     async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
         let mut batches: Vec<Vec<WriteRequest>> = Vec::with_capacity(items.len().div_ceil(BATCH));
-        for chunk in items.chunks(BATCH) {
-            batches.push(chunk.iter().map(write_request).collect());
+        let mut bars = Vec::new();
+        for item in items {
+            if matches!(item, Item::Bar { .. }) {
+                bars.push(put_bar(&self.client, &self.table_name, item));
+                continue;
+            }
+            match batches.last_mut() {
+                Some(batch) if batch.len() < BATCH => batch.push(write_request(item)),
+                _ => batches.push(vec![write_request(item)]),
+            }
         }
         futures::stream::iter(batches)
             .map(|batch| self.write_batch(batch))
+            .buffer_unordered(self.concurrency)
+            .try_collect::<()>()
+            .await?;
+        futures::stream::iter(bars)
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()
             .await

@@ -180,6 +180,53 @@ pub async fn subscribed_queue(config: &SdkConfig, topic_arn: &str) -> String {
     queue_url
 }
 
+/// A new FIFO SNS topic and a FIFO SQS queue subscribed to it; returns the topic's ARN and the
+/// queue's URL. SNS drops a message whose de-duplication id it took in the last five minutes.
+pub async fn fifo_topic_and_queue(config: &SdkConfig) -> (String, String) {
+    let (sns, sqs) = (
+        aws_sdk_sns::Client::new(config),
+        aws_sdk_sqs::Client::new(config),
+    );
+    let name = unique("alerts");
+    let topic = sns
+        .create_topic()
+        .name(format!("{name}.fifo"))
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(arn.clone())
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&arn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    (topic, queue_url)
+}
+
 /// Sum of a metric's data points of the last hour (GetMetricStatistics).
 pub async fn metric_sum(config: &SdkConfig, namespace: &str, name: &str) -> f64 {
     use aws_sdk_cloudwatch::primitives::DateTime;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use bytes::Bytes;
-use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
+use kinetick::producer::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{aws_env, s3, subscribed_queue, topic, unique};
@@ -165,6 +165,28 @@ impl Run {
         child.wait().unwrap();
         self.log.take().expect("a log")
     }
+
+    /// SIGSTOP: the run stalls as a frozen VM or a long pause would, holding its leases, buffers
+    /// and connections as they are, until [`Run::thaw`]. (Dropping a frozen run still kills it.)
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: a frozen run resumes where it stopped, unaware of the time that passed.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let id = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").arg(signal).arg(&id).status().unwrap();
+        assert!(status.success(), "kill {signal} {id}");
+    }
+
+    /// What the run has logged so far (see [`RunLog::text`]).
+    pub fn log_text(&self) -> Option<String> {
+        self.log.as_ref().expect("a log").text()
+    }
 }
 
 impl Drop for Run {
@@ -181,6 +203,16 @@ impl Drop for Run {
 /// a run that already stopped went through.
 #[must_use = "the log is deleted when dropped"]
 pub struct RunLog(PathBuf);
+
+impl RunLog {
+    /// The log's JSON lines; `None` with `TEST_RUN_LOGS=1`, when the log goes to the test's
+    /// output instead of the file.
+    pub fn text(&self) -> Option<String> {
+        std::env::var_os("TEST_RUN_LOGS")
+            .is_none()
+            .then(|| std::fs::read_to_string(&self.0).unwrap_or_default())
+    }
+}
 
 impl Drop for RunLog {
     fn drop(&mut self) {

@@ -7,25 +7,34 @@
 //! sinks take the previous one: the reader waits for that hand-off before it makes the next, so
 //! batches reach the sinks in order and a slow sink slows the reader.
 
+mod handoff;
+mod marks;
+mod resume;
+mod route;
+mod schedule;
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backon::Retryable;
 use foldhash::HashMap;
 
+use self::handoff::{Candidate, HandOff, SinkHandoff};
+use self::marks::ResumeMarks;
+use self::resume::{inherit_state, load_checkpoint, load_marks};
+use self::route::{Routed, route};
+use self::schedule::first_barrier_after;
 use super::checkpointer::Checkpointer;
 use super::fatal::Fatal;
 use super::sink::Sinks;
-use super::symbol_aggregator::{Aggregate, PendingTick, SymbolAggregator, TakeSnapshot};
-use crate::barrier::{CommittedPositions, FinishedEmpty, Propose, ShardBatch, SinkError};
-use crate::checkpoint::{Checkpoint, CheckpointStore, ShardSnapshot};
+use super::symbol_aggregator::{Aggregate, SymbolAggregator};
+use crate::barrier::{CommittedPositions, FinishedEmpty};
+use crate::checkpoint::CheckpointStore;
 use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
-use crate::model::dead_letter::DeadLetter;
-use crate::model::decode::{DecodeLimits, decode_tick};
+use crate::model::decode::DecodeLimits;
 use crate::model::rules::RuleConfig;
 use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
@@ -116,20 +125,17 @@ pub struct ShardReader {
     barrier_after_records: u64,
     barrier_due_at: Instant,
     newest_arrival_ms: i64,
-    /// Where the shard's next files must end, reserved by an earlier owner after the checkpoint
-    /// this reader resumed from: the next barrier falls exactly there, and none before it
-    /// ([`crate::barrier::files`]).
-    files_end: Option<Position>,
-    /// The records of a read past `files_end`, processed before the next read.
+    /// What an earlier owner left to keep to: the reserved end of the next files (the next
+    /// barrier falls exactly there, and none before it; [`crate::barrier::files`]) and how far
+    /// alerts are published.
+    marks: ResumeMarks,
+    /// The records of a read past a mark, processed before the next read.
     carried: Option<ReadBatch>,
     /// The previous batch's hand-off to the sinks, still running.
     sending: Option<SinkHandoff>,
     /// The last batch is handed off: the sinks may still be writing it after this reader stops.
     finished: bool,
 }
-
-/// A batch being handed to the sinks; its error ends the reader.
-type SinkHandoff = tokio::task::JoinHandle<Result<(), String>>;
 
 enum Flow {
     Continue,
@@ -160,7 +166,7 @@ impl ShardReader {
             barrier_after_records,
             barrier_due_at,
             newest_arrival_ms: 0,
-            files_end: None,
+            marks: ResumeMarks::default(),
             carried: None,
             sending: None,
             finished: false,
@@ -238,126 +244,46 @@ impl ShardReader {
         );
     }
 
-    /// Holds back the records of `batch` past a reserved files end, for the next round, and
-    /// says whether the batch reaches that end.
-    fn cut_at_files_end(&mut self, batch: &mut ReadBatch) -> bool {
-        let Some(end) = self.files_end.clone() else {
-            return false;
-        };
-        self.carried = batch.split_after(&end);
-        let reached = batch.records.last().is_some_and(|r| r.position == end);
-        let passed = batch.records.is_empty() && self.carried.is_some();
-        if reached {
-            self.files_end = None;
-        } else if passed || batch.shard_end {
-            // The reserved record is gone from the stream (trimmed), so no owner can end a file
-            // there any more: barriers go back to their usual places.
-            tracing::warn!(shard_id = %self.shard_id, %end,
-                "The reserved end of the shard's files is no longer in the stream.");
-            self.files_end = None;
-        }
-        reached
-    }
-
     /// Decodes and routes one read, then hands it to the sinks (with a barrier when one is due).
     fn process(&mut self, mut batch: ReadBatch) -> Pin<Box<dyn ActorFuture<Self, Output = Flow>>> {
-        let at_files_end = self.cut_at_files_end(&mut batch);
+        let cut = self.marks.cut(&self.shard_id, &mut batch);
+        self.carried = cut.rest;
         let ReadBatch {
             records,
             millis_behind_latest,
             shard_end,
         } = batch;
-        let metrics = &self.links.metrics;
-        if let Some(behind) = millis_behind_latest {
-            metrics.set_gauge(
-                ShardGauge::MillisBehindLatest,
-                &self.shard_id,
-                behind as f64,
-            );
-        }
-        let record_count = records.len();
-        metrics.add(Counter::RecordsProcessed, record_count as u64);
-        metrics.add(
-            Counter::BytesProcessed,
-            records.iter().map(|r| r.data.len() as u64).sum(),
+        let record_count = records.len() as u64;
+        self.count_read(&records, millis_behind_latest);
+        let Routed {
+            groups,
+            dead_letters,
+        } = route(
+            &self.shard_id,
+            records,
+            &self.settings.decode_limits,
+            self.group_capacity(record_count as usize),
         );
-        if let Some(last) = records.last() {
-            self.last_position = Some(last.position.clone());
-            self.newest_arrival_ms = self.newest_arrival_ms.max(last.arrival_time_ms);
-        }
-
-        // Each symbol's ticks go to its aggregator in one message.
-        let mut group_of: HashMap<Symbol, u32> = HashMap::default();
-        let mut groups: Vec<(Symbol, Vec<PendingTick>)> = Vec::new();
-        // A group starts with room for a quarter more than a fair share of the read among the
-        // symbols the shard has seen, so that filling it seldom moves it (a move copies its
-        // ticks); a shard's first read has seen none, and takes a guess.
-        let fair_share = match self.aggregators.len() {
-            0 => 16,
-            symbols => (record_count.div_ceil(symbols) * 5 / 4).max(1),
-        };
-        let mut dead_letters = Vec::new();
-        for record in records {
-            match decode_tick(&record.data, &self.settings.decode_limits) {
-                Ok(tick) => {
-                    let group = match group_of.get(&tick.symbol) {
-                        Some(&group) => group,
-                        None => {
-                            let group = groups.len() as u32;
-                            group_of.insert(tick.symbol.clone(), group);
-                            groups.push((tick.symbol.clone(), Vec::with_capacity(fair_share)));
-                            group
-                        }
-                    };
-                    groups[group as usize].1.push(PendingTick {
-                        tick,
-                        position: record.position,
-                        arrival_time_ms: record.arrival_time_ms,
-                    });
-                }
-                Err(rejection) => dead_letters.push(DeadLetter {
-                    shard_id: self.shard_id.clone(),
-                    position: record.position,
-                    partition_key: record.partition_key,
-                    arrival_time_ms: record.arrival_time_ms,
-                    reason_code: rejection.code(),
-                    reason: rejection.to_string(),
-                    data: record.data,
-                }),
-            }
-        }
-        if let Some(first) = dead_letters.first() {
-            metrics.add(Counter::DeadLetters, dead_letters.len() as u64);
-            tracing::warn!(shard_id = %self.shard_id, count = dead_letters.len(), reason = %first.reason,
-                position = %first.position, "Records rejected and dead-lettered.");
-        }
+        self.count_rejected(&dead_letters);
         let requests: Vec<_> = groups
             .into_iter()
             .map(|(symbol, ticks)| {
-                let sent = ticks.len();
-                let reply = self.aggregator(&symbol, None).send(Aggregate(ticks));
-                async move { (sent, reply.await) }
+                (
+                    ticks.len(),
+                    self.aggregator(&symbol, None).send(Aggregate(ticks)),
+                )
             })
             .collect();
 
         // Short of a reserved files end, the reader reads on even when asked to stop, and makes
         // no barrier before it: the end is one record read by an earlier owner, soon reached.
-        let held = self.files_end.is_some();
+        let held = self.marks.files_end().is_some();
         let last = !held && (shard_end || self.control.stopping());
-        self.records_since_barrier += record_count as u64;
-        let due = !held
-            && (self.records_since_barrier >= self.barrier_after_records
-                || Instant::now() >= self.barrier_due_at);
-        let barrier = match &self.last_position {
-            Some(position)
-                if at_files_end
-                    || last
-                    || (due && self.last_barrier.as_ref() != Some(position)) =>
-            {
-                Some(position.clone())
-            }
-            _ => None,
-        };
+        if last && self.last_position.is_none() && shard_end && !self.aggregators.is_empty() {
+            // A child that ends before any record still checkpoints the state it inherited, or
+            // its own children would start without it.
+            self.last_position = Some(Position::before_any());
+        }
         if last && self.last_position.is_none() {
             self.links.checkpointer.do_send(FinishedEmpty {
                 shard_id: self.shard_id.clone(),
@@ -366,111 +292,21 @@ impl ShardReader {
             });
             return Box::pin(fut::ready(Flow::Finish));
         }
-        let proposal = barrier.clone().map(|position| {
-            let proposal = (position, self.records_since_barrier, self.newest_arrival_ms);
-            self.last_barrier = barrier.clone();
-            self.records_since_barrier = 0;
-            self.barrier_after_records = self.settings.checkpoint_max_records;
-            self.barrier_due_at = Instant::now() + self.settings.checkpoint_interval;
-            proposal
-        });
-        let snapshot_from: Vec<_> = match proposal {
-            Some(_) => self.aggregators.values().cloned().collect(),
-            None => Vec::new(),
+        let candidate = self.next_barrier(record_count, cut.at_files_end || last, held);
+        let handoff = HandOff {
+            shard_id: self.shard_id.clone(),
+            fence: self.assignment.fence.clone(),
+            through: self.last_position.clone(),
+            links: self.links.clone(),
+            requests,
+            alerts_published: cut.alerts_published,
+            dead_letters,
+            candidate,
+            last,
+            shard_end,
+            previous: self.sending.take(),
         };
-
-        let shard_id = self.shard_id.clone();
-        let fence = self.assignment.fence.clone();
-        let links = self.links.clone();
-        let previous = self.sending.take();
-        let handoff = async move {
-            let mut alerts = Vec::new();
-            let mut bars = Vec::new();
-            let mut chunks = Vec::with_capacity(requests.len());
-            // The messages are already queued, so awaiting the replies one by one waits no
-            // longer than `join_all`, without a task per symbol.
-            for request in requests {
-                let (sent, result) = request.await;
-                let aggregated = result
-                    .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
-                if aggregated.ticks.len() != sent {
-                    return Err(format!(
-                        "a symbol aggregator of shard {shard_id} returned {} of {sent} ticks",
-                        aggregated.ticks.len()
-                    ));
-                }
-                chunks.push(aggregated.ticks);
-                alerts.extend(aggregated.alerts);
-                bars.extend(aggregated.bars);
-                links
-                    .metrics
-                    .add(Counter::BarLateTicks, aggregated.late_for_bars);
-            }
-            let anomalies = chunks
-                .iter()
-                .flat_map(|chunk| chunk.iter())
-                .filter(|t| t.anomaly);
-            links
-                .metrics
-                .add(Counter::AnomaliesDetected, anomalies.count() as u64);
-            alerts.sort_by(|a, b| a.id.cmp(&b.id));
-
-            if let Some((position, records, newest_arrival_ms)) = proposal {
-                let mut snapshot = ShardSnapshot::new();
-                for result in
-                    futures::future::join_all(snapshot_from.iter().map(|a| a.send(TakeSnapshot)))
-                        .await
-                {
-                    let (symbol, state) =
-                        result.map_err(|e| format!("snapshot of shard {shard_id} failed: {e}"))?;
-                    snapshot.insert(symbol, state);
-                }
-                let propose = Propose {
-                    shard_id: shard_id.clone(),
-                    fence: fence.clone(),
-                    position,
-                    snapshot,
-                    last,
-                    shard_end,
-                    records,
-                    newest_arrival_ms,
-                };
-                links
-                    .checkpointer
-                    .send(propose)
-                    .await
-                    .map_err(|e| format!("checkpointer unreachable: {e}"))?;
-            }
-            let batch = ShardBatch {
-                shard_id: shard_id.clone(),
-                fence,
-                ticks: chunks.into(),
-                alerts: alerts.into(),
-                bars: bars.into(),
-                dead_letters: dead_letters.into(),
-                barrier,
-            };
-            if let Some(previous) = previous {
-                previous.await.map_err(|e| {
-                    format!("hand-off to the sinks of shard {shard_id} failed: {e}")
-                })??;
-            }
-            let send = async move {
-                links
-                    .sinks
-                    .send(batch)
-                    .await
-                    .map_err(|e: SinkError| e.to_string())
-            };
-            // The last batch is handed off before the reader finishes; any other goes on while
-            // the next one is read.
-            if last {
-                send.await.map(|()| None)
-            } else {
-                Ok(Some(tokio::task::spawn_local(send)))
-            }
-        };
-        Box::pin(handoff.into_actor(self).map(move |result, act, ctx| match result {
+        Box::pin(handoff.run().into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) if last => {
                 act.finished = true;
                 tracing::info!(shard_id = %act.shard_id, shard_end, "Shard reader finished.");
@@ -486,6 +322,77 @@ impl ShardReader {
             }
         }))
     }
+
+    /// Counts a read in the metrics and moves the reader's position to its last record.
+    fn count_read(&mut self, records: &[crate::stream::Record], millis_behind_latest: Option<i64>) {
+        let metrics = &self.links.metrics;
+        if let Some(behind) = millis_behind_latest {
+            metrics.set_gauge(
+                ShardGauge::MillisBehindLatest,
+                &self.shard_id,
+                behind as f64,
+            );
+        }
+        metrics.add(Counter::RecordsProcessed, records.len() as u64);
+        metrics.add(
+            Counter::BytesProcessed,
+            records.iter().map(|r| r.data.len() as u64).sum(),
+        );
+        if let Some(last) = records.last() {
+            self.last_position = Some(last.position.clone());
+            self.newest_arrival_ms = self.newest_arrival_ms.max(last.arrival_time_ms);
+        }
+    }
+
+    fn count_rejected(&self, dead_letters: &[crate::model::dead_letter::DeadLetter]) {
+        let Some(first) = dead_letters.first() else {
+            return;
+        };
+        let metrics = &self.links.metrics;
+        metrics.add(Counter::DeadLetters, dead_letters.len() as u64);
+        for letter in dead_letters {
+            metrics.add_rejections(letter.reason_code, 1);
+        }
+        // People read a summary by reason every few seconds (`metrics::rejections`).
+        tracing::debug!(shard_id = %self.shard_id, count = dead_letters.len(), reason = %first.reason,
+            position = %first.position, "Records rejected and dead-lettered.");
+    }
+
+    /// Room for a quarter more than a fair share of a read of `records` among the symbols the
+    /// shard has seen, so that filling a group seldom moves it (a move copies its ticks); a
+    /// shard's first read has seen none, and takes a guess.
+    fn group_capacity(&self, records: usize) -> usize {
+        match self.aggregators.len() {
+            0 => 16,
+            symbols => (records.div_ceil(symbols) * 5 / 4).max(1),
+        }
+    }
+
+    /// The checkpoint candidate this read ends with, if a barrier falls here: when `forced`
+    /// (the reserved files end, or the reader's last read), or when one is due and barriers are
+    /// not `held` back for a reserved end.
+    fn next_barrier(&mut self, records: u64, forced: bool, held: bool) -> Option<Candidate> {
+        self.records_since_barrier += records;
+        let due = !held
+            && (self.records_since_barrier >= self.barrier_after_records
+                || Instant::now() >= self.barrier_due_at);
+        let position = self.last_position.clone()?;
+        let fresh = self.last_barrier.as_ref() != Some(&position);
+        if !(forced || (due && fresh)) {
+            return None;
+        }
+        let candidate = Candidate {
+            position: position.clone(),
+            records: self.records_since_barrier,
+            newest_arrival_ms: self.newest_arrival_ms,
+            aggregators: self.aggregators.values().cloned().collect(),
+        };
+        self.last_barrier = Some(position);
+        self.records_since_barrier = 0;
+        self.barrier_after_records = self.settings.checkpoint_max_records;
+        self.barrier_due_at = Instant::now() + self.settings.checkpoint_interval;
+        Some(candidate)
+    }
 }
 
 impl Actor for ShardReader {
@@ -500,7 +407,7 @@ impl Actor for ShardReader {
         let initial = self.settings.initial_position.clone();
         let open = async move {
             let checkpoint = load_checkpoint(&*checkpoints, &shard.id).await?;
-            let files_end = load_files_end(&*checkpoints, &shard.id, checkpoint.as_ref()).await?;
+            let marks = load_marks(&*checkpoints, &shard.id, checkpoint.as_ref()).await?;
             let (start, inherited) = match &checkpoint {
                 Some(checkpoint) => (StartPosition::After(checkpoint.position.clone()), None),
                 // A child of a reshard starts at its beginning, with its symbols' state as its
@@ -515,15 +422,15 @@ impl Actor for ShardReader {
                 .open_shard(&shard.id, start)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((checkpoint, files_end, inherited, cursor))
+            Ok::<_, String>((checkpoint, marks, inherited, cursor))
         };
         ctx.wait(open.into_actor(self).map(|result, act, ctx| match result {
-            Ok((checkpoint, files_end, inherited, cursor)) => {
-                if let Some(end) = &files_end {
+            Ok((checkpoint, marks, inherited, cursor)) => {
+                act.marks = ResumeMarks::new(marks, checkpoint.as_ref().map(|c| &c.position));
+                if let Some(end) = act.marks.files_end() {
                     tracing::info!(shard_id = %act.shard_id, %end,
                         "Ending the first files where an earlier owner reserved their end.");
                 }
-                act.files_end = files_end;
                 if let Some(checkpoint) = checkpoint {
                     tracing::info!(shard_id = %act.shard_id, position = %checkpoint.position,
                         symbols = checkpoint.snapshot.len(), generation = act.generation(),
@@ -562,98 +469,5 @@ impl Actor for ShardReader {
                 .committed
                 .retire(&self.shard_id, self.generation());
         }
-    }
-}
-
-/// Records before a shard's first barrier: `max_records` shortened by a fraction set by the
-/// shard's number. Evenly loaded shards would otherwise reach every record-count barrier
-/// together, and the lake would encode all their files, and the checkpointer snapshot all their
-/// windows, at the same moment, with every shard's rows held meanwhile. Golden-ratio steps
-/// spread any run of shard numbers evenly; ids without a number take a hash.
-fn first_barrier_after(shard_id: &str, max_records: u64) -> u64 {
-    const GOLDEN_FRACTION: f64 = 0.618_033_988_749_895;
-    let digits = shard_id.trim_start_matches(|c: char| !c.is_ascii_digit());
-    let number = digits.parse::<u64>().unwrap_or_else(|_| {
-        // FNV-1a: fixed, so a shard's barriers fall in the same places on every run.
-        shard_id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        })
-    });
-    let fraction = (number as f64 * GOLDEN_FRACTION).fract();
-    let shortened = max_records - (max_records as f64 * fraction) as u64;
-    shortened.max(1)
-}
-
-/// The end an earlier owner reserved for the files that follow `checkpoint`, if any.
-async fn load_files_end(
-    checkpoints: &dyn CheckpointStore,
-    shard_id: &ShardId,
-    checkpoint: Option<&Checkpoint>,
-) -> Result<Option<Position>, String> {
-    let reserved = (|| checkpoints.files_end(shard_id))
-        .retry(crate::retry::backoff())
-        .when(|e| e.is_retryable())
-        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint read failed, retrying."))
-        .await
-        .map_err(|e| e.to_string())?;
-    let after = checkpoint.map(|c| &c.position);
-    Ok(reserved
-        .filter(|r| r.after.as_ref() == after && after.is_none_or(|a| a < &r.end))
-        .map(|r| r.end))
-}
-
-async fn load_checkpoint(
-    checkpoints: &dyn CheckpointStore,
-    shard_id: &ShardId,
-) -> Result<Option<Checkpoint>, String> {
-    (|| checkpoints.load(shard_id))
-        .retry(crate::retry::backoff())
-        .when(|e| e.is_retryable())
-        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint read failed, retrying."))
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// The final window state of a child shard's parents, for the symbols whose partition keys now
-/// hash into the child (the partition key is the symbol).
-async fn inherit_state(
-    checkpoints: &dyn CheckpointStore,
-    child: &ShardInfo,
-) -> Result<ShardSnapshot, String> {
-    let mut state = ShardSnapshot::new();
-    for parent in child.parents() {
-        let Some(checkpoint) = load_checkpoint(checkpoints, parent).await? else {
-            continue;
-        };
-        state.extend(checkpoint.snapshot.into_iter().filter(|(symbol, _)| {
-            child
-                .hash_range
-                .is_none_or(|range| range.holds_key(symbol.as_str()))
-        }));
-    }
-    Ok(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_reach_their_first_barrier_apart() {
-        let firsts: Vec<u64> = (0..4)
-            .map(|n| first_barrier_after(&format!("shardId-{n:012}"), 20_000))
-            .collect();
-        assert_eq!(firsts[0], 20_000);
-        let mut sorted = firsts.clone();
-        sorted.sort_unstable();
-        for pair in sorted.windows(2) {
-            assert!(pair[1] - pair[0] >= 2_000, "{firsts:?}");
-        }
-        assert!(firsts.iter().all(|&n| (1..=20_000).contains(&n)));
-        // Any id works, and always gives the same answer.
-        let odd = first_barrier_after("local-shard", 20_000);
-        assert_eq!(odd, first_barrier_after("local-shard", 20_000));
-        assert!((1..=20_000).contains(&odd));
-        assert_eq!(first_barrier_after("shardId-000000000007", 1), 1);
     }
 }

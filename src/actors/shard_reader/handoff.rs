@@ -1,0 +1,157 @@
+//! One read's way to the sinks, apart from the reader: the aggregators' replies collected, the
+//! barrier's snapshot taken and proposed to the checkpointer, then the batch handed to every sink
+//! once the previous batch of the shard is taken.
+
+use actix::dev::Request;
+use actix::prelude::*;
+
+use super::ReaderLinks;
+use crate::actors::symbol_aggregator::{Aggregate, SymbolAggregator, TakeSnapshot};
+use crate::barrier::{Propose, ShardBatch, SinkError};
+use crate::checkpoint::ShardSnapshot;
+use crate::lease::Fence;
+use crate::metrics::Counter;
+use crate::model::dead_letter::DeadLetter;
+use crate::model::tick::Position;
+use crate::stream::ShardId;
+
+/// A batch being handed to the sinks; its error ends the reader.
+pub(super) type SinkHandoff = tokio::task::JoinHandle<Result<(), String>>;
+
+/// The checkpoint candidate a read ends with.
+pub(super) struct Candidate {
+    pub position: Position,
+    /// Records read since the previous candidate.
+    pub records: u64,
+    pub newest_arrival_ms: i64,
+    /// The aggregators whose state makes the snapshot.
+    pub aggregators: Vec<Addr<SymbolAggregator>>,
+}
+
+pub(super) struct HandOff {
+    pub shard_id: ShardId,
+    pub fence: Fence,
+    pub through: Option<Position>,
+    pub links: ReaderLinks,
+    /// Each symbol's request to its aggregator, with the number of ticks sent.
+    pub requests: Vec<(usize, Request<SymbolAggregator, Aggregate>)>,
+    /// The read's alerts were published before (an earlier owner marked them): not sent again.
+    pub alerts_published: bool,
+    pub dead_letters: Vec<DeadLetter>,
+    pub candidate: Option<Candidate>,
+    /// The reader's last batch: handed off before the reader finishes.
+    pub last: bool,
+    pub shard_end: bool,
+    /// The shard's previous batch, still being handed off.
+    pub previous: Option<SinkHandoff>,
+}
+
+impl HandOff {
+    /// Runs the hand-off; for any batch but the last, the sinks take it in a task of its own,
+    /// returned, so the reader reads on meanwhile.
+    pub async fn run(self) -> Result<Option<SinkHandoff>, String> {
+        let shard_id = self.shard_id.clone();
+        let mut alerts = Vec::new();
+        let mut bars = Vec::new();
+        let mut chunks = Vec::with_capacity(self.requests.len());
+        // The messages are already queued, so awaiting the replies one by one waits no longer
+        // than `join_all`, without a task per symbol.
+        for (sent, request) in self.requests {
+            let aggregated = request
+                .await
+                .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
+            if aggregated.ticks.len() != sent {
+                return Err(format!(
+                    "a symbol aggregator of shard {shard_id} returned {} of {sent} ticks",
+                    aggregated.ticks.len()
+                ));
+            }
+            chunks.push(aggregated.ticks);
+            if !self.alerts_published {
+                alerts.extend(aggregated.alerts);
+            }
+            bars.extend(aggregated.bars);
+            let metrics = &self.links.metrics;
+            metrics.add(Counter::BarLateTicks, aggregated.late_for_bars);
+        }
+        let anomalies = chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .filter(|t| t.anomaly);
+        let metrics = &self.links.metrics;
+        metrics.add(Counter::AnomaliesDetected, anomalies.count() as u64);
+        alerts.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let barrier = self.candidate.as_ref().map(|c| c.position.clone());
+        if let Some(candidate) = self.candidate {
+            propose(
+                &self.links,
+                &self.fence,
+                candidate,
+                self.last,
+                self.shard_end,
+            )
+            .await?;
+        }
+        let batch = ShardBatch {
+            shard_id: shard_id.clone(),
+            fence: self.fence,
+            through: self.through,
+            ticks: chunks.into(),
+            alerts: alerts.into(),
+            bars: bars.into(),
+            dead_letters: self.dead_letters.into(),
+            barrier,
+        };
+        if let Some(previous) = self.previous {
+            previous
+                .await
+                .map_err(|e| format!("hand-off to the sinks of shard {shard_id} failed: {e}"))??;
+        }
+        let sinks = self.links.sinks;
+        let send = async move {
+            sinks
+                .send(batch)
+                .await
+                .map_err(|e: SinkError| e.to_string())
+        };
+        if self.last {
+            send.await.map(|()| None)
+        } else {
+            Ok(Some(tokio::task::spawn_local(send)))
+        }
+    }
+}
+
+/// Takes the snapshot of every aggregator and proposes the candidate to the checkpointer.
+async fn propose(
+    links: &ReaderLinks,
+    fence: &Fence,
+    candidate: Candidate,
+    last: bool,
+    shard_end: bool,
+) -> Result<(), String> {
+    let shard_id = &fence.shard_id;
+    let mut snapshot = ShardSnapshot::new();
+    let replies = candidate.aggregators.iter().map(|a| a.send(TakeSnapshot));
+    for reply in futures::future::join_all(replies).await {
+        let (symbol, state) =
+            reply.map_err(|e| format!("snapshot of shard {shard_id} failed: {e}"))?;
+        snapshot.insert(symbol, state);
+    }
+    let propose = Propose {
+        shard_id: shard_id.clone(),
+        fence: fence.clone(),
+        position: candidate.position,
+        snapshot,
+        last,
+        shard_end,
+        records: candidate.records,
+        newest_arrival_ms: candidate.newest_arrival_ms,
+    };
+    links
+        .checkpointer
+        .send(propose)
+        .await
+        .map_err(|e| format!("checkpointer unreachable: {e}"))
+}
