@@ -6,8 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::demo::{self, DemoOptions};
-use crate::model::simulator::SimulatorConfig;
 use crate::producer::simulated::SimulatedRun;
+use crate::producer::simulator::SimulatorConfig;
 use crate::producer::yahoo::{DEFAULT_QUOTE_URL, YahooRun};
 use crate::producer::{self, ProducerError, Stats};
 use crate::telemetry::{LogFormat, LogTarget};
@@ -61,9 +61,10 @@ pub struct DemoArgs {
     /// Shards of the in-process stream.
     #[arg(long, default_value_t = 4)]
     pub shards: usize,
-    /// Output directory: Parquet lake, ticks table, alerts, dead letters and checkpoints.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    /// Output directory: Parquet lake, ticks table, alerts, dead letters and checkpoints
+    /// [default: the `local.dir` setting, `out`].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Simulator seed: the same seed gives the same market.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -142,6 +143,20 @@ pub struct ReplayArgs {
     pub no_progress: bool,
 }
 
+impl DemoArgs {
+    /// The demo's options; the output directory defaults to the `local.dir` setting.
+    pub fn options(self, config: &Config) -> DemoOptions {
+        DemoOptions {
+            ticks: self.ticks,
+            symbols: self.symbols,
+            shards: self.shards,
+            out: self.out.unwrap_or_else(|| config.local.dir.clone()),
+            seed: self.seed,
+            progress: !self.no_progress,
+        }
+    }
+}
+
 impl Command {
     /// Where this command logs.
     pub fn log_target(&self) -> LogTarget {
@@ -168,14 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Demo(args) => {
-            let options = DemoOptions {
-                ticks: args.ticks,
-                symbols: args.symbols,
-                shards: args.shards,
-                out: args.out,
-                seed: args.seed,
-                progress: !args.no_progress,
-            };
+            let options = args.options(&config);
             let summary = demo::run(config, options).await?;
             print!("{summary}");
             Ok(())
@@ -285,4 +293,32 @@ fn report(stats: &Stats, result: Result<(), ProducerError>) -> anyhow::Result<()
     result?;
     anyhow::ensure!(stats.failed == 0, "{} records were not sent", stats.failed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_args(args: &[&str]) -> DemoArgs {
+        let cli = Cli::try_parse_from([&["kinetick", "demo"], args].concat()).unwrap();
+        match cli.command {
+            Command::Demo(args) => args,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn demo_output_defaults_to_the_local_dir_setting() {
+        let mut config = Config::default();
+        assert_eq!(demo_args(&[]).options(&config).out, PathBuf::from("out"));
+        config.local.dir = PathBuf::from("/data/kinetick");
+        assert_eq!(
+            demo_args(&[]).options(&config).out,
+            PathBuf::from("/data/kinetick")
+        );
+        assert_eq!(
+            demo_args(&["--out", "elsewhere"]).options(&config).out,
+            PathBuf::from("elsewhere")
+        );
+    }
 }

@@ -222,17 +222,13 @@ fn folder<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D
 }
 
 /// The alerter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct AlertsConfig {
-    /// Print each alert on stdout (local alert sink).
+    /// `kinetick demo`: also print each alert on stdout (they are always in `alerts.jsonl`). Off
+    /// by default: the demo raises alerts by the thousand, and the terminal is for its progress
+    /// and summary; on a terminal the alert lines take the progress bar's place.
     pub print: bool,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self { print: true }
-    }
 }
 
 /// Metrics publishing.
@@ -259,6 +255,7 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct LocalConfig {
+    /// Output directory of `kinetick demo` when `--out` is not given.
     pub dir: PathBuf,
 }
 

@@ -21,8 +21,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::config::Config;
 use crate::metrics::{Counter, Metrics};
-use crate::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
-use crate::pipeline::{Pipeline, Ports};
+use crate::pipeline::Pipeline;
+use crate::ports::Ports;
+use crate::producer::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
+use crate::shutdown;
 use crate::stream::StartPosition;
 use crate::stream::local::LocalStream;
 
@@ -71,15 +73,15 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
     anyhow::ensure!(options.shards > 0, "--shards must be at least 1");
     anyhow::ensure!(options.symbols > 0, "--symbols must be at least 1");
     clear_previous_output(&options.out)?;
-    config.local.dir = options.out.clone();
     // The demo's only worker takes every shard in its first round.
     config.lease.max_moves_per_poll = config.lease.max_moves_per_poll.max(options.shards);
     let out = &options.out;
     let stream = LocalStream::new(options.shards, SHARD_CAPACITY);
-    let ports = Ports::local(out, stream.clone(), false)?;
+    let print_alerts = config.alerts.print;
+    let ports = Ports::local(out, stream.clone(), print_alerts)?;
 
     let started = Instant::now();
-    let mut pipeline = Pipeline::start(
+    let pipeline = Pipeline::start(
         &config,
         ports,
         StartPosition::TrimHorizon,
@@ -92,23 +94,17 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
         ..SimulatorConfig::default()
     };
     let producer = spawn_producer(stream, simulator, options.ticks);
-    let progress = Progress::start(pipeline.metrics().clone(), options.ticks, options.progress);
-
-    let ended = tokio::select! {
-        result = pipeline.wait() => Some(result),
-        _ = tokio::signal::ctrl_c() => None,
-    };
-    let result = match ended {
-        Some(result) => result,
-        None => {
-            tracing::warn!("Interrupted: checkpointing what was read.");
-            pipeline.request_stop();
-            pipeline.wait().await
-        }
-    };
-    progress.finish();
     let metrics = pipeline.metrics().clone();
-    pipeline.close().await;
+    // Alert lines printed on the terminal would be drawn through the bar: they show progress
+    // instead.
+    let bar = !(print_alerts && std::io::stdout().is_terminal());
+    let progress = Progress::start(metrics.clone(), options.ticks, options.progress, bar);
+
+    let result = shutdown::run_to_end(pipeline, |_| {
+        tracing::warn!("Interrupted: checkpointing what was read.");
+    })
+    .await;
+    progress.finish();
     result?;
     let elapsed = started.elapsed();
     let injected = producer
@@ -216,24 +212,33 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(metrics: Arc<Metrics>, total: u64, enabled: bool) -> Self {
+    /// Shows a bar when `bar` allows and stderr is a terminal.
+    fn start(metrics: Arc<Metrics>, total: u64, enabled: bool, bar: bool) -> Self {
         if !enabled {
             return Self {
                 task: None,
                 bar: None,
             };
         }
-        let terminal = std::io::stderr().is_terminal();
+        let terminal = bar && std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} {bar:30} {human_pos}/{human_len} records  {per_sec}  eta {eta}  {msg}",
+                    "{spinner} {bar:30} {human_pos}/{human_len} records  {rate}  eta {eta}  {msg}",
                 )
-                .expect("valid progress template"),
+                .expect("valid progress template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, out: &mut dyn fmt::Write| {
+                        let _ = out.write_str(&rate(state.per_sec()));
+                    },
+                ),
             );
             bar
         });
+        // Log lines (the rejection summary, warnings) are printed above the bar, not through it.
+        crate::telemetry::set_progress_bar(bar.clone());
         let shown = bar.clone();
         let task = actix::spawn(async move {
             let period = if terminal {
@@ -267,9 +272,15 @@ impl Progress {
             task.abort();
         }
         if let Some(bar) = self.bar {
+            crate::telemetry::set_progress_bar(None);
             bar.finish_and_clear();
         }
     }
+}
+
+/// Records per second as the progress bar shows them: a whole number, `236,713/s`.
+fn rate(per_second: f64) -> String {
+    format!("{}/s", indicatif::HumanCount(per_second.round() as u64))
 }
 
 impl fmt::Display for DemoSummary {
@@ -311,5 +322,17 @@ impl fmt::Display for DemoSummary {
             f,
             "  output     {out}/ticks/ (lake), {out}/table/ticks.jsonl, {out}/alerts.jsonl, {out}/dead-letters/"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_is_a_whole_number() {
+        assert_eq!(rate(236_713.400_2), "236,713/s");
+        assert_eq!(rate(0.6), "1/s");
+        assert_eq!(rate(0.0), "0/s");
     }
 }

@@ -2,11 +2,23 @@
 //!
 //! Map of the crate:
 //! - [`model`]: pure logic (ticks, decoding, windows, rules, lake and table formats, simulator).
-//! - [`actors`]: the pipeline stages (shard reader, symbol aggregator, sinks, checkpointer).
-//! - Ports, each a trait with a local and an AWS implementation side by side:
-//!   [`stream`] (shards and records), [`checkpoint`] (positions and window snapshots),
-//!   [`table`] (ticks table), [`objects`] (lake files and dead letters), [`alerts`] (alert sink),
-//!   [`metrics`] (counters and the publisher's sink).
+//! - [`actors`]: the pipeline stages (lease coordinator, shard reader, symbol aggregator, sinks,
+//!   checkpointer, metrics publisher).
+//! - [`barrier`]: the checkpoint barrier protocol, from a reader's proposal to the commit, its
+//!   messages and state in one place.
+//! - Ports, each a trait with a local and an AWS implementation side by side: [`stream`] (shards
+//!   and records), [`lease`] (who reads which shard: leases, the balancing rule, the hand-off),
+//!   [`checkpoint`] (positions and window snapshots), [`table`] (ticks table), [`objects`] (lake
+//!   files and dead letters), [`alerts`] (alert sink), [`metrics`] (counters and the publisher's
+//!   sink). [`ports`] assembles the local set and the AWS set beside each other; [`aws`] holds
+//!   what the AWS implementations share (SDK configuration, error judgement), [`retry`] their
+//!   retry policy.
+//! - Wiring and running: [`pipeline`] starts every stage connected to a set of ports;
+//!   [`shutdown`] runs it to its end (signals, flush, checkpoint, close) for both commands.
+//! - The front door: [`cli`] (commands and options), [`config`] (settings from defaults, file and
+//!   `KINETICK_...` variables), [`telemetry`] (logs), [`health`] (the container's health
+//!   endpoint), and one module per command: [`demo`] (the whole pipeline on local ports),
+//!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream).
 
 pub mod actors;
 pub mod alerts;
@@ -22,9 +34,11 @@ pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod pipeline;
+pub mod ports;
 pub mod producer;
 pub mod retry;
 pub mod run;
+pub mod shutdown;
 pub mod stream;
 pub mod table;
 pub mod telemetry;

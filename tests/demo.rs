@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use arrow_array::{Array, Int64Array, StringArray};
-use kinetick::model::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
+use kinetick::producer::simulator::{MarketSimulator, RecordKind, SimulatorConfig};
 use kinetick::table::file::FileTicksTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -221,4 +221,80 @@ fn demo_writes_every_tick_exactly_once() {
         assert!(checkpoint.shard_end, "{}", file.display());
         assert!(!checkpoint.snapshot.is_empty(), "{}", file.display());
     }
+}
+
+/// The demo's front door: `local.dir` is the output directory when `--out` is not given,
+/// `alerts.print` prints each alert on stdout, and rejected records are logged as one summary
+/// by reason instead of a line per batch.
+#[test]
+fn demo_settings_and_rejection_summary() {
+    const RECORDS: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("from-local-dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_kinetick"))
+        .args(["demo", "--no-progress", "--ticks", &RECORDS.to_string()])
+        .args([
+            "--symbols",
+            &SYMBOLS.to_string(),
+            "--seed",
+            &SEED.to_string(),
+        ])
+        .env("KINETICK_LOCAL__DIR", &out)
+        .env("KINETICK_ALERTS__PRINT", "true")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("kinetick runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    // `local.dir`: everything under it.
+    let alerts = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+    assert!(!alerts.is_empty());
+    assert!(!files_under(&out.join("ticks"), "parquet").is_empty());
+
+    // `alerts.print`: one line on stdout per alert in the file.
+    let printed = stdout.lines().filter(|l| l.starts_with("ALERT ")).count();
+    assert_eq!(printed, alerts.lines().count(), "{stdout}");
+
+    // Rejections: summed by reason (the log is JSON when stderr is not a terminal), the totals
+    // equal to what the simulator injected, and no line per batch.
+    let config = SimulatorConfig {
+        symbols: SYMBOLS,
+        seed: SEED,
+        ..SimulatorConfig::default()
+    };
+    let malformed = MarketSimulator::new(config)
+        .take(RECORDS)
+        .filter(|r| r.kind == RecordKind::Malformed)
+        .count() as u64;
+    let rejection_lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Records rejected and dead-lettered"))
+        })
+        .collect();
+    assert!(
+        rejection_lines
+            .iter()
+            .all(|l| l["fields"]["shard_id"].is_null()),
+        "no line per batch: {stderr}"
+    );
+    let totals = rejection_lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "Records rejected and dead-lettered in all.")
+        .unwrap_or_else(|| panic!("a summary at the end: {stderr}"));
+    assert_eq!(totals["fields"]["count"], malformed, "{totals}");
+    let reasons = totals["fields"]["reasons"].as_str().unwrap();
+    let summed: u64 = reasons
+        .split(", ")
+        .map(|reason| reason.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(summed, malformed, "{reasons}");
 }

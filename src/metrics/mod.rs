@@ -7,6 +7,7 @@
 
 pub mod cloudwatch;
 pub mod log;
+pub mod rejections;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,10 +44,13 @@ pub enum Counter {
     /// Batches a sink did not write because this worker's clock said the shard's lease may have
     /// expired (a stale owner stopping itself).
     WritesFenced,
+    /// Ticks whose record's partition key is not their symbol (a symbol's state follows the key
+    /// its records carry through a reshard).
+    RecordsKeyedOtherwise,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 18] = [
+    pub const ALL: [Counter; 19] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -65,6 +69,7 @@ impl Counter {
         Counter::LeasesTaken,
         Counter::LeasesLost,
         Counter::WritesFenced,
+        Counter::RecordsKeyedOtherwise,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +92,7 @@ impl Counter {
             Counter::LeasesTaken => "LeasesTaken",
             Counter::LeasesLost => "LeasesLost",
             Counter::WritesFenced => "WritesFenced",
+            Counter::RecordsKeyedOtherwise => "RecordsKeyedOtherwise",
         }
     }
 
@@ -232,6 +238,9 @@ pub struct Metrics {
     /// Leases this worker holds (published once the worker has a name).
     leases_held: AtomicU64,
     worker: OnceLock<WorkerId>,
+    /// Rejected records by reason code, for the log's summary (not published: a log line says
+    /// more to the person reading it than a metric dimension per reason would).
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -264,6 +273,18 @@ impl Metrics {
     pub fn set_gauge(&self, gauge: ShardGauge, shard_id: &ShardId, value: f64) {
         let mut gauges = self.gauges.lock().expect("metrics lock");
         gauges.insert((gauge, shard_id.clone()), value);
+    }
+
+    /// Counts `n` records rejected for `reason_code` (a
+    /// [`Rejection::code`](crate::model::decode::Rejection::code)) where they are dead-lettered.
+    pub fn add_rejections(&self, reason_code: &'static str, n: u64) {
+        let mut rejections = self.rejections.lock().expect("metrics lock");
+        *rejections.entry(reason_code).or_insert(0) += n;
+    }
+
+    /// Rejected records since start, by reason code.
+    pub fn rejections(&self) -> rejections::Rejections {
+        rejections::Rejections::from(self.rejections.lock().expect("metrics lock").clone())
     }
 
     /// Forgets a shard's gauges (the shard ended or moved to another task).

@@ -1,0 +1,158 @@
+//! The two sets of ports, side by side: one implementation of every outside service the pipeline
+//! talks to. In: settings (and, on AWS, the SDK's configuration). Out: a [`Ports`] that
+//! [`Pipeline::start`](crate::pipeline::Pipeline::start) connects its stages to.
+//!
+//! | port          | local ([`Ports::local`], `kinetick demo`) | AWS ([`Ports::aws`], `kinetick run`) |
+//! |---------------|--------------------------------------------|--------------------------------------|
+//! | `stream`      | the caller's (in-process stream)           | Kinesis                              |
+//! | `leases`      | memory (one worker)                        | DynamoDB (lease and checkpoint table)|
+//! | `checkpoints` | `dir/checkpoints/*.json`                   | DynamoDB, large snapshots in S3      |
+//! | `table`       | `dir/table/ticks.jsonl`                    | DynamoDB ticks table                 |
+//! | `objects`     | files under `dir`                          | S3                                   |
+//! | `alerts`      | `dir/alerts.jsonl` (and stdout)            | SNS, or the log without a topic      |
+//! | `metrics`     | the log                                    | CloudWatch                           |
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use crate::alerts::AlertSink;
+use crate::alerts::local::LocalAlertSink;
+use crate::alerts::log::LogAlertSink;
+use crate::alerts::sns::SnsAlertSink;
+use crate::aws::CountRequests;
+use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::dynamodb::DynamoCheckpointStore;
+use crate::checkpoint::file::FileCheckpointStore;
+use crate::config::Config;
+use crate::lease::LeaseStore;
+use crate::lease::dynamodb::DynamoLeaseStore;
+use crate::lease::memory::MemoryLeaseStore;
+use crate::metrics::cloudwatch::CloudWatchMetricsSink;
+use crate::metrics::log::LogMetricsSink;
+use crate::metrics::{Counter, Metrics, MetricsSink};
+use crate::objects::ObjectStore;
+use crate::objects::local::LocalObjectStore;
+use crate::objects::s3::S3ObjectStore;
+use crate::stream::StreamSource;
+use crate::stream::kinesis::{KinesisStream, Polling};
+use crate::table::TicksTable;
+use crate::table::dynamodb::DynamoTicksTable;
+use crate::table::file::FileTicksTable;
+
+/// One implementation of every port.
+#[derive(Clone)]
+pub struct Ports {
+    pub stream: Arc<dyn StreamSource>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub table: Arc<dyn TicksTable>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub alerts: Arc<dyn AlertSink>,
+    pub metrics: Arc<dyn MetricsSink>,
+}
+
+impl Ports {
+    /// The local ports under one directory (what `kinetick demo` uses): the lake and dead
+    /// letters under `dir`, the ticks table in `dir/table/ticks.jsonl`, alerts in
+    /// `dir/alerts.jsonl` (each also printed on stdout with `print_alerts`), checkpoints in
+    /// `dir/checkpoints/`, leases in memory (one worker), metrics in the log.
+    pub fn local(
+        dir: &Path,
+        stream: Arc<dyn StreamSource>,
+        print_alerts: bool,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            stream,
+            checkpoints: Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
+            leases: Arc::new(MemoryLeaseStore::default()),
+            table: Arc::new(FileTicksTable::new(dir.join("table").join("ticks.jsonl"))?),
+            objects: Arc::new(LocalObjectStore::new(dir.to_path_buf())),
+            alerts: Arc::new(LocalAlertSink::new(dir.join("alerts.jsonl"), print_alerts)?),
+            metrics: Arc::new(LogMetricsSink),
+        })
+    }
+
+    /// The AWS ports (what `kinetick run` uses), named by `config.aws`, with clients from the
+    /// SDK's default configuration chain; each client counts its requests into `metrics`.
+    pub async fn aws(
+        config: &Config,
+        sdk: &SdkConfig,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let settings = &config.aws;
+        anyhow::ensure!(
+            !settings.bucket.is_empty(),
+            "aws.bucket is not set (KINETICK_AWS__BUCKET)"
+        );
+        let counting = |counter| CountRequests::new(metrics, counter);
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(settings.s3_force_path_style)
+            .interceptor(counting(Counter::S3Requests))
+            .build();
+        let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(
+            aws_sdk_s3::Client::from_conf(s3_config),
+            &settings.bucket,
+        ));
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .interceptor(counting(Counter::DynamoDbRequests))
+                .build(),
+        );
+        let alerts: Arc<dyn AlertSink> = match &settings.topic_arn {
+            Some(topic) => Arc::new(SnsAlertSink::new(
+                aws_sdk_sns::Client::from_conf(
+                    aws_sdk_sns::config::Builder::from(sdk)
+                        .interceptor(counting(Counter::SnsRequests))
+                        .build(),
+                ),
+                topic,
+            )),
+            None => {
+                tracing::warn!("No aws.topic-arn: alerts are logged, not published.");
+                Arc::new(LogAlertSink)
+            }
+        };
+        let polling = Polling {
+            idle_interval: settings.idle_poll_interval,
+            ..Polling::default()
+        };
+        Ok(Self {
+            stream: Arc::new(KinesisStream::new(
+                aws_sdk_kinesis::Client::from_conf(
+                    aws_sdk_kinesis::config::Builder::from(sdk)
+                        .interceptor(counting(Counter::KinesisRequests))
+                        .build(),
+                ),
+                &settings.stream_name,
+                polling,
+            )),
+            leases: Arc::new(DynamoLeaseStore::new(
+                dynamodb.clone(),
+                &settings.checkpoint_table,
+            )),
+            checkpoints: Arc::new(DynamoCheckpointStore::new(
+                dynamodb.clone(),
+                &settings.checkpoint_table,
+                objects.clone(),
+                &config.lake.prefix,
+            )),
+            table: Arc::new(DynamoTicksTable::new(
+                dynamodb,
+                &settings.ticks_table,
+                settings.table_write_concurrency,
+            )),
+            objects,
+            alerts,
+            metrics: Arc::new(CloudWatchMetricsSink::new(
+                aws_sdk_cloudwatch::Client::from_conf(
+                    aws_sdk_cloudwatch::config::Builder::from(sdk)
+                        .interceptor(counting(Counter::CloudWatchRequests))
+                        .build(),
+                ),
+                &config.metrics.namespace,
+            )),
+        })
+    }
+}
