@@ -2,7 +2,8 @@
 # A longer chaos series than the test suite's single trial: CHAOS_TRIALS trials (default 10) of
 # random kill -9 / SIGTERM of kinetick workers mid-stream, each checked for exactly-once output
 # and unchanged computed values. CHAOS_SEED replays a series. Then as many trials of the stalled
-# owner (tests/aws_stall.rs: a worker frozen past its leases, then resumed).
+# owner (tests/aws_stall.rs: a worker frozen past its leases, then resumed) and of alerts under
+# kill -9 (tests/aws_alerts.rs: repeats only of publishes in flight at the kill).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/moto.sh
@@ -17,3 +18,4 @@ for trial in $(seq "$trials"); do
   echo "stall trial $trial of $trials"
   cargo test --locked --test aws_stall -- --nocapture
 done
+ALERT_KILL_TRIALS=$trials cargo test --locked --test aws_alerts -- --nocapture

@@ -246,3 +246,45 @@ async fn a_child_split_again_before_any_record_passes_its_state_on() {
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
     assert_same_values(&actual, &expected);
 }
+
+/// Records keyed by something other than their symbol (one key per symbol, as a producer that
+/// keys by desk or account would): a split sends each key's records to one child, and the
+/// symbol's state must follow the key there, so values equal a run without resharding.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_follows_partition_keys_that_are_not_the_symbol() {
+    let config = common::sdk_config();
+    let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
+    let kinesis = aws_sdk_kinesis::Client::new(&kinesis_config);
+    let (records, valid) = records(1_200, 53);
+    let records: Vec<_> = records
+        .into_iter()
+        .map(|(symbol, data)| (format!("desk-7/{symbol}"), data))
+        .collect();
+    let half = records.len() / 2;
+
+    let reference = create_stack_with_shards(&config, 1).await;
+    let last = put_records(&config, &reference.stream, &records).await;
+    let run = start_run(&reference, &[]);
+    wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
+    let _reference_log = terminate(run);
+    let expected = computed(assert_exactly_once(&config, &reference, valid).await);
+
+    let stack = stack_with_kinesalite_stream(1).await;
+    let run = start_run(
+        &stack,
+        &[
+            ("AWS_ENDPOINT_URL_KINESIS", &common::kinesis_endpoint()),
+            ("KINETICK_LEASE__SHARD_SYNC_INTERVAL", "1s"),
+        ],
+    );
+    let first = put_records(&kinesis_config, &stack.stream, &records[..half]).await;
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
+    split_first_shard(&kinesis, &stack.stream).await;
+    let second = put_records(&kinesis_config, &stack.stream, &records[half..]).await;
+    assert_eq!(second.len(), 2, "both children take records: {second:?}");
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
+    let _log = terminate(run);
+
+    let actual = computed(assert_exactly_once(&config, &stack, valid).await);
+    assert_same_values(&actual, &expected);
+}

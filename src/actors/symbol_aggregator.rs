@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use compact_str::CompactString;
 
 use crate::model::bar::{LateForBars, MinuteBar};
 use crate::model::enriched::EnrichedTick;
@@ -21,6 +22,8 @@ pub struct PendingTick {
     pub tick: Tick,
     pub position: Position,
     pub arrival_time_ms: i64,
+    /// The record's partition key, when it is not the symbol.
+    pub partition_key: Option<CompactString>,
 }
 
 #[derive(Debug, Message)]
@@ -90,6 +93,9 @@ impl Handler<Aggregate> for SymbolAggregator {
         let ticks = pending
             .into_iter()
             .map(|p| {
+                if p.partition_key.is_some() {
+                    self.state.partition_key = p.partition_key;
+                }
                 if self.bars {
                     match self.state.bars.update(&p.tick) {
                         Ok(bar) => {

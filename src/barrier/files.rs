@@ -98,7 +98,7 @@ mod tests {
         ends.reserve(&fence, Some(position(10)), &position(20))
             .await
             .unwrap();
-        let file = dir.path().join("shard-1.files_end.json");
+        let file = dir.path().join("shard-1.files_end.mark");
         std::fs::remove_file(&file).unwrap();
         ends.reserve(&fence, Some(position(10)), &position(20))
             .await

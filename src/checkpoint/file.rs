@@ -1,8 +1,9 @@
 //! Checkpoints as one JSON file per shard in a directory, replaced atomically (write + rename).
 //!
 //! In: a [`Checkpoint`]. Out: `{dir}/{shard_id}.json`, and each of the shard's marks beside it
-//! in `{dir}/{shard_id}.{mark}.json` (small, so a mark does not rewrite the snapshot). Because the file is replaced by a rename,
-//! a crash during a save leaves the previous checkpoint whole, and the shard resumes from it.
+//! as JSON in `{dir}/{shard_id}.{mark}.mark` (small, so a mark does not rewrite the snapshot).
+//! Because a file is replaced by a rename, a crash during a save leaves the previous checkpoint
+//! whole, and the shard resumes from it.
 //!
 //! Durability: a save returns once the file is handed to the OS (survives `kill -9`);
 //! [`FileCheckpointStore::with_fsync`] also syncs the file and the directory (power loss).
@@ -131,7 +132,7 @@ impl CheckpointStore for FileCheckpointStore {
         };
         let (name, json) = mark.stored();
         let path = self
-            .file_of(&fence.shard_id, &format!("{name}.json"))
+            .file_of(&fence.shard_id, &format!("{name}.mark"))
             .map_err(|m| write_error(m, false))?;
         let (fsync, target) = (self.fsync, path.clone());
         blocking(move || write_atomic(&target, json.as_bytes(), fsync))
@@ -148,7 +149,7 @@ impl CheckpointStore for FileCheckpointStore {
         let mut stored = Vec::new();
         for name in [Marks::FILES_END, Marks::ALERTS_PUBLISHED] {
             let path = self
-                .file_of(shard_id, &format!("{name}.json"))
+                .file_of(shard_id, &format!("{name}.mark"))
                 .map_err(|m| read_error(m, false))?;
             match tokio::fs::read_to_string(&path).await {
                 Ok(json) => stored.push((name, json)),
@@ -342,7 +343,7 @@ mod tests {
         assert_eq!(store.marks("shard-2").await.unwrap(), Marks::default());
         assert!(
             dir.path()
-                .join("checkpoints/shard-1.files_end.json")
+                .join("checkpoints/shard-1.files_end.mark")
                 .exists()
         );
         assert_eq!(

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::bar::OpenBars;
@@ -23,6 +24,10 @@ pub struct SymbolState {
     /// Open one-minute bars; empty unless the ticks table is in a bars mode.
     #[serde(default, skip_serializing_if = "OpenBars::is_empty")]
     pub bars: OpenBars,
+    /// The partition key the symbol's records carry, when it is not the symbol: the stream
+    /// places records by key, so a child of a reshard takes the symbol's state by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<CompactString>,
 }
 
 impl SymbolState {
@@ -31,7 +36,13 @@ impl SymbolState {
             windows: SymbolWindows::new(config),
             rules: RuleState::default(),
             bars: OpenBars::default(),
+            partition_key: None,
         }
+    }
+
+    /// The partition key that places this symbol's records in the stream.
+    pub fn placed_by<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.partition_key.as_deref().unwrap_or(symbol)
     }
 
     /// Processes one tick: windows, then rules. Alerts are appended to `alerts`.

@@ -258,6 +258,7 @@ impl ShardReader {
         let Routed {
             groups,
             dead_letters,
+            keyed_otherwise,
         } = route(
             &self.shard_id,
             records,
@@ -265,6 +266,8 @@ impl ShardReader {
             self.group_capacity(record_count as usize),
         );
         self.count_rejected(&dead_letters);
+        let metrics = &self.links.metrics;
+        metrics.add(Counter::RecordsKeyedOtherwise, keyed_otherwise);
         let requests: Vec<_> = groups
             .into_iter()
             .map(|(symbol, ticks)| {

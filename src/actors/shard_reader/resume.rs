@@ -38,7 +38,7 @@ pub(super) async fn load_checkpoint(
 }
 
 /// The final window state of a child shard's parents, for the symbols whose partition keys now
-/// hash into the child (the partition key is the symbol).
+/// hash into the child (the symbol, or the key its records carried when that was not the symbol).
 pub(super) async fn inherit_state(
     checkpoints: &dyn CheckpointStore,
     child: &ShardInfo,
@@ -48,11 +48,16 @@ pub(super) async fn inherit_state(
         let Some(checkpoint) = load_checkpoint(checkpoints, parent).await? else {
             continue;
         };
-        state.extend(checkpoint.snapshot.into_iter().filter(|(symbol, _)| {
-            child
-                .hash_range
-                .is_none_or(|range| range.holds_key(symbol.as_str()))
-        }));
+        state.extend(
+            checkpoint
+                .snapshot
+                .into_iter()
+                .filter(|(symbol, symbol_state)| {
+                    child
+                        .hash_range
+                        .is_none_or(|range| range.holds_key(symbol_state.placed_by(symbol)))
+                }),
+        );
     }
     Ok(state)
 }

@@ -12,6 +12,8 @@ use crate::stream::{Record, ShardId};
 pub(super) struct Routed {
     pub groups: Vec<(Symbol, Vec<PendingTick>)>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Ticks whose record's partition key is not their symbol.
+    pub keyed_otherwise: u64,
 }
 
 /// Routes `records` by symbol; a group starts with room for `group_capacity` ticks.
@@ -24,6 +26,7 @@ pub(super) fn route(
     let mut group_of: HashMap<Symbol, u32> = HashMap::default();
     let mut groups: Vec<(Symbol, Vec<PendingTick>)> = Vec::new();
     let mut dead_letters = Vec::new();
+    let mut keyed_otherwise = 0;
     for record in records {
         match decode_tick(&record.data, limits) {
             Ok(tick) => {
@@ -36,10 +39,14 @@ pub(super) fn route(
                         group
                     }
                 };
+                let partition_key =
+                    (record.partition_key != tick.symbol.as_str()).then_some(record.partition_key);
+                keyed_otherwise += u64::from(partition_key.is_some());
                 groups[group as usize].1.push(PendingTick {
                     tick,
                     position: record.position,
                     arrival_time_ms: record.arrival_time_ms,
+                    partition_key,
                 });
             }
             Err(rejection) => dead_letters.push(DeadLetter {
@@ -56,5 +63,6 @@ pub(super) fn route(
     Routed {
         groups,
         dead_letters,
+        keyed_otherwise,
     }
 }
