@@ -98,8 +98,8 @@ pub struct CheckpointConfig {
     pub interval: Duration,
     /// Records after which a shard checkpoints even before `interval` (the first time sooner,
     /// by a share set by the shard's number, so that shards do not all checkpoint at once). The
-    /// lake holds a shard's ticks in memory until its next checkpoint, so this bounds memory: at
-    /// 20,000 and 4 shards the demo stays near 220 MB at 1,000 symbols.
+    /// lake holds a shard's ticks in memory until its next checkpoint, so this bounds memory: a
+    /// shard holds at most about this many rows at once.
     pub max_records: u64,
 }
 

@@ -3,14 +3,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use kinetick::cli::{self, Cli};
 
-/// jemalloc rather than glibc's malloc: the demo is 10-12 % faster (allocation and freeing take
-/// a third of the time they took).
+/// jemalloc rather than glibc's malloc: allocating and freeing are a large part of the hot path,
+/// and jemalloc makes them much cheaper (docs/performance.md has the figures).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options (`_RJEM_MALLOC_CONF` in the environment overrides them): one arena per
-/// CPU instead of four per CPU, so fewer arenas keep freed pages for reuse: the demo's peak RSS
-/// is 195-222 MB instead of 241-250 in its fastest runs, at the same speed.
+/// CPU instead of four per CPU, so fewer arenas keep freed pages for reuse: a lower peak RSS at
+/// the same speed.
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_OPTIONS: &u8 = &b"percpu_arena:percpu\0"[0];
 

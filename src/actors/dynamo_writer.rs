@@ -5,8 +5,8 @@
 //! copied) and written when enough wait, every flush interval (so lookups stay fresh) and at
 //! every barrier, which is then acknowledged to the checkpointer. Writes go through the
 //! [`TicksTable`] port (a local file, or DynamoDB), which encodes each item as it writes it.
-//! A flush runs apart from the actor, which takes the next batches meanwhile (a reader's
-//! hand-off waited for its whole write before); flushes run one at a time, in order.
+//! A flush runs apart from the actor, which takes the next batches meanwhile, so a reader's
+//! hand-off never waits for a whole write; flushes run one at a time, in order.
 //!
 //! A bar is rewritten as its minute fills; the buffer keeps only its latest value, so a flush
 //! writes each bar once (a `BatchWriteItem` must not hold two puts of one key).

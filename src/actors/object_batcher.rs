@@ -9,8 +9,8 @@
 //! other rows under the same keys or the same rows under new keys.
 //!
 //! A shard's files are encoded (on a blocking thread) and written apart from the actor, which
-//! meanwhile takes the other shards' batches: encoding a checkpoint's rows takes tens of
-//! milliseconds, and every reader waited on it. A shard has one write at a time; its next barrier
+//! meanwhile takes the other shards' batches: encoding a barrier's rows is the heaviest step of
+//! any sink, and no reader should wait on it. A shard has one write at a time; its next barrier
 //! batch is taken once the previous write is done, which bounds the rows held per shard.
 
 use std::collections::HashMap;
@@ -236,8 +236,8 @@ impl<L: ObjectLayout> ShardWrite<L> {
                 }
                 Err(error) => return Err(SinkError::new(L::SINK, error)),
             }
-            // Encoding is the heavy part (tens of milliseconds for a checkpoint's rows): on a
-            // thread of its own, so the actor's thread goes on taking batches.
+            // Encoding is the heavy part (a whole barrier's rows at once): on a thread of its own,
+            // so the actor's thread goes on taking batches.
             let shard = shard_id.clone();
             let turn = encoding.acquire().await.expect("never closed");
             let encoded = tokio::task::spawn_blocking(move || {

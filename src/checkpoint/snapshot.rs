@@ -3,12 +3,12 @@
 //! A snapshot at 1,000 symbols is megabytes and is written at every checkpoint, so its encoding
 //! is on the hot path: CBOR writes a float as its eight bytes where JSON needs the shortest
 //! round-trip decimal of each, and a window's float columns go as one byte string each
-//! (`exact::FloatColumn` in `model::state`). Snapshots written as JSON by earlier versions still
+//! (`FloatColumn` in `model::exact_float`). Snapshots written as JSON by earlier versions still
 //! load (a CBOR snapshot, a map, never starts with `{`).
 //!
-//! cbor4ii encodes a demo shard's snapshot 2.6 times as fast as ciborium did (`cargo bench
-//! --bench sink_encoding -- checkpoint_snapshot`); it writes every float in eight bytes, where
-//! ciborium wrote the shortest exact width (half floats included), and reads both.
+//! cbor4ii rather than ciborium: it writes every float in its eight bytes without searching for
+//! a shorter exact width, and reads both forms, so earlier snapshots still load (`cargo bench
+//! --bench sink_encoding -- checkpoint_snapshot` measures it).
 
 use base64_simd::STANDARD as BASE64;
 

@@ -129,9 +129,9 @@ impl TicksTable for FileTicksTable {
 /// chunk at a time, as a batch goes to DynamoDB 25 items at a time. If one fails, those before
 /// it stay written, and the retry of the batch writes their items again (put semantics).
 ///
-/// Writing each chunk while it is still in the CPU's cache (a core has 512 KiB to 2 MiB of it)
-/// took a 1 M-tick demo 4 % less CPU (and 5 % less time) than encoding each batch's megabytes
-/// of lines first and writing them after.
+/// Each chunk is written while it is still in the CPU's cache (a core has 512 KiB to 2 MiB of
+/// it); encoding a batch's megabytes of lines first and writing them after would read them all
+/// back from memory.
 const CHUNK_BYTES: usize = 256 << 10;
 
 /// Appends the lines of `items` to `out` until it holds [`CHUNK_BYTES`] or the items run out,
@@ -180,7 +180,7 @@ fn encode_item(item: &Item, out: &mut Vec<u8>) -> Result<(), String> {
 /// Hand-written rather than through serde: this is the demo's busiest loop (one line per tick),
 /// and only string values can need escaping. An attribute is five appends (name and value, and
 /// the constant text around them, in one piece each): every append checks the buffer's room, and
-/// numbers, a tick's 19 most common attributes, took about 90 instructions each with seven.
+/// numbers, a tick's 19 most common attributes, are written for every tick.
 struct JsonLine<'a> {
     out: &'a mut Vec<u8>,
     has_symbol: bool,
@@ -408,8 +408,8 @@ impl LogFile {
     /// Nothing reads a log while it is written, and the ticks table grows by about 900 bytes a
     /// tick. Cached whole, every page of it is a fresh page the kernel must find; on a VM that
     /// gives free memory back to its host, each is a host fault as well. Dropped behind, the
-    /// pages are reused: a 1 M-tick demo on such a VM spent 0.5-1.0 s in the kernel instead of
-    /// 2.2-3.2 s.
+    /// same few pages are reused, so the kernel neither looks for fresh pages nor takes host
+    /// faults for them.
     ///
     /// Advice only: the data is the same either way, so a failure is logged and ignored.
     fn drop_behind(&self) {
