@@ -17,35 +17,18 @@ use common::stack::{
 };
 use kinetick::model::tick::{Position, SequenceNumber};
 
-/// Every message in the queue, as `(alert id, times received)`, deleting what it reads.
+/// The id of every alert in the queue, deleting what it reads.
 async fn drain(config: &SdkConfig, queue_url: &str) -> Vec<String> {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let mut ids = Vec::new();
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        if received.messages().is_empty() {
-            return ids;
-        }
-        for message in received.messages() {
-            let envelope: serde_json::Value =
-                serde_json::from_str(message.body().unwrap()).unwrap();
-            let body: serde_json::Value =
-                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
-            ids.push(body["id"].as_str().unwrap().to_owned());
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    common::drain_queue(config, queue_url)
+        .await
+        .iter()
+        .map(|envelope| {
+            common::alert_of(envelope)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
 
 /// Messages waiting in the queue, as SQS approximates them.
@@ -94,6 +77,13 @@ fn alert_sequence(id: &str) -> SequenceNumber {
     SequenceNumber::new(position.split('.').next().unwrap())
 }
 
+/// The symbol and event time of the tick that raised an alert.
+fn alert_tick(id: &str) -> (String, i64) {
+    let mut parts = id.rsplitn(4, '-');
+    let (_, time, _, symbol) = (parts.next(), parts.next(), parts.next(), parts.next());
+    (symbol.unwrap().to_owned(), time.unwrap().parse().unwrap())
+}
+
 async fn one_trial(config: &SdkConfig, trial: u64) {
     let (records, valid) = records(6_000, 60 + trial);
     let stack = create_stack(config).await;
@@ -123,13 +113,14 @@ async fn one_trial(config: &SdkConfig, trial: u64) {
     let rows = assert_exactly_once(config, &stack, valid).await;
     let after = drain(config, &stack.queue_url).await;
 
-    let shard_of: HashMap<String, String> = rows
+    // Sequence numbers repeat across shards: a tick's shard is found by its symbol and time.
+    let shard_of: HashMap<(String, i64), String> = rows
         .iter()
-        .map(|row| (row.position.1.clone(), row.position.0.clone()))
+        .map(|row| (row.tick.clone(), row.position.0.clone()))
         .collect();
     let committed = |id: &str| {
         let sequence = alert_sequence(id);
-        let shard = &shard_of[&sequence.to_string()];
+        let shard = &shard_of[&alert_tick(id)];
         at_kill
             .get(shard)
             .is_some_and(|settled| &sequence <= settled)

@@ -12,28 +12,13 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use common::stack::{
     Run, Stack, assert_exactly_once, assert_same_values, computed, create_stack_with_shards,
-    put_records, records, start_run, terminate, wait_for_checkpoints,
+    owners, put_records, records, start_run, terminate, wait_for_checkpoints,
 };
-use kinetick::lease::LeaseStore;
-use kinetick::lease::dynamodb::DynamoLeaseStore;
 
 const SHARDS: i32 = 8;
 
 /// One test at a time: each runs several workers, and their timings are part of what is tested.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn owners(config: &SdkConfig, stack: &Stack) -> BTreeMap<String, String> {
-    DynamoLeaseStore::new(
-        aws_sdk_dynamodb::Client::new(config),
-        &stack.checkpoint_table,
-    )
-    .list()
-    .await
-    .unwrap()
-    .into_iter()
-    .filter_map(|lease| Some((lease.shard_id.to_string(), lease.owner?.to_string())))
-    .collect()
-}
 
 /// Leases held by each worker, fewest first.
 async fn shares(config: &SdkConfig, stack: &Stack) -> Vec<usize> {

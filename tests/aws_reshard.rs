@@ -2,17 +2,22 @@
 //! Kinesis runs on kinesalite here (moto neither closes resharded parents nor routes writes to
 //! their children); everything else on moto. No tick is lost or doubled, children are read only
 //! after their parents are finished, and the children start from their parents' window state,
-//! so every computed value equals a run on a stream that was never resharded. A worker whose
-//! last shard ends looks for children before it takes the stream for finished.
+//! so every computed value equals a run on a stream that was never resharded; so do a child split
+//! again before it held a record and records keyed otherwise than by symbol. A worker whose last
+//! shard ends looks for children before it takes the stream for finished.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use aws_config::SdkConfig;
 use aws_sdk_kinesis::types::StreamStatus;
+use bytes::Bytes;
 use common::stack::{
-    Stack, assert_exactly_once, assert_same_values, computed, create_stack_with_shards,
-    create_stack_with_stream_on, put_records, records, start_run, terminate, wait_for_checkpoints,
+    ComputedValues, Stack, assert_exactly_once, assert_same_values, computed,
+    create_stack_with_shards, create_stack_with_stream_on, put_records, records, start_run,
+    terminate, wait_for_checkpoints,
 };
 use kinetick::lease::LeaseStore;
 use kinetick::lease::dynamodb::DynamoLeaseStore;
@@ -204,23 +209,31 @@ async fn a_worker_follows_a_split_between_shard_listings() {
     assert_exactly_once(&config, &stack, valid).await;
 }
 
-/// A child shard split again before any record reached it ends empty; its children must still
-/// start from the window state it inherited, so values equal a run without resharding.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_child_split_again_before_any_record_passes_its_state_on() {
-    let config = common::sdk_config();
+/// Computed values of `records` on a one-shard stream that is never resharded.
+async fn values_without_resharding(
+    config: &SdkConfig,
+    records: &[(String, Bytes)],
+    valid: usize,
+) -> ComputedValues {
+    let reference = create_stack_with_shards(config, 1).await;
+    let last = put_records(config, &reference.stream, records).await;
+    let run = start_run(&reference, &[]);
+    wait_for_checkpoints(config, &reference.checkpoint_table, &last).await;
+    let _reference_log = terminate(run);
+    computed(assert_exactly_once(config, &reference, valid).await)
+}
+
+/// One worker reads a one-shard stream (on kinesalite) that `reshard` changes once the first
+/// half of `records` is checkpointed; returns the stack once the rest is checkpointed too, and
+/// where the rest went.
+async fn run_resharded(
+    config: &SdkConfig,
+    records: &[(String, Bytes)],
+    reshard: impl AsyncFnOnce(&aws_sdk_kinesis::Client, &str),
+) -> (Stack, BTreeMap<String, String>) {
     let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
     let kinesis = aws_sdk_kinesis::Client::new(&kinesis_config);
-    let (records, valid) = records(1_200, 47);
     let half = records.len() / 2;
-
-    let reference = create_stack_with_shards(&config, 1).await;
-    let last = put_records(&config, &reference.stream, &records).await;
-    let run = start_run(&reference, &[]);
-    wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
-    let _reference_log = terminate(run);
-    let expected = computed(assert_exactly_once(&config, &reference, valid).await);
-
     let stack = stack_with_kinesalite_stream(1).await;
     let run = start_run(
         &stack,
@@ -230,19 +243,31 @@ async fn a_child_split_again_before_any_record_passes_its_state_on() {
         ],
     );
     let first = put_records(&kinesis_config, &stack.stream, &records[..half]).await;
-    wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
-
-    // shardId-000000000000 -> 1 and 2; 1 -> 3 and 4 before any record reaches 1.
-    split_first_shard(&kinesis, &stack.stream).await;
-    split_shard(&kinesis, &stack.stream, "shardId-000000000001").await;
+    wait_for_checkpoints(config, &stack.checkpoint_table, &first).await;
+    reshard(&kinesis, &stack.stream).await;
     let second = put_records(&kinesis_config, &stack.stream, &records[half..]).await;
+    wait_for_checkpoints(config, &stack.checkpoint_table, &second).await;
+    let _log = terminate(run);
+    (stack, second)
+}
+
+/// A child shard split again before any record reached it ends empty; its children must still
+/// start from the window state it inherited, so values equal a run without resharding.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_split_again_before_any_record_passes_its_state_on() {
+    let config = common::sdk_config();
+    let (records, valid) = records(1_200, 47);
+    let expected = values_without_resharding(&config, &records, valid).await;
+    // shardId-000000000000 -> 1 and 2; 1 -> 3 and 4 before any record reaches 1.
+    let (stack, second) = run_resharded(&config, &records, async |kinesis, stream| {
+        split_first_shard(kinesis, stream).await;
+        split_shard(kinesis, stream, "shardId-000000000001").await;
+    })
+    .await;
     assert!(
         !second.contains_key("shardId-000000000001"),
         "the split child holds no record: {second:?}"
     );
-    wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
-    let _log = terminate(run);
-
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
     assert_same_values(&actual, &expected);
 }
@@ -253,38 +278,17 @@ async fn a_child_split_again_before_any_record_passes_its_state_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_split_follows_partition_keys_that_are_not_the_symbol() {
     let config = common::sdk_config();
-    let kinesis_config = common::sdk_config_at(&common::kinesis_endpoint());
-    let kinesis = aws_sdk_kinesis::Client::new(&kinesis_config);
     let (records, valid) = records(1_200, 53);
     let records: Vec<_> = records
         .into_iter()
         .map(|(symbol, data)| (format!("desk-7/{symbol}"), data))
         .collect();
-    let half = records.len() / 2;
-
-    let reference = create_stack_with_shards(&config, 1).await;
-    let last = put_records(&config, &reference.stream, &records).await;
-    let run = start_run(&reference, &[]);
-    wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
-    let _reference_log = terminate(run);
-    let expected = computed(assert_exactly_once(&config, &reference, valid).await);
-
-    let stack = stack_with_kinesalite_stream(1).await;
-    let run = start_run(
-        &stack,
-        &[
-            ("AWS_ENDPOINT_URL_KINESIS", &common::kinesis_endpoint()),
-            ("KINETICK_LEASE__SHARD_SYNC_INTERVAL", "1s"),
-        ],
-    );
-    let first = put_records(&kinesis_config, &stack.stream, &records[..half]).await;
-    wait_for_checkpoints(&config, &stack.checkpoint_table, &first).await;
-    split_first_shard(&kinesis, &stack.stream).await;
-    let second = put_records(&kinesis_config, &stack.stream, &records[half..]).await;
+    let expected = values_without_resharding(&config, &records, valid).await;
+    let (stack, second) = run_resharded(&config, &records, async |kinesis, stream| {
+        split_first_shard(kinesis, stream).await;
+    })
+    .await;
     assert_eq!(second.len(), 2, "both children take records: {second:?}");
-    wait_for_checkpoints(&config, &stack.checkpoint_table, &second).await;
-    let _log = terminate(run);
-
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
     assert_same_values(&actual, &expected);
 }

@@ -2,9 +2,9 @@
 //! worker frozen (SIGSTOP) mid-stream past its leases, whose shards another worker takes over and
 //! carries on, then resumes (SIGCONT) with its buffers and in-flight work as they were. Whatever
 //! it still tries to write, every tick is in the table and the lake exactly once with the values
-//! of an undisturbed run, every alert reaches the topic's queue at most once (and the alerts are
-//! those of the undisturbed run), and the stale owner says that it stopped writing for the shards
-//! it lost.
+//! of an undisturbed run, every one-minute bar equals the bar of its ticks in the lake, every
+//! alert reaches the topic's (FIFO) queue exactly once (and the alerts are those of the
+//! undisturbed run), and the stale owner says that it stopped writing for the shards it lost.
 
 mod common;
 
@@ -13,19 +13,20 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use common::stack::{
-    Run, Stack, assert_exactly_once, assert_same_values, checkpoints, computed,
-    create_stack_with_shards, put_records, records, start_run, terminate, wait_for_checkpoints,
+    Run, Stack, assert_bars_match_lake, assert_exactly_once, assert_same_values, checkpoints,
+    computed, create_stack_with_shards, owners, put_records, records, start_run, terminate,
+    wait_for_checkpoints,
 };
-use kinetick::lease::LeaseStore;
-use kinetick::lease::dynamodb::DynamoLeaseStore;
 
 const SHARDS: i32 = 4;
 const RECORDS: usize = 3_000;
-const SETTINGS: [(&str, &str); 3] = [
+const SETTINGS: [(&str, &str); 4] = [
     ("KINETICK_LEASE__FAILOVER_TIME", "3s"),
     ("KINETICK_LEASE__POLL_INTERVAL", "500ms"),
     // Files and checkpoints every half second, so both owners write several during the test.
     ("KINETICK_CHECKPOINT__INTERVAL", "500ms"),
+    // Ticks and one-minute bars: a late bar of the stale owner would be an older one.
+    ("KINETICK_TABLE__MODE", "both"),
 ];
 
 /// What a worker logs when it stops writing for a shard whose lease it no longer holds (or may no
@@ -39,19 +40,6 @@ fn worker(stack: &Stack, name: &str) -> Run {
     let mut settings = vec![("KINETICK_LEASE__WORKER_ID", name)];
     settings.extend(SETTINGS);
     start_run(stack, &settings)
-}
-
-async fn owners(config: &SdkConfig, stack: &Stack) -> BTreeMap<String, String> {
-    DynamoLeaseStore::new(
-        aws_sdk_dynamodb::Client::new(config),
-        &stack.checkpoint_table,
-    )
-    .list()
-    .await
-    .unwrap()
-    .into_iter()
-    .filter_map(|lease| Some((lease.shard_id.to_string(), lease.owner?.to_string())))
-    .collect()
 }
 
 fn owned_by(owners: &BTreeMap<String, String>, worker: &str) -> Vec<String> {
@@ -102,24 +90,11 @@ fn now_ms() -> i64 {
 /// The `id` of every alert in the queue (from the JSON body, which every version carries) and when
 /// SNS took it (ms since the epoch), in the order received.
 async fn alerts(config: &SdkConfig, queue_url: &str) -> Vec<(String, i64)> {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let mut alerts = Vec::new();
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        if received.messages().is_empty() {
-            return alerts;
-        }
-        for message in received.messages() {
-            let envelope: serde_json::Value =
-                serde_json::from_str(message.body().unwrap()).unwrap();
-            let body: serde_json::Value =
-                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    common::drain_queue(config, queue_url)
+        .await
+        .iter()
+        .map(|envelope| {
+            let body = common::alert_of(envelope);
             let id = body["id"]
                 .as_str()
                 .unwrap_or_else(|| panic!("an id: {body}"));
@@ -127,16 +102,9 @@ async fn alerts(config: &SdkConfig, queue_url: &str) -> Vec<(String, i64)> {
                 chrono::DateTime::parse_from_rfc3339(envelope["Timestamp"].as_str().unwrap())
                     .unwrap()
                     .timestamp_millis();
-            alerts.push((id.to_owned(), published));
-            // Deleted, so it is not read twice, and a FIFO queue hands out the rest of its group.
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+            (id.to_owned(), published)
+        })
+        .collect()
 }
 
 /// When (ms since the epoch) a run's log first says, at or after `since`, that it stopped writing
@@ -171,6 +139,7 @@ async fn a_frozen_owner_that_resumes_changes_nothing() {
             ("KINETICK_LEASE__WORKER_ID", "solo"),
             ("KINETICK_LEASE__FAILOVER_TIME", "60s"),
             ("KINETICK_CHECKPOINT__INTERVAL", "500ms"),
+            ("KINETICK_TABLE__MODE", "both"),
         ],
     );
     wait_for_checkpoints(&config, &reference.checkpoint_table, &last).await;
@@ -305,6 +274,7 @@ async fn a_frozen_owner_that_resumes_changes_nothing() {
             )
         })
         .collect();
+    assert_bars_match_lake(&config, &stack, &rows).await;
     assert_same_values(&computed(rows), &expected);
     // Where an alert's tick is in the stream, against w1's checkpoint at the freeze: past it, the
     // alert was not committed when w1 stopped; at or before it, it was.

@@ -39,8 +39,10 @@ pub struct Shutdown;
 struct Running {
     fence: Fence,
     control: Arc<ReaderControl>,
-    last_renewed: Instant,
-    renewing: bool,
+    /// When the last renewal was sent. Renewals are sent every renew interval whether or not
+    /// the previous one has answered, so a slow lease table delays none of them: the lease
+    /// stays trusted as long as each answers within the trust time.
+    last_sent: Instant,
     /// Stopping to hand the lease over (to a worker, or to anyone on shutdown).
     handing_to: Option<Release>,
 }
@@ -344,8 +346,7 @@ impl LeaseCoordinator {
             Running {
                 fence,
                 control,
-                last_renewed: sent,
-                renewing: false,
+                last_sent: sent,
                 handing_to: None,
             },
         );
@@ -376,9 +377,9 @@ impl LeaseCoordinator {
         let due: Vec<Fence> = self
             .running
             .values_mut()
-            .filter(|r| !r.renewing && r.last_renewed.elapsed() >= interval)
+            .filter(|r| r.last_sent.elapsed() >= interval)
             .map(|r| {
-                r.renewing = true;
+                r.last_sent = Instant::now();
                 r.fence.clone()
             })
             .collect();
@@ -389,15 +390,11 @@ impl LeaseCoordinator {
                 async move { store.renew(&fence).await }
                     .into_actor(self)
                     .map(move |result, act, _| {
-                        let Some(running) = act.running.get_mut(&shard_id) else {
+                        let Some(running) = act.running.get(&shard_id) else {
                             return;
                         };
-                        running.renewing = false;
                         match result {
-                            Ok(()) => {
-                                running.last_renewed = started;
-                                act.clock.renewed(&shard_id, running.fence.counter, started);
-                            }
+                            Ok(()) => act.clock.renewed(&shard_id, running.fence.counter, started),
                             Err(LeaseError::Conflict { .. }) => act.lose(&shard_id, "renewal refused"),
                             Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed."),
                         }

@@ -161,10 +161,16 @@ pub async fn subscribed_queue(config: &SdkConfig, topic_arn: &str) -> String {
         .unwrap()
         .queue_url
         .unwrap();
+    subscribe(config, topic_arn, &queue_url).await;
+    queue_url
+}
+
+/// Subscribes the queue at `queue_url` to the topic.
+async fn subscribe(config: &SdkConfig, topic_arn: &str, queue_url: &str) {
     let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
-    let attributes = sqs
+    let attributes = aws_sdk_sqs::Client::new(config)
         .get_queue_attributes()
-        .queue_url(&queue_url)
+        .queue_url(queue_url)
         .attribute_names(arn.clone())
         .send()
         .await
@@ -177,7 +183,39 @@ pub async fn subscribed_queue(config: &SdkConfig, topic_arn: &str) -> String {
         .send()
         .await
         .unwrap();
-    queue_url
+}
+
+/// Every message in the queue, as the SNS envelope it carries, deleting each once read (so none
+/// is read twice, and a FIFO queue hands out the rest of a message group).
+pub async fn drain_queue(config: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut envelopes = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if received.messages().is_empty() {
+            return envelopes;
+        }
+        for message in received.messages() {
+            envelopes.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The alert inside an SNS envelope (its JSON body, as queues receive it).
+pub fn alert_of(envelope: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap()
 }
 
 /// A new FIFO SNS topic and a FIFO SQS queue subscribed to it; returns the topic's ARN and the
@@ -206,24 +244,7 @@ pub async fn fifo_topic_and_queue(config: &SdkConfig) -> (String, String) {
         .unwrap()
         .queue_url
         .unwrap();
-    let arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(arn.clone())
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&arn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    subscribe(config, &topic, &queue_url).await;
     (topic, queue_url)
 }
 

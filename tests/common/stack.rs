@@ -114,6 +114,21 @@ pub async fn create_stack_with_stream_on(
     }
 }
 
+/// The owner of each owned lease, by shard.
+pub async fn owners(config: &SdkConfig, stack: &Stack) -> BTreeMap<String, String> {
+    use kinetick::lease::LeaseStore;
+    kinetick::lease::dynamodb::DynamoLeaseStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        &stack.checkpoint_table,
+    )
+    .list()
+    .await
+    .unwrap()
+    .into_iter()
+    .filter_map(|lease| Some((lease.shard_id.to_string(), lease.owner?.to_string())))
+    .collect()
+}
+
 /// Puts the records in order; returns the last sequence number written to each shard.
 pub async fn put_records(
     config: &SdkConfig,
@@ -377,6 +392,9 @@ pub async fn table_keys(config: &SdkConfig, table: &str) -> (usize, BTreeSet<(St
     let mut pages = dynamodb.scan().table_name(table).into_paginator().send();
     while let Some(page) = pages.next().await {
         for item in page.unwrap().items() {
+            if item.contains_key("kind") {
+                continue; // a one-minute bar (bars mode), not a tick
+            }
             count += 1;
             keys.insert((
                 item["symbol"].as_s().unwrap().clone(),
@@ -469,6 +487,78 @@ pub async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<LakeRow> {
         }
     }
     rows
+}
+
+/// `(open, high, low, close, volume, trades)` of a one-minute bar.
+pub type Bar = (f64, f64, f64, f64, f64, u64);
+
+/// Every bar item of the ticks table (bars mode) equals the bar of its minute's ticks in the
+/// lake: a bar written late by an owner that lost its lease would be an older, partial one.
+pub async fn assert_bars_match_lake(config: &SdkConfig, stack: &Stack, rows: &[LakeRow]) {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let mut stored: BTreeMap<(String, i64), Bar> = BTreeMap::new();
+    let mut pages = dynamodb
+        .scan()
+        .table_name(&stack.ticks_table)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().items() {
+            if item
+                .get("kind")
+                .and_then(|k| k.as_s().ok())
+                .map(String::as_str)
+                != Some("bar_1m")
+            {
+                continue;
+            }
+            let number = |name: &str| -> f64 {
+                item.get(name)
+                    .map_or(0.0, |n| n.as_n().unwrap().parse().unwrap())
+            };
+            let minute = chrono::DateTime::parse_from_rfc3339(item["event_time"].as_s().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            stored.insert(
+                (item["symbol"].as_s().unwrap().clone(), minute),
+                (
+                    number("open"),
+                    number("high"),
+                    number("low"),
+                    number("close"),
+                    number("volume"),
+                    number("trades") as u64,
+                ),
+            );
+        }
+    }
+    // Price is the first Float64 column of the lake, volume the eighth (after open, high, low,
+    // previous close, change and change percent).
+    let mut ticks: Vec<&LakeRow> = rows.iter().collect();
+    ticks.sort_by(|a, b| {
+        let sequence = |r: &LakeRow| (r.position.1.len(), r.position.1.clone(), r.position.2);
+        (&a.tick, sequence(a))
+            .partial_cmp(&(&b.tick, sequence(b)))
+            .unwrap()
+    });
+    let mut computed: BTreeMap<(String, i64), Bar> = BTreeMap::new();
+    for row in ticks {
+        let (price, volume) = (row.values[0].unwrap(), row.values[7].unwrap_or(0.0));
+        let minute = row.tick.1 - row.tick.1.rem_euclid(60_000);
+        let bar = computed
+            .entry((row.tick.0.clone(), minute))
+            .or_insert((price, price, price, price, 0.0, 0));
+        bar.1 = bar.1.max(price);
+        bar.2 = bar.2.min(price);
+        bar.3 = price;
+        bar.4 += volume;
+        bar.5 += 1;
+    }
+    assert!(!stored.is_empty(), "the table holds bars");
+    assert_eq!(stored.len(), computed.len(), "a bar per symbol and minute");
+    for (key, bar) in &computed {
+        assert_eq!(stored.get(key), Some(bar), "the bar of {key:?}");
+    }
 }
 
 /// Every valid tick is in the table once and in the lake once; returns the lake's rows.

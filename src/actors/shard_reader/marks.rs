@@ -39,6 +39,10 @@ impl ResumeMarks {
         self.files_end.as_ref()
     }
 
+    pub fn alerts_published(&self) -> Option<&Position> {
+        self.alerts_published.as_ref()
+    }
+
     /// Cuts `batch` after the nearest mark and says what the part left is.
     pub fn cut(&mut self, shard_id: &ShardId, batch: &mut ReadBatch) -> Cut {
         let nearest = match (&self.files_end, &self.alerts_published) {

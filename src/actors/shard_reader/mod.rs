@@ -434,6 +434,10 @@ impl Actor for ShardReader {
                     tracing::info!(shard_id = %act.shard_id, %end,
                         "Ending the first files where an earlier owner reserved their end.");
                 }
+                if let Some(through) = act.marks.alerts_published() {
+                    tracing::info!(shard_id = %act.shard_id, %through,
+                        "Alerts up to here were published before: none is sent again.");
+                }
                 if let Some(checkpoint) = checkpoint {
                     tracing::info!(shard_id = %act.shard_id, position = %checkpoint.position,
                         symbols = checkpoint.snapshot.len(), generation = act.generation(),
