@@ -76,14 +76,11 @@ impl Pipeline {
             fatal.clone(),
         )
         .start();
-        // Trusted until a poll before the failover time: the margin `expire_unrenewed` keeps.
+        // Trusted until a poll before the failover time: a margin for the other workers' polls.
+        let lease = &config.lease;
         let clock = Arc::new(LeaseClock::new(
-            config
-                .lease
-                .failover_time
-                .saturating_sub(config.lease.poll_interval),
+            lease.failover_time.saturating_sub(lease.poll_interval),
         ));
-        let file_ends = Arc::new(FileEnds::new(ports.checkpoints.clone()));
         let links = SinkLinks {
             checkpointer: checkpointer.clone(),
             leases: clock.clone(),
@@ -95,54 +92,8 @@ impl Pipeline {
         let workers: Vec<Arbiter> = (0..config.pipeline.worker_count())
             .map(|_| Arbiter::new())
             .collect();
-        // A table writer per worker, each on a thread of its own: building and writing an item
-        // per tick is the heaviest sink work, so one writer for all shards would be the
-        // bottleneck. The readers of worker i write through table writer i.
-        let table_arbiters: Vec<Arbiter> = workers.iter().map(|_| Arbiter::new()).collect();
-        let lake_arbiter = Arbiter::new();
-        let tables: Vec<Addr<DynamoWriter>> = table_arbiters
-            .iter()
-            .map(|arbiter| {
-                let (links, port, config) =
-                    (links.clone(), ports.table.clone(), config.table.clone());
-                DynamoWriter::start_in_arbiter(&arbiter.handle(), move |_| {
-                    DynamoWriter::new(port, links, &config)
-                })
-            })
-            .collect();
-        let lake = {
-            let layout = ParquetLayout {
-                prefix: config.lake.prefix.clone(),
-            };
-            let (links, objects, committed, file_ends) = (
-                links.clone(),
-                ports.objects.clone(),
-                committed.clone(),
-                file_ends.clone(),
-            );
-            ParquetBatcher::start_in_arbiter(&lake_arbiter.handle(), move |_| {
-                ParquetBatcher::new(layout, objects, committed, file_ends, links)
-            })
-        };
-        let dead_letters = {
-            let layout = DeadLetterLayout {
-                prefix: config.lake.prefix.clone(),
-            };
-            let (links, objects, committed) =
-                (links.clone(), ports.objects.clone(), committed.clone());
-            DeadLetterWriter::start_in_arbiter(&lake_arbiter.handle(), move |_| {
-                DeadLetterWriter::new(layout, objects, committed, file_ends, links)
-            })
-        };
-        let alerter = Alerter::new(ports.alerts.clone(), ports.checkpoints.clone(), links).start();
-        let sinks_of_worker = |worker: usize| {
-            Sinks(vec![
-                (SinkKind::Table, tables[worker].clone().recipient()),
-                (SinkKind::Lake, lake.clone().recipient()),
-                (SinkKind::Alerts, alerter.clone().recipient()),
-                (SinkKind::DeadLetters, dead_letters.clone().recipient()),
-            ])
-        };
+        let sinks = SinkActors::start(config, &ports, &links, &committed, workers.len());
+        let sinks_of_worker = |worker: usize| sinks.of_worker(worker);
         let publisher = MetricsPublisher::new(
             metrics.clone(),
             ports.metrics.clone(),
@@ -150,16 +101,7 @@ impl Pipeline {
         )
         .start();
 
-        let settings = Arc::new(ReaderSettings {
-            decode_limits: config.input.decode_limits(),
-            windows: config.windows,
-            rules: config.rules.clone(),
-            checkpoint_interval: config.checkpoint.interval,
-            checkpoint_max_records: config.checkpoint.max_records.max(1),
-            mailbox,
-            bars: config.table.mode.bars(),
-            initial_position,
-        });
+        let settings = Arc::new(reader_settings(config, initial_position, mailbox));
         let reader_links = ReaderLinks {
             source: ports.stream.clone(),
             checkpoints: ports.checkpoints.clone(),
@@ -175,12 +117,8 @@ impl Pipeline {
             settings,
             reader_links,
         );
-        let worker_id: WorkerId = match &config.lease.worker_id {
-            Some(id) => id.as_str().into(),
-            None => default_worker_id().into(),
-        };
         coordinator_context.run(LeaseCoordinator::new(
-            worker_id,
+            worker_id(lease),
             config.lease.clone(),
             ports.leases.clone(),
             ports.stream.clone(),
@@ -194,8 +132,7 @@ impl Pipeline {
         tracing::info!(workers = workers.len(), "Pipeline started.");
 
         let mut arbiters = workers;
-        arbiters.extend(table_arbiters);
-        arbiters.push(lake_arbiter);
+        arbiters.extend(sinks.arbiters);
         Self {
             coordinator,
             done,
@@ -256,6 +193,116 @@ impl Pipeline {
         for arbiter in arbiters {
             let _ = arbiter.join();
         }
+    }
+}
+
+/// The sink actors and the threads they run on.
+struct SinkActors {
+    /// One table writer per worker arbiter: building and writing an item per tick is the
+    /// heaviest sink work, so one writer for all shards would be the bottleneck.
+    tables: Vec<Addr<DynamoWriter>>,
+    lake: Addr<ParquetBatcher>,
+    dead_letters: Addr<DeadLetterWriter>,
+    alerter: Addr<Alerter>,
+    /// Each table writer's, then the one the lake and dead-letter writers share.
+    arbiters: Vec<Arbiter>,
+}
+
+impl SinkActors {
+    fn start(
+        config: &Config,
+        ports: &Ports,
+        links: &SinkLinks,
+        committed: &Arc<CommittedPositions>,
+        workers: usize,
+    ) -> Self {
+        let mut arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+        let tables = arbiters
+            .iter()
+            .map(|arbiter| {
+                let (links, port, config) =
+                    (links.clone(), ports.table.clone(), config.table.clone());
+                DynamoWriter::start_in_arbiter(&arbiter.handle(), move |_| {
+                    DynamoWriter::new(port, links, &config)
+                })
+            })
+            .collect();
+        let lake_arbiter = Arbiter::new();
+        let file_ends = Arc::new(FileEnds::new(ports.checkpoints.clone()));
+        let lake = {
+            let layout = ParquetLayout {
+                prefix: config.lake.prefix.clone(),
+            };
+            let (links, objects, committed, file_ends) = (
+                links.clone(),
+                ports.objects.clone(),
+                committed.clone(),
+                file_ends.clone(),
+            );
+            ParquetBatcher::start_in_arbiter(&lake_arbiter.handle(), move |_| {
+                ParquetBatcher::new(layout, objects, committed, file_ends, links)
+            })
+        };
+        let dead_letters = {
+            let layout = DeadLetterLayout {
+                prefix: config.lake.prefix.clone(),
+            };
+            let (links, objects, committed) =
+                (links.clone(), ports.objects.clone(), committed.clone());
+            DeadLetterWriter::start_in_arbiter(&lake_arbiter.handle(), move |_| {
+                DeadLetterWriter::new(layout, objects, committed, file_ends, links)
+            })
+        };
+        arbiters.push(lake_arbiter);
+        let alerter = Alerter::new(
+            ports.alerts.clone(),
+            ports.checkpoints.clone(),
+            links.clone(),
+        )
+        .start();
+        Self {
+            tables,
+            lake,
+            dead_letters,
+            alerter,
+            arbiters,
+        }
+    }
+
+    /// The sinks of the readers on worker arbiter `worker`: its own table writer, the others
+    /// shared.
+    fn of_worker(&self, worker: usize) -> Sinks {
+        Sinks(vec![
+            (SinkKind::Table, self.tables[worker].clone().recipient()),
+            (SinkKind::Lake, self.lake.clone().recipient()),
+            (SinkKind::Alerts, self.alerter.clone().recipient()),
+            (SinkKind::DeadLetters, self.dead_letters.clone().recipient()),
+        ])
+    }
+}
+
+fn reader_settings(
+    config: &Config,
+    initial_position: StartPosition,
+    mailbox: usize,
+) -> ReaderSettings {
+    ReaderSettings {
+        decode_limits: config.input.decode_limits(),
+        windows: config.windows,
+        rules: config.rules.clone(),
+        checkpoint_interval: config.checkpoint.interval,
+        checkpoint_max_records: config.checkpoint.max_records.max(1),
+        mailbox,
+        bars: config.table.mode.bars(),
+        initial_position,
+    }
+}
+
+/// This worker's name in the lease table: the configured one, or [`default_worker_id`].
+fn worker_id(lease: &crate::config::LeaseConfig) -> WorkerId {
+    match &lease.worker_id {
+        Some(id) => id.as_str().into(),
+        None => default_worker_id().into(),
     }
 }
 
