@@ -15,7 +15,7 @@ use aws_config::SdkConfig;
 use common::stack::{
     Run, Stack, assert_bars_match_lake, assert_exactly_once, assert_same_values, checkpoints,
     computed, create_stack_with_shards, owners, put_records, records, start_run, terminate,
-    wait_for_checkpoints,
+    tick_object_keys, wait_for_checkpoints,
 };
 
 const SHARDS: i32 = 4;
@@ -58,26 +58,16 @@ fn is_after(sequence: &str, than: Option<&String>) -> bool {
 /// Keys of the lake's tick files, each with the shard it names
 /// (`ticks/dt=YYYY-MM-DD/{shard}-{first position}.parquet`).
 async fn lake_keys(config: &SdkConfig, bucket: &str) -> BTreeMap<String, String> {
-    let s3 = common::s3(config);
     let mut keys = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("ticks/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.unwrap().contents() {
-            let key = object.key().unwrap();
-            let shard = key
-                .rsplit('/')
-                .next()
-                .and_then(|name| name.strip_suffix(".parquet"))
-                .and_then(|name| name.rsplit_once('-'))
-                .map(|(shard, _first)| shard.to_owned())
-                .unwrap_or_else(|| panic!("a lake key names its shard: {key}"));
-            keys.insert(key.to_owned(), shard);
-        }
+    for key in tick_object_keys(config, bucket).await {
+        let shard = key
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.strip_suffix(".parquet"))
+            .and_then(|name| name.rsplit_once('-'))
+            .map(|(shard, _first)| shard.to_owned())
+            .unwrap_or_else(|| panic!("a lake key names its shard: {key}"));
+        keys.insert(key, shard);
     }
     keys
 }

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use backon::Retryable;
 
 use super::fatal::Fatal;
-use crate::barrier::progress::{Candidate, Progress};
+use crate::barrier::progress::Progress;
 use crate::barrier::{
     CommittedPositions, Durable, FinishedEmpty, Propose, ShardStopped, SinkKind, StopOutcome,
 };
@@ -142,7 +142,7 @@ impl Handler<Propose> for Checkpointer {
         let Some(progress) = self.progress.of(&shard_id, proposal.fence.counter) else {
             return;
         };
-        progress.propose(Candidate::from(proposal));
+        progress.propose(proposal);
         let lag = progress.lag() as f64;
         self.metrics
             .set_gauge(ShardGauge::CheckpointLag, &shard_id, lag);

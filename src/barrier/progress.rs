@@ -6,43 +6,15 @@ use std::collections::{HashMap, VecDeque};
 
 use super::proposal::Propose;
 use super::sinks::SinkKind;
-use crate::checkpoint::ShardSnapshot;
-use crate::lease::Fence;
 use crate::model::tick::Position;
 use crate::stream::ShardId;
-
-/// A checkpoint candidate waiting for the sinks.
-#[derive(Debug)]
-pub struct Candidate {
-    pub fence: Fence,
-    pub position: Position,
-    pub snapshot: ShardSnapshot,
-    pub last: bool,
-    pub shard_end: bool,
-    /// Records read since the previous candidate (of every candidate it stands for, once taken).
-    pub records: u64,
-    pub newest_arrival_ms: i64,
-}
-
-impl From<Propose> for Candidate {
-    fn from(proposal: Propose) -> Self {
-        Self {
-            fence: proposal.fence,
-            position: proposal.position,
-            snapshot: proposal.snapshot,
-            last: proposal.last,
-            shard_end: proposal.shard_end,
-            records: proposal.records,
-            newest_arrival_ms: proposal.newest_arrival_ms,
-        }
-    }
-}
 
 /// One shard's barriers between proposal and commit, for one reader generation.
 #[derive(Debug, Default)]
 pub struct ShardProgress {
     pub generation: u64,
-    candidates: VecDeque<Candidate>,
+    /// Proposed candidates, oldest first.
+    candidates: VecDeque<Propose>,
     durable: HashMap<SinkKind, Position>,
     /// A checkpoint write is under way: the next waits for it, so commits stay in order.
     saving: bool,
@@ -56,7 +28,7 @@ impl ShardProgress {
         self.lag
     }
 
-    pub fn propose(&mut self, candidate: Candidate) {
+    pub fn propose(&mut self, candidate: Propose) {
         self.lag += candidate.records;
         self.candidates.push_back(candidate);
     }
@@ -70,9 +42,9 @@ impl ShardProgress {
     }
 
     /// The newest candidate that every one of `sinks` has made durable, taken from the queue with
-    /// all before it (their records counted into it); `None` while a write is under way. The
+    /// all before it (their records counted into its `records`); `None` while a write is under way. The
     /// caller writes it and then calls [`Self::saved`].
-    pub fn take_committable(&mut self, sinks: &[SinkKind]) -> Option<Candidate> {
+    pub fn take_committable(&mut self, sinks: &[SinkKind]) -> Option<Propose> {
         if self.saving {
             return None;
         }
@@ -145,14 +117,17 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::ShardSnapshot;
+    use crate::lease::Fence;
     use crate::model::tick::SequenceNumber;
 
     fn position(sequence: u64) -> Position {
         Position::new(SequenceNumber::new(format!("{sequence:05}")), 0)
     }
 
-    fn candidate(sequence: u64, records: u64) -> Candidate {
-        Candidate {
+    fn candidate(sequence: u64, records: u64) -> Propose {
+        Propose {
+            shard_id: "shard-1".into(),
             fence: Fence {
                 shard_id: "shard-1".into(),
                 owner: "worker".into(),

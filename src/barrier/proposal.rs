@@ -20,7 +20,8 @@ pub struct Propose {
     pub last: bool,
     /// The shard was read to its end (a closed parent shard).
     pub shard_end: bool,
-    /// Records read since the previous candidate.
+    /// Records read since the previous candidate (of every candidate it stands for, once the
+    /// checkpointer takes several at once).
     pub records: u64,
     /// Stream arrival time of the newest record before the candidate, epoch ms.
     pub newest_arrival_ms: i64,

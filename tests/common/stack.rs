@@ -416,73 +416,85 @@ pub struct LakeRow {
     pub values: Vec<Option<f64>>,
 }
 
-pub async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<LakeRow> {
-    use arrow_array::Array;
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
-    let s3 = s3(config);
-    let mut rows = Vec::new();
-    let mut pages = s3
+/// The keys of the lake's tick files (`ticks/dt=YYYY-MM-DD/{shard}-{first position}.parquet`).
+pub async fn tick_object_keys(config: &SdkConfig, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = s3(config)
         .list_objects_v2()
         .bucket(bucket)
         .prefix("ticks/")
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        for object in page.unwrap().contents() {
-            let key = object.key().unwrap();
-            assert!(key.contains("/dt=") && key.ends_with(".parquet"), "{key}");
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            for batch in ParquetRecordBatchReaderBuilder::try_new(body)
-                .unwrap()
-                .build()
-                .unwrap()
-            {
-                let batch = batch.unwrap();
-                let column = |name: &str| batch.column_by_name(name).unwrap().clone();
-                let (shards, sequences, symbols) = (
-                    column("shard_id"),
-                    column("sequence_number"),
-                    column("symbol"),
-                );
-                let subs = column("sub_sequence_number");
-                let times = column("event_time");
-                let numbers: Vec<_> = batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| f.data_type() == &arrow_schema::DataType::Float64)
-                    .map(|(i, _)| batch.column(i).as_primitive::<Float64Type>().clone())
-                    .collect();
-                for i in 0..batch.num_rows() {
-                    rows.push(LakeRow {
-                        position: (
-                            shards.as_string::<i32>().value(i).to_owned(),
-                            sequences.as_string::<i32>().value(i).to_owned(),
-                            subs.as_primitive::<Int64Type>().value(i),
-                        ),
-                        tick: (
-                            symbols.as_string::<i32>().value(i).to_owned(),
-                            times.as_primitive::<TimestampMillisecondType>().value(i),
-                        ),
-                        values: numbers
-                            .iter()
-                            .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                            .collect(),
-                    });
-                }
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .map(|object| object.key().unwrap().to_owned()),
+        );
+    }
+    keys
+}
+
+pub async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<LakeRow> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+    let s3 = s3(config);
+    let mut rows = Vec::new();
+    for key in tick_object_keys(config, bucket).await {
+        let key = key.as_str();
+        assert!(key.contains("/dt=") && key.ends_with(".parquet"), "{key}");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+            let (shards, sequences, symbols) = (
+                column("shard_id"),
+                column("sequence_number"),
+                column("symbol"),
+            );
+            let subs = column("sub_sequence_number");
+            let times = column("event_time");
+            let numbers: Vec<_> = batch
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.data_type() == &arrow_schema::DataType::Float64)
+                .map(|(i, _)| batch.column(i).as_primitive::<Float64Type>().clone())
+                .collect();
+            for i in 0..batch.num_rows() {
+                rows.push(LakeRow {
+                    position: (
+                        shards.as_string::<i32>().value(i).to_owned(),
+                        sequences.as_string::<i32>().value(i).to_owned(),
+                        subs.as_primitive::<Int64Type>().value(i),
+                    ),
+                    tick: (
+                        symbols.as_string::<i32>().value(i).to_owned(),
+                        times.as_primitive::<TimestampMillisecondType>().value(i),
+                    ),
+                    values: numbers
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect(),
+                });
             }
         }
     }
