@@ -1,7 +1,7 @@
 //! kinetick: an actor-based stream processor for market ticks.
 //!
 //! Map of the crate:
-//! - [`model`]: pure logic (ticks, decoding, windows, rules, lake and table formats, simulator).
+//! - [`model`]: pure logic (ticks, decoding, windows, rules, lake and table formats).
 //! - [`actors`]: the pipeline stages (lease coordinator, shard reader, symbol aggregator, sinks,
 //!   checkpointer, metrics publisher).
 //! - [`barrier`]: the checkpoint barrier protocol, from a reader's proposal to the commit, its
@@ -18,7 +18,8 @@
 //! - The front door: [`cli`] (commands and options), [`config`] (settings from defaults, file and
 //!   `KINETICK_...` variables), [`telemetry`] (logs), [`health`] (the container's health
 //!   endpoint), and one module per command: [`demo`] (the whole pipeline on local ports),
-//!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream).
+//!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream, and the market
+//!   simulator the demo uses).
 
 pub mod actors;
 pub mod alerts;

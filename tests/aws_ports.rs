@@ -483,7 +483,6 @@ fn alert() -> Alert {
 async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
     let config = common::sdk_config();
     let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
     let topic = common::topic(&config).await;
     let queue_url = common::subscribed_queue(&config, &topic).await;
 
@@ -492,24 +491,16 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
         .await
         .unwrap();
 
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let messages = received.messages();
-    assert_eq!(messages.len(), 1);
-    let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    let envelopes = common::drain_queue(&config, &queue_url).await;
+    assert_eq!(envelopes.len(), 1);
+    let envelope = &envelopes[0];
     assert_eq!(
         envelope["Subject"],
         "AAPL change vs previous close -6.21% (threshold 5%)"
     );
-    let body: serde_json::Value =
-        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
     assert_eq!(
-        body["id"], "AAPL-change_percent-1767623400000-4959",
+        common::alert_of(envelope)["id"],
+        "AAPL-change_percent-1767623400000-4959",
         "queues get the JSON body"
     );
     assert_eq!(
@@ -532,27 +523,16 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
 async fn a_fifo_topic_drops_a_repeated_alert() {
     let config = common::sdk_config();
     let (topic, queue_url) = common::fifo_topic_and_queue(&config).await;
-    let (sns, sqs) = (
-        aws_sdk_sns::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-    );
-    let alerts = SnsAlertSink::new(sns, &topic);
-    // As after a crash between publishing and checkpointing: the same alert twice.
+    let alerts = SnsAlertSink::new(aws_sdk_sns::Client::new(&config), &topic);
+    // As after a crash between publishing an alert and marking it published: the same alert
+    // twice.
     alerts.publish(&alert()).await.unwrap();
     alerts.publish(&alert()).await.unwrap();
 
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let messages = received.messages();
-    assert_eq!(messages.len(), 1, "the repeat is dropped: {messages:?}");
-    let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    let envelopes = common::drain_queue(&config, &queue_url).await;
+    assert_eq!(envelopes.len(), 1, "the repeat is dropped: {envelopes:?}");
     assert_eq!(
-        envelope["MessageAttributes"]["alert_id"]["Value"],
+        envelopes[0]["MessageAttributes"]["alert_id"]["Value"],
         "AAPL-change_percent-1767623400000-4959"
     );
 }

@@ -2,8 +2,8 @@
 //! [`EnrichedTick`] and alerts. The aggregator actor is a thin shell around this.
 //!
 //! The state is what a checkpoint stores per symbol; restoring it must give the same values, bit
-//! for bit, as if the process had never stopped; [`super::exact_float`] is the float encoding
-//! that makes this hold whatever serde format the snapshot goes through.
+//! for bit, as if the process had never stopped; `exact_float` is the float encoding that makes
+//! this hold whatever serde format the snapshot goes through.
 
 use std::sync::Arc;
 

@@ -2,10 +2,11 @@
 //! ticks to one aggregator per symbol, and hands every read to the sinks, with a checkpoint
 //! barrier every interval.
 //!
-//! In: batches from a [`ShardCursor`]. Out: [`ShardBatch`]es to the sinks, [`Propose`] to the
-//! checkpointer, rejected records as dead letters. One read is processed at a time, while the
-//! sinks take the previous one: the reader waits for that hand-off before it makes the next, so
-//! batches reach the sinks in order and a slow sink slows the reader.
+//! In: batches from a [`ShardCursor`]. Out: a [`ShardBatch`](crate::barrier::ShardBatch) per read
+//! to the sinks, [`Propose`](crate::barrier::Propose) to the checkpointer, rejected records as
+//! dead letters. One read is processed at a time, while the sinks take the previous one: the
+//! reader waits for that hand-off before it makes the next, so batches reach the sinks in order
+//! and a slow sink slows the reader.
 
 mod handoff;
 mod marks;
@@ -34,12 +35,15 @@ use crate::barrier::{CommittedPositions, FinishedEmpty};
 use crate::checkpoint::CheckpointStore;
 use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
+use crate::model::dead_letter::DeadLetter;
 use crate::model::decode::DecodeLimits;
 use crate::model::rules::RuleConfig;
 use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
 use crate::model::window::WindowConfig;
-use crate::stream::{ReadBatch, ShardCursor, ShardId, ShardInfo, StartPosition, StreamSource};
+use crate::stream::{
+    ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamSource,
+};
 
 /// What every reader of a pipeline shares.
 #[derive(Debug, Clone)]
@@ -327,7 +331,7 @@ impl ShardReader {
     }
 
     /// Counts a read in the metrics and moves the reader's position to its last record.
-    fn count_read(&mut self, records: &[crate::stream::Record], millis_behind_latest: Option<i64>) {
+    fn count_read(&mut self, records: &[Record], millis_behind_latest: Option<i64>) {
         let metrics = &self.links.metrics;
         if let Some(behind) = millis_behind_latest {
             metrics.set_gauge(
@@ -347,7 +351,7 @@ impl ShardReader {
         }
     }
 
-    fn count_rejected(&self, dead_letters: &[crate::model::dead_letter::DeadLetter]) {
+    fn count_rejected(&self, dead_letters: &[DeadLetter]) {
         let Some(first) = dead_letters.first() else {
             return;
         };
