@@ -33,6 +33,7 @@ pub struct Config {
     pub local: LocalConfig,
     pub aws: AwsConfig,
     pub health: HealthConfig,
+    pub symbols: SymbolsConfig,
 }
 
 /// Threads and queues.
@@ -222,13 +223,50 @@ fn folder<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D
 }
 
 /// The alerter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// `kinetick demo`: also print each alert on stdout (they are always in `alerts.jsonl`). Off
     /// by default: the demo raises alerts by the thousand, and the terminal is for its progress
     /// and summary; on a terminal the alert lines take the progress bar's place.
     pub print: bool,
+    /// Alerts held in memory while the alert topic cannot be reached; the table and the lake go
+    /// on meanwhile. Once this many wait, the alerter takes no more batches (and so, in turn,
+    /// neither do the readers) until the topic answers again.
+    pub max_backlog: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            print: false,
+            max_backlog: 10_000,
+        }
+    }
+}
+
+/// How many symbols a shard keeps state for, so a flood of distinct symbols (a producer bug)
+/// cannot exhaust memory or bloat checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SymbolsConfig {
+    /// Most symbols one shard keeps state for; records of further symbols are dead-lettered
+    /// (`symbol_limit`) until idle ones are evicted.
+    pub max_per_shard: usize,
+    /// A symbol without a tick for this long in event time (by the shard's newest tick) is
+    /// evicted: its windows and rule state are dropped, and the next tick starts it afresh.
+    /// Event time, not the clock, so a replay evicts exactly where the first run did.
+    #[serde(with = "humantime_serde")]
+    pub evict_after: Duration,
+}
+
+impl Default for SymbolsConfig {
+    fn default() -> Self {
+        Self {
+            max_per_shard: 10_000,
+            evict_after: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// Metrics publishing.
@@ -293,6 +331,8 @@ pub struct AwsConfig {
     pub idle_poll_interval: Duration,
     /// `BatchWriteItem` requests in flight at once.
     pub table_write_concurrency: usize,
+    /// How long each kind of call may take before it is abandoned and retried like a 5xx.
+    pub timeouts: AwsTimeouts,
 }
 
 impl Default for AwsConfig {
@@ -308,6 +348,65 @@ impl Default for AwsConfig {
             start_timestamp: None,
             idle_poll_interval: Duration::from_millis(500),
             table_write_concurrency: 8,
+            timeouts: AwsTimeouts::default(),
+        }
+    }
+}
+
+/// Timeouts of the AWS calls by kind, so that a call that never answers is abandoned and retried
+/// instead of stalling a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AwsTimeouts {
+    /// Kinesis: shard listing, iterators, `GetRecords`.
+    pub stream: CallTimeout,
+    /// DynamoDB ticks table writes.
+    pub table: CallTimeout,
+    /// S3: lake and dead-letter files, large snapshots.
+    pub objects: CallTimeout,
+    /// SNS `Publish`.
+    pub alerts: CallTimeout,
+    /// Lease table reads, takes and renewals; the operation timeout must be below
+    /// `lease.renew-interval`, or a hung renewal would hold the next one back.
+    pub leases: CallTimeout,
+    /// Checkpoint saves and marks (the same table as the leases).
+    pub checkpoints: CallTimeout,
+    /// CloudWatch `PutMetricData`.
+    pub metrics: CallTimeout,
+}
+
+/// The limits of one kind of call: each attempt, and the whole call with the SDK's own retries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CallTimeout {
+    #[serde(with = "humantime_serde")]
+    pub attempt: Duration,
+    #[serde(with = "humantime_serde")]
+    pub operation: Duration,
+}
+
+impl CallTimeout {
+    const fn seconds(attempt: u64, operation: u64) -> Self {
+        Self {
+            attempt: Duration::from_secs(attempt),
+            operation: Duration::from_secs(operation),
+        }
+    }
+}
+
+impl Default for AwsTimeouts {
+    fn default() -> Self {
+        Self {
+            stream: CallTimeout::seconds(5, 15),
+            table: CallTimeout::seconds(10, 30),
+            objects: CallTimeout::seconds(60, 180),
+            alerts: CallTimeout::seconds(5, 15),
+            leases: CallTimeout {
+                attempt: Duration::from_millis(1500),
+                operation: Duration::from_secs(3),
+            },
+            checkpoints: CallTimeout::seconds(5, 15),
+            metrics: CallTimeout::seconds(10, 30),
         }
     }
 }
@@ -326,12 +425,17 @@ pub enum InitialPosition {
 pub struct HealthConfig {
     /// Address of the endpoint (`GET /health`).
     pub listen: String,
+    /// The endpoint answers 503 once a shard with records waiting has made no progress for this
+    /// long, or a sink's writes or the lease renewals have failed for this long.
+    #[serde(with = "humantime_serde")]
+    pub unhealthy_after: Duration,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            unhealthy_after: Duration::from_secs(60),
         }
     }
 }
