@@ -150,15 +150,23 @@ fn key_pieces<'a>(
     ]
 }
 
-/// A float as a DynamoDB number; left out when DynamoDB cannot store it (NaN, infinities, and
-/// magnitudes past its range), instead of failing the batch.
+/// A float as a DynamoDB number.
+///
+/// The decoder's range rule (`decode/range.rs`) keeps every value of an item, sent or computed,
+/// finite and 0 or within DynamoDB's range, so nothing is ever changed or left out here. A value
+/// past that is a bug: a debug build stops at it, a release build leaves the attribute out
+/// rather than fail the batch or write a number that is not the value.
 fn float(sink: &mut impl AttributeSink, name: &'static str, value: f64) {
-    if !value.is_finite() || value.abs() >= DYNAMO_MAX_ABS {
+    let storable = value == 0.0 || (DYNAMO_MIN_ABS..DYNAMO_MAX_ABS).contains(&value.abs());
+    debug_assert!(
+        storable,
+        "`{name}` = {value:e} is outside what DynamoDB holds"
+    );
+    if !storable {
         return;
     }
-    // Below DynamoDB's smallest magnitude, zero is the nearest storable value; `-0` is written
-    // as `0` too.
-    if value.abs() < DYNAMO_MIN_ABS {
+    // `-0` is written as `0`.
+    if value == 0.0 {
         return sink.number(name, "0");
     }
     let mut cents = [0u8; 24];
@@ -530,23 +538,34 @@ pub(crate) mod tests {
                 f64::from_bits(14045260157812947396),
                 Some("-235628728097230.12"),
             ),
-            // Past DynamoDB's range: zero is the nearest value it can hold, or nothing.
-            (1e-200, Some("0")),
-            (1e126, None),
-            (f64::NAN, None),
-            (f64::INFINITY, None),
-            (f64::NEG_INFINITY, None),
+            (1e-130, Some(&*format!("0.{}1", "0".repeat(129)))),
         ];
         for (value, expected) in cases {
             assert_eq!(number(value).as_deref(), expected, "{value:e}");
         }
+    }
 
-        let mut tick = sample();
-        tick.indicators.return_zscore = Some(f64::NAN);
-        tick.indicators.volume_ratio = Some(f64::INFINITY);
-        let item = tick_item(&tick, None);
-        assert!(!names(&item).contains(&"return_zscore"));
-        assert!(!names(&item).contains(&"volume_ratio"));
+    /// Values DynamoDB cannot hold never reach an item (the decoder's range rule keeps them
+    /// out): a debug build stops at one, a release build leaves it out, never writes 0.
+    #[test]
+    fn numbers_dynamodb_cannot_hold_are_a_bug() {
+        let values = [
+            1e-200,
+            -5e-324,
+            1e126,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for value in values {
+            let written = std::panic::catch_unwind(|| number(value));
+            if cfg!(debug_assertions) {
+                assert!(written.is_err(), "{value:e} is caught");
+            } else {
+                assert_eq!(written.unwrap(), None, "{value:e} is left out");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! the [`Rejection`] that says why it is not one).
 
 use super::Rejection;
+use super::range::{
+    CHANGE_MAGNITUDES, CHANGE_PERCENT_MAGNITUDES, Magnitudes, PRICE_MAGNITUDES, VOLUME_MAGNITUDES,
+    lost_in_reading, out_of_range, within,
+};
 use super::value::{Number, Scalar};
 
 /// What a numeric field must hold, as a [`Rejection::WrongType`] says it.
@@ -101,7 +105,8 @@ impl Field {
         Some(self.check(x))
     }
 
-    /// `x` if it is a valid value of this numeric field.
+    /// `x` if it is a valid value of this numeric field: finite, of the sign the field allows,
+    /// and 0 or within the field's range (`range.rs`); `-0` comes back as `+0`.
     #[inline]
     pub(super) fn check(self, x: f64) -> Result<f64, Rejection> {
         let field = self.name();
@@ -110,28 +115,53 @@ impl Field {
         }
         match self {
             Self::Price | Self::Open | Self::High | Self::Low | Self::PreviousClose if x <= 0.0 => {
-                Err(Rejection::NonPositive { field, value: x })
+                return Err(Rejection::NonPositive { field, value: x });
             }
-            // `-0.0` passes: it is zero, and rejecting it would only punish a formatting quirk.
-            Self::Volume if x < 0.0 => Err(Rejection::NegativeVolume { value: x }),
-            _ => Ok(x),
+            // `-0.0` passes, as 0: rejecting it would only punish a formatting quirk.
+            Self::Volume if x < 0.0 => return Err(Rejection::NegativeVolume { value: x }),
+            _ => {}
+        }
+        match self.magnitudes() {
+            Some(bounds) => within(field, x, bounds),
+            None => Ok(x),
+        }
+    }
+
+    /// The range of this numeric field's values (`None` for the symbol and the timestamp).
+    pub(super) fn magnitudes(self) -> Option<Magnitudes> {
+        match self {
+            Self::Price | Self::Open | Self::High | Self::Low | Self::PreviousClose => {
+                Some(PRICE_MAGNITUDES)
+            }
+            Self::Volume => Some(VOLUME_MAGNITUDES),
+            Self::Change => Some(CHANGE_MAGNITUDES),
+            Self::ChangePercent => Some(CHANGE_PERCENT_MAGNITUDES),
+            Self::Symbol | Self::Timestamp => None,
         }
     }
 }
 
-/// The number a JSON number or a numeric string holds (beyond-f64 numbers are infinite, and
-/// strings may say `NaN` or `inf`: [`Field::check`] refuses those).
+/// The number a JSON number or a numeric string holds. Beyond-f64 numbers read as infinite and
+/// strings may say `NaN` or `inf`: [`Field::check`] refuses those. A decimal that reading as a
+/// double would turn into infinity or 0 is out of range here, while its text is at hand.
 fn json_number(field: Field, value: Scalar<'_>) -> Result<f64, Rejection> {
     let not_a_number = |found| Rejection::WrongType {
         field: field.name(),
         expected: EXPECTED_NUMBER,
         found,
     };
+    let text_number = |number: Number<'_>, found| {
+        let x = number.to_f64().ok_or(not_a_number(found))?;
+        match field.magnitudes() {
+            Some(bounds) if lost_in_reading(number.text, x) => {
+                Err(out_of_range(field.name(), number.text.to_owned(), bounds))
+            }
+            _ => Ok(x),
+        }
+    };
     match value {
-        Scalar::Number(n) => n.to_f64().ok_or(not_a_number("a malformed number")),
-        Scalar::Str(text) => Number::new(&text)
-            .to_f64()
-            .ok_or(not_a_number("a non-numeric string")),
+        Scalar::Number(n) => text_number(n, "a malformed number"),
+        Scalar::Str(text) => text_number(Number::new(&text), "a non-numeric string"),
         Scalar::Float(x) => Ok(x),
         // `as` rounds to nearest, which is what parsing the same digits as a float would give.
         Scalar::UInt(u) => Ok(u as f64),

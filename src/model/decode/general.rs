@@ -17,6 +17,13 @@ use super::value::{Number, Scalar};
 /// Parses any record with serde_json; the reference for [`decode_fast`](super::scan::decode_fast).
 #[cold]
 pub(super) fn parse_general(data: &[u8]) -> Result<RawTick<'_>, Rejection> {
+    // JSON text is UTF-8 throughout, but serde_json checks only the strings it reads, not those
+    // it skips (an unknown field's key or value).
+    if let Err(error) = simdutf8::compat::from_utf8(data) {
+        return Err(Rejection::MalformedJson {
+            message: format!("invalid UTF-8 at byte {}", error.valid_up_to()),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(data);
     let parsed = RawTickSeed { record: data }
         .deserialize(&mut de)
@@ -235,13 +242,18 @@ mod tests {
         );
         assert_eq!(tick, Err(Rejection::DuplicateField { field: "volume" }));
         let tick = decode(
-            r#"{"symbol":"X","pri\u0063e":187.23,"ch\u0061nge":-2,"volum\u0065":18446744073709551615,"timest\u0061mp":1767364200123}"#,
+            r#"{"symbol":"X","pri\u0063e":187.23,"ch\u0061nge":-2,"volum\u0065":999999999999999,"timest\u0061mp":1767364200123}"#,
         )
         .unwrap();
         assert_eq!(tick.price, 187.23);
         assert_eq!(tick.change, Some(-2.0));
-        assert_eq!(tick.volume, Some(18_446_744_073_709_551_615.0));
+        assert_eq!(tick.volume, Some(999_999_999_999_999.0));
         assert_eq!(tick.event_time_ms, SEED_MS);
+        // Numbers read by serde_json pass the same range check.
+        let json = r#"{"symbol":"X","price":1,"volum\u0065":18446744073709551615,"timestamp":1767364200123}"#;
+        assert_eq!(rejected(json).code(), "out_of_range");
+        let json = r#"{"symbol":"X","pric\u0065":1e-200,"timestamp":1767364200123}"#;
+        assert_eq!(rejected(json).code(), "out_of_range");
         let json = r#"{"symbol":"X","price":1,"timest\u0061mp":1767364200123.0}"#;
         assert_eq!(decode(json).unwrap().event_time_ms, SEED_MS);
         let json = r#"{"symbol":"X","price":1,"timest\u0061mp":18446744073709551615}"#;
@@ -287,6 +299,22 @@ mod tests {
         let invalid_utf8 = b"{\"symbol\":\"\xff\",\"price\":1,\"timestamp\":1767364200123}";
         let rejection = decode_tick(invalid_utf8, &DecodeLimits::default()).unwrap_err();
         assert_eq!(rejection.code(), "malformed_json");
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_where_nothing_reads_it() {
+        // In an unknown field's key and value, and in a nested string: serde_json alone skips
+        // these without a look.
+        for data in [
+            &b"{\"symbol\":\"X\",\"price\":1,\"timestamp\":1767364200123,\"note\":\"\xff\"}"[..],
+            b"{\"symbol\":\"X\",\"price\":1,\"timestamp\":1767364200123,\"\xc0\xaf\":1}",
+            b"{\"symbol\":\"X\",\"price\":1,\"timestamp\":1767364200123,\"m\":[{\"\xed\xa0\x80\":[]}]}",
+            b"[\"\xff\"]",
+        ] {
+            let rejection = decode_tick(data, &DecodeLimits::default()).unwrap_err();
+            assert_eq!(rejection.code(), "malformed_json", "{rejection}");
+            assert!(rejection.to_string().contains("invalid UTF-8 at byte"), "{rejection}");
+        }
     }
 
     #[test]

@@ -19,11 +19,17 @@
 //! does not without its `float_roundtrip` feature.
 //!
 //! What both parsers share: `field.rs` names the known fields and checks the numeric ones,
-//! `validate.rs` checks the symbol and fixes the order in which problems are reported, and
-//! `timestamp.rs` reads event times (RFC 3339 or epoch milliseconds).
+//! `range.rs` holds the range each number must lie in (and why), `validate.rs` checks the symbol
+//! and fixes the order in which problems are reported, and `timestamp.rs` reads event times
+//! (RFC 3339 or epoch milliseconds).
+//!
+//! A record that starts with the KPL magic bytes is an aggregate that could not be split (a whole
+//! one is split before it gets here; see [`kpl`](super::kpl)): it is refused with the problem
+//! [`try_deaggregate`] finds, whatever its size.
 
 mod field;
 mod general;
+mod range;
 mod scan;
 #[cfg(test)]
 mod testing;
@@ -32,7 +38,11 @@ mod validate;
 mod value;
 
 use self::general::parse_general;
+pub use self::range::{
+    CHANGE_MAGNITUDES, CHANGE_PERCENT_MAGNITUDES, Magnitudes, PRICE_MAGNITUDES, VOLUME_MAGNITUDES,
+};
 use self::scan::decode_fast;
+use super::kpl::{self, AggregateError, try_deaggregate};
 use super::tick::Tick;
 
 /// Longest accepted symbol, in bytes: room for long crypto pairs and option roots, while
@@ -71,9 +81,10 @@ impl Default for DecodeLimits {
 /// Why a record was not accepted. `Display` is the human reason written to the dead letter;
 /// [`Rejection::code`] is the stable code for metrics and queries.
 ///
-/// When a record has several problems, the first one found is reported: size, then JSON syntax,
-/// then duplicates, then fields in the order symbol, price, timestamp (presence first, then
-/// value), open, high, low, previous_close, change, change_percent, volume.
+/// When a record has several problems, the first one found is reported: the KPL magic bytes,
+/// then size, then JSON syntax, then duplicates, then fields in the order symbol, price,
+/// timestamp (presence first, then value), open, high, low, previous_close, change,
+/// change_percent, volume.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
     /// Checked before parsing, so a huge record costs nothing to refuse.
@@ -98,9 +109,20 @@ pub enum Rejection {
         expected: &'static str,
         found: &'static str,
     },
-    /// A number is NaN or infinite (a numeric string such as `"NaN"`, or a number beyond `f64`).
+    /// A numeric string says NaN or infinity (`"NaN"`, `"inf"`).
     #[error("field `{field}` is not a finite number")]
     NonFinite { field: &'static str },
+    /// A number outside its field's range (`range.rs`): the outputs could not hold it, or values
+    /// computed from it, faithfully. `value` is the number as read, or an excerpt of the text of
+    /// a decimal too large or too small for a double; `min` and `max` bound the magnitude of a
+    /// value other than 0.
+    #[error("field `{field}` is {value}, outside the accepted magnitudes {min:e} to {max:e}")]
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        min: f64,
+        max: f64,
+    },
     /// A price (`price`, `open`, `high`, `low`, `previous_close`) is zero or negative.
     #[error("field `{field}` must be positive, found {value}")]
     NonPositive { field: &'static str, value: f64 },
@@ -121,6 +143,13 @@ pub enum Rejection {
     /// characters (it becomes part of table keys and partition keys).
     #[error("invalid symbol: {reason}")]
     InvalidSymbol { reason: &'static str },
+    /// The record starts with the KPL magic bytes but cannot be split into user records.
+    #[error("damaged KPL aggregate: {problem}")]
+    DamagedAggregate { problem: AggregateError },
+    /// An intact KPL aggregate where one user record belongs: aggregates do not nest, so it came
+    /// inside another, or from a source that does not split them.
+    #[error("a KPL aggregate of {records} user records where one user record belongs")]
+    NestedAggregate { records: usize },
 }
 
 impl Rejection {
@@ -134,17 +163,23 @@ impl Rejection {
             Self::DuplicateField { .. } => "duplicate_field",
             Self::WrongType { .. } => "wrong_type",
             Self::NonFinite { .. } => "non_finite",
+            Self::OutOfRange { .. } => "out_of_range",
             Self::NonPositive { .. } => "non_positive",
             Self::NegativeVolume { .. } => "negative_volume",
             Self::TimestampUnparseable { .. } => "timestamp_unparseable",
             Self::TimestampOutOfRange { .. } => "timestamp_out_of_range",
             Self::InvalidSymbol { .. } => "invalid_symbol",
+            Self::DamagedAggregate { .. } => "damaged_aggregate",
+            Self::NestedAggregate { .. } => "nested_aggregate",
         }
     }
 }
 
 /// Decodes and validates one record.
 pub fn decode_tick(data: &[u8], limits: &DecodeLimits) -> Result<Tick, Rejection> {
+    if kpl::is_aggregated(data) {
+        return Err(aggregate_rejection(data));
+    }
     if data.len() > limits.max_record_bytes {
         return Err(Rejection::Oversized {
             len: data.len(),
@@ -154,6 +189,17 @@ pub fn decode_tick(data: &[u8], limits: &DecodeLimits) -> Result<Tick, Rejection
     match decode_fast(data, limits) {
         Some(tick) => Ok(tick),
         None => parse_general(data)?.validate(limits),
+    }
+}
+
+/// Why an aggregate reached the decoder: the problem that kept it from being split, if any.
+#[cold]
+fn aggregate_rejection(data: &[u8]) -> Rejection {
+    match try_deaggregate(&bytes::Bytes::copy_from_slice(data)) {
+        Ok(records) => Rejection::NestedAggregate {
+            records: records.map_or(0, |records| records.len()),
+        },
+        Err(problem) => Rejection::DamagedAggregate { problem },
     }
 }
 
@@ -303,6 +349,16 @@ mod tests {
                 max: 2,
             },
             Rejection::InvalidSymbol { reason: "empty" },
+            Rejection::OutOfRange {
+                field: "price",
+                value: "1e200".into(),
+                min: 1e-9,
+                max: 1e12,
+            },
+            Rejection::DamagedAggregate {
+                problem: AggregateError::Empty,
+            },
+            Rejection::NestedAggregate { records: 2 },
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(Rejection::code).collect();
         assert_eq!(codes.len(), all.len());
@@ -315,6 +371,42 @@ mod tests {
         assert_eq!(
             all[0].to_string(),
             "record is 2 bytes, more than the limit of 1"
+        );
+    }
+
+    #[test]
+    fn aggregates_are_refused_with_their_problem_whatever_their_size() {
+        let limits = DecodeLimits::default();
+        let intact = kpl::aggregate(&[("AAPL", SEED.as_bytes()), ("MSFT", b"{}")]);
+        assert_eq!(
+            decode_tick(&intact, &limits),
+            Err(Rejection::NestedAggregate { records: 2 })
+        );
+        let mut damaged = intact.to_vec();
+        damaged[6] ^= 1;
+        let rejection = decode_tick(&damaged, &limits).unwrap_err();
+        assert_eq!(
+            rejection,
+            Rejection::DamagedAggregate {
+                problem: AggregateError::Checksum
+            }
+        );
+        assert_eq!(rejection.code(), "damaged_aggregate");
+        assert_eq!(
+            rejection.to_string(),
+            "damaged KPL aggregate: the MD5 trailer does not match the protobuf"
+        );
+        let big = vec![b'x'; limits.max_record_bytes * 2];
+        let big = kpl::aggregate(&[("AAPL", &big)]);
+        assert_eq!(
+            decode_tick(&big, &limits),
+            Err(Rejection::NestedAggregate { records: 1 })
+        );
+        assert_eq!(
+            decode_tick(&kpl::MAGIC, &limits),
+            Err(Rejection::DamagedAggregate {
+                problem: AggregateError::Truncated { len: 4 }
+            })
         );
     }
 

@@ -5,6 +5,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use proptest::prelude::*;
 
 use super::general::parse_general;
+use super::range::{
+    CHANGE_MAGNITUDES, CHANGE_PERCENT_MAGNITUDES, Magnitudes, PRICE_MAGNITUDES, VOLUME_MAGNITUDES,
+};
 use super::scan::decode_fast;
 use super::{DecodeLimits, Rejection, decode_tick};
 use crate::model::tick::Tick;
@@ -47,30 +50,38 @@ pub(super) fn rejected(json: &str) -> Rejection {
     decode(json).expect_err(json)
 }
 
-/// A positive finite double: anything from subnormal to `f64::MAX`, or a realistic price.
-fn positive_f64() -> impl Strategy<Value = f64> {
+/// A positive double within `bounds`: anywhere in the range, or a realistic price.
+fn positive_in(bounds: Magnitudes) -> impl Strategy<Value = f64> {
     prop_oneof![
-        (1_u64..=0x7fef_ffff_ffff_ffff).prop_map(f64::from_bits),
+        (bounds.min.to_bits()..=bounds.max.to_bits()).prop_map(f64::from_bits),
         (1_u32..100_000_000).prop_map(|cents| f64::from(cents) / 100.0),
     ]
 }
 
-fn finite_f64() -> impl Strategy<Value = f64> {
-    prop_oneof![positive_f64(), positive_f64().prop_map(|x| -x), Just(0.0),]
+/// A double of either sign within `bounds`, or 0.
+fn signed_in(bounds: Magnitudes) -> impl Strategy<Value = f64> {
+    prop_oneof![
+        positive_in(bounds),
+        positive_in(bounds).prop_map(|x| -x),
+        Just(0.0),
+    ]
 }
 
 prop_compose! {
     pub(super) fn arb_tick()(
         symbol in "[A-Z0-9.^=-]{1,32}",
-        price in positive_f64(),
+        price in positive_in(PRICE_MAGNITUDES),
         event_time_ms in 631_152_000_000_i64..=4_102_444_800_000,
-        open in proptest::option::of(positive_f64()),
-        high in proptest::option::of(positive_f64()),
-        low in proptest::option::of(positive_f64()),
-        previous_close in proptest::option::of(positive_f64()),
-        change in proptest::option::of(finite_f64()),
-        change_percent in proptest::option::of(finite_f64()),
-        volume in proptest::option::of(prop_oneof![positive_f64(), (0_u32..).prop_map(f64::from)]),
+        open in proptest::option::of(positive_in(PRICE_MAGNITUDES)),
+        high in proptest::option::of(positive_in(PRICE_MAGNITUDES)),
+        low in proptest::option::of(positive_in(PRICE_MAGNITUDES)),
+        previous_close in proptest::option::of(positive_in(PRICE_MAGNITUDES)),
+        change in proptest::option::of(signed_in(CHANGE_MAGNITUDES)),
+        change_percent in proptest::option::of(signed_in(CHANGE_PERCENT_MAGNITUDES)),
+        volume in proptest::option::of(prop_oneof![
+            positive_in(VOLUME_MAGNITUDES),
+            (0_u32..).prop_map(f64::from),
+        ]),
     ) -> Tick {
         Tick {
             symbol: symbol.into(),

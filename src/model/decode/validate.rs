@@ -93,14 +93,55 @@ pub(super) fn validate_symbol(value: Scalar<'_>) -> Result<Symbol, Rejection> {
         "empty"
     } else if text.len() > MAX_SYMBOL_BYTES {
         "longer than 32 bytes"
-    } else if !text.bytes().all(|b| b.is_ascii_graphic())
-        && text.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    } else if text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(Symbol::new(&text));
+    } else if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         "contains whitespace or control characters"
+    } else if text.chars().any(invisible) {
+        "contains invisible or bidirectional formatting characters"
     } else {
         return Ok(Symbol::new(&text));
     };
     Err(Rejection::InvalidSymbol { reason })
+}
+
+/// Format characters (Unicode category Cf) and the other default-ignorable code points: zero-width
+/// spaces and joiners, bidirectional marks, embeddings, overrides and isolates, the byte order
+/// mark, variation selectors, Hangul fillers, tags. They show as nothing, or reorder the text
+/// around them, so a symbol holding one would read as another in logs, alerts and consoles while
+/// its table and partition keys differ.
+const INVISIBLE: [(char, char); 25] = [
+    ('\u{ad}', '\u{ad}'),
+    ('\u{34f}', '\u{34f}'),
+    ('\u{600}', '\u{605}'),
+    ('\u{61c}', '\u{61c}'),
+    ('\u{6dd}', '\u{6dd}'),
+    ('\u{70f}', '\u{70f}'),
+    ('\u{890}', '\u{891}'),
+    ('\u{8e2}', '\u{8e2}'),
+    ('\u{115f}', '\u{1160}'),
+    ('\u{17b4}', '\u{17b5}'),
+    ('\u{180b}', '\u{180f}'),
+    ('\u{200b}', '\u{200f}'),
+    ('\u{202a}', '\u{202e}'),
+    ('\u{2060}', '\u{206f}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{fe00}', '\u{fe0f}'),
+    ('\u{feff}', '\u{feff}'),
+    ('\u{ffa0}', '\u{ffa0}'),
+    ('\u{fff0}', '\u{fffb}'),
+    ('\u{110bd}', '\u{110bd}'),
+    ('\u{110cd}', '\u{110cd}'),
+    ('\u{13430}', '\u{1343f}'),
+    ('\u{1bca0}', '\u{1bca3}'),
+    ('\u{1d173}', '\u{1d17a}'),
+    ('\u{e0000}', '\u{e0fff}'),
+];
+
+fn invisible(c: char) -> bool {
+    INVISIBLE
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&c))
 }
 
 #[cfg(test)]
@@ -209,12 +250,19 @@ mod tests {
             ("price", r#""NaN""#),
             ("high", r#""inf""#),
             ("change", r#""-infinity""#),
-            ("change_percent", "1e400"),
-            ("volume", "-1e400"),
+            ("volume", r#""-inf""#),
         ] {
             assert_eq!(
                 rejected(&seed_with(field, Some(value))),
                 Rejection::NonFinite { field },
+                "{field}={value}"
+            );
+        }
+        // A decimal beyond a double is a number, just out of range (see `range.rs`).
+        for (field, value) in [("change_percent", "1e400"), ("volume", "-1e400")] {
+            assert_eq!(
+                rejected(&seed_with(field, Some(value))).code(),
+                "out_of_range",
                 "{field}={value}"
             );
         }
@@ -252,6 +300,21 @@ mod tests {
         );
     }
 
+    const INVISIBLE_REASON: &str = "contains invisible or bidirectional formatting characters";
+
+    #[test]
+    fn accepts_visible_non_ascii_symbols() {
+        for symbol in [
+            "7203.T",
+            "\u{4e2d}\u{56fd}\u{77f3}\u{6cb9}",
+            "\u{20ac}STOXX50",
+            "\u{2116}1",
+        ] {
+            let json = format!(r#"{{"symbol":"{symbol}","price":1,"timestamp":1767364200123}}"#);
+            assert_eq!(decode(&json).unwrap().symbol, symbol);
+        }
+    }
+
     #[test]
     fn rejects_invalid_symbols() {
         for (value, reason) in [
@@ -268,6 +331,16 @@ mod tests {
                 r#""AAPL\u0000""#,
                 "contains whitespace or control characters",
             ),
+            (r#""AA\u202ePL""#, INVISIBLE_REASON),
+            ("\"AA\u{202e}PL\"", INVISIBLE_REASON),
+            ("\"\u{2066}AAPL\u{2069}\"", INVISIBLE_REASON),
+            ("\"AAPL\u{200b}\"", INVISIBLE_REASON),
+            ("\"AA\u{200d}PL\"", INVISIBLE_REASON),
+            ("\"\u{feff}AAPL\"", INVISIBLE_REASON),
+            ("\"AAPL\u{fe0f}\"", INVISIBLE_REASON),
+            ("\"AAPL\u{e0041}\"", INVISIBLE_REASON),
+            ("\"AA\u{ad}PL\"", INVISIBLE_REASON),
+            ("\"\u{3164}\"", INVISIBLE_REASON),
         ] {
             assert_eq!(
                 rejected(&seed_with("symbol", Some(value))),
