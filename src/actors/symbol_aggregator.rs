@@ -3,6 +3,10 @@
 //!
 //! In: [`Aggregate`] (this symbol's ticks of one read, in stream order) and [`TakeSnapshot`].
 //! Out: the enriched ticks and alerts, back to the shard reader that routes them to the sinks.
+//!
+//! The reader holds the only address. When it evicts the symbol (idle for `symbols.evict-after`,
+//! see [`crate::model::symbol_table`]) it drops that address, and the actor stops once it has
+//! handled the ticks already sent, its state dropped with it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

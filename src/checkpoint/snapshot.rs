@@ -14,6 +14,26 @@ use base64_simd::STANDARD as BASE64;
 
 use super::ShardSnapshot;
 
+/// Most bytes one symbol adds to a snapshot besides its SMA prices and window ticks: its name
+/// (at most 32 bytes), a partition key other than the symbol (at most 256), the window sizes and
+/// running sums, its rule memory (a cooldown per rule) and its open one-minute bars (bars mode).
+pub const SYMBOL_BYTES: usize = 2_048;
+/// Most bytes each price in a symbol's SMA ring adds (as many prices as the larger of
+/// `windows.sma-short` and `windows.sma-long`).
+pub const SMA_PRICE_BYTES: usize = 9;
+/// Most bytes each tick in a symbol's event-time window adds (the ticks of `windows.span`, at
+/// most `windows.max-span-ticks`): its time, price, volume and return.
+pub const WINDOW_TICK_BYTES: usize = 33;
+
+/// An upper bound of the encoded size of a snapshot of `symbols` symbols, each with at most
+/// `sma_prices` prices in its SMA ring and `window_ticks` ticks in its event-time window. A
+/// shard's snapshot holds at most `symbols.max-per-shard` symbols, which bounds its checkpoint.
+pub fn max_encoded_len(symbols: usize, sma_prices: usize, window_ticks: usize) -> usize {
+    let symbol = SYMBOL_BYTES + SMA_PRICE_BYTES * sma_prices + WINDOW_TICK_BYTES * window_ticks;
+    // The map's header: a CBOR length takes at most 9 bytes.
+    9 + symbols * symbol
+}
+
 /// The snapshot as CBOR bytes.
 pub fn encode(snapshot: &ShardSnapshot) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -218,6 +238,51 @@ pub(crate) mod tests {
         let err = decode(&bytes[..bytes.len() / 2]).unwrap_err();
         assert!(err.contains("not valid CBOR"), "{err}");
         assert!(decode(b"{\"AAPL\":").is_err());
+    }
+
+    proptest::proptest! {
+        /// A symbol's state stays within [`max_encoded_len`] whatever its windows hold, with
+        /// everything optional present: a long name, a partition key of the most bytes Kinesis
+        /// takes, open bars, and a cooldown of every rule.
+        #[test]
+        fn a_symbol_stays_within_the_bound(
+            config in crate::model::window::tests::configs(),
+            ticks in crate::model::window::tests::ticks(),
+        ) {
+            let shard: Arc<str> = Arc::from("shardId-000000000000");
+            let rules = RuleSet {
+                price_above: Some(50.0),
+                price_below: Some(150.0),
+                change_percent: Some(0.0),
+                return_zscore: Some(0.0),
+                volume_spike: Some(0.0),
+                trend_crossover: true,
+                cooldown: std::time::Duration::from_secs(1),
+            };
+            let mut state = SymbolState::new(config);
+            state.partition_key = Some("k".repeat(256).into());
+            for (i, mut tick) in ticks.iter().cloned().enumerate() {
+                tick.previous_close = Some(1.0);
+                let _ = state.bars.update(&tick);
+                let position = Position::new(SequenceNumber::new(format!("{}", 100 + i)), 0);
+                state.process(tick, &shard, position, 0, &rules, &mut Vec::new());
+            }
+            let mut snapshot = ShardSnapshot::new();
+            snapshot.insert("S".repeat(32).into(), state);
+            let n = ticks.len();
+            let bytes = encode(&snapshot).len();
+            proptest::prop_assert!(bytes <= max_encoded_len(1, n, n), "{} bytes, {} ticks", bytes, n);
+        }
+    }
+
+    #[test]
+    fn the_bound_is_the_symbols_times_their_most() {
+        let one = max_encoded_len(1, 20, 100);
+        assert_eq!(one, 9 + 2_048 + 9 * 20 + 33 * 100);
+        assert_eq!(max_encoded_len(10_000, 20, 100), 9 + 10_000 * (one - 9));
+        // Two symbols of 40 ticks each.
+        let two = encode(&snapshot()).len();
+        assert!(two <= max_encoded_len(2, 40, 40), "{two}");
     }
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]

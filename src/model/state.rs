@@ -40,6 +40,13 @@ impl SymbolState {
         }
     }
 
+    /// The newest event time of the symbol's ticks: how long it has been idle, when a shard
+    /// decides which symbols to keep ([`super::symbol_table`]). Stored in every snapshot as the
+    /// end of the event-time window, so a restored shard decides as the first run did.
+    pub fn newest_event_ms(&self) -> Option<i64> {
+        self.windows.newest_event_ms()
+    }
+
     /// The partition key that places this symbol's records in the stream.
     pub fn placed_by<'a>(&'a self, symbol: &'a str) -> &'a str {
         self.partition_key.as_deref().unwrap_or(symbol)
@@ -84,6 +91,30 @@ mod tests {
     use super::*;
     use crate::model::tick::SequenceNumber;
     use crate::model::window::tests::{configs, ticks};
+
+    /// What a shard judges a symbol's idleness by: its newest tick, kept through a snapshot.
+    #[test]
+    fn newest_event_time_ignores_late_ticks_and_survives_a_snapshot() {
+        let shard: Arc<str> = "shardId-000000000000".into();
+        let mut state = SymbolState::new(WindowConfig::default());
+        assert_eq!(state.newest_event_ms(), None);
+        for (i, time) in [1_000, 5_000, 3_000].into_iter().enumerate() {
+            let tick = crate::model::window::tests::tick(time, 10.0, None);
+            let position = Position::new(SequenceNumber::new(i.to_string()), 0);
+            state.process(
+                tick,
+                &shard,
+                position,
+                0,
+                &RuleSet::default(),
+                &mut Vec::new(),
+            );
+        }
+        assert_eq!(state.newest_event_ms(), Some(5_000));
+        let cbor = cbor4ii::serde::to_vec(Vec::new(), &state).unwrap();
+        let restored: SymbolState = cbor4ii::serde::from_slice(&cbor).unwrap();
+        assert_eq!(restored.newest_event_ms(), Some(5_000));
+    }
 
     proptest! {
         /// A restored symbol continues exactly as if the process had never stopped.

@@ -98,6 +98,11 @@ impl SymbolWindows {
         &self.config
     }
 
+    /// The newest event time of the ticks so far (a late tick does not move it back).
+    pub fn newest_event_ms(&self) -> Option<i64> {
+        self.span.end
+    }
+
     /// Adds a tick and returns the indicators including it.
     pub fn update(&mut self, tick: &Tick) -> Indicators {
         let config = &self.config;
