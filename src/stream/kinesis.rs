@@ -4,20 +4,32 @@
 //! and 2 MB per second): it polls again at once while behind, and slowly while idle. Throttling
 //! and 5xx back off with jitter; an expired iterator is replaced from the last position read.
 //! KPL-aggregated records are split into user records with their sub-sequence numbers.
+//!
+//! A cursor resumed after a position opens its iterator at that position's record and skips what
+//! was done; its first read then says whether that record was still there ([`GapWatch`]). If the
+//! stream refuses the sequence number, the cursor reads from the trim horizon instead, and the
+//! same first read decides.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::operation::get_shard_iterator::builders::GetShardIteratorFluentBuilder;
+use aws_sdk_kinesis::operation::get_shard_iterator::{
+    GetShardIteratorError, GetShardIteratorOutput,
+};
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use backon::Retryable;
 use compact_str::CompactString;
 use tokio::time::Instant;
 
+use super::retention::GapWatch;
 use super::{
-    HashRange, ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError,
-    StreamSource,
+    HashRange, ReadBatch, Record, RetentionGap, ShardCursor, ShardId, ShardInfo, StartPosition,
+    StreamError, StreamSource,
 };
 use crate::aws;
 use crate::model::kpl::deaggregate;
@@ -88,24 +100,55 @@ async fn shard_iterator(
         .get_shard_iterator()
         .stream_name(stream_name)
         .shard_id(shard_id.as_ref());
-    let request = match start {
-        StartPosition::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    let trim_horizon = request
+        .clone()
+        .shard_iterator_type(ShardIteratorType::TrimHorizon);
+    let typed = match start {
+        StartPosition::TrimHorizon => trim_horizon.clone(),
         StartPosition::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
         StartPosition::AtTimestamp(ms) => request
             .shard_iterator_type(ShardIteratorType::AtTimestamp)
             .timestamp(DateTime::from_millis(*ms)),
+        // Before every record: not a sequence number the stream knows.
+        StartPosition::After(position) if *position == Position::before_any() => {
+            trim_horizon.clone()
+        }
         // AT, not AFTER: the checkpointed record may be a KPL aggregate whose later user records
-        // are not done yet. The cursor re-reads it and skips every position already done.
+        // are not done yet, and whether the record is still there tells whether anything after
+        // it was trimmed. The cursor re-reads it and skips every position already done.
         StartPosition::After(position) => request
             .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
             .starting_sequence_number(position.sequence.as_str()),
     };
-    let output = (|| request.clone().send())
+    let output = match (send_with_retries(typed).await, start) {
+        (Err(error), StartPosition::After(position)) if refuses_sequence_number(&error) => {
+            tracing::warn!(%shard_id, %position, error = %aws::describe(&error),
+                "The stream refuses the sequence number to resume at; reading from the trim horizon.");
+            send_with_retries(trim_horizon).await
+        }
+        (result, _) => result,
+    };
+    let output = output.map_err(|e| request_error("GetShardIterator", Some(shard_id), &e))?;
+    Ok(output.shard_iterator)
+}
+
+async fn send_with_retries(
+    request: GetShardIteratorFluentBuilder,
+) -> Result<GetShardIteratorOutput, SdkError<GetShardIteratorError, HttpResponse>> {
+    (|| request.clone().send())
         .retry(crate::retry::backoff())
         .when(aws::is_retryable)
         .await
-        .map_err(|e| request_error("GetShardIterator", Some(shard_id), &e))?;
-    Ok(output.shard_iterator)
+}
+
+/// Whether `GetShardIterator` refused the starting sequence number itself, as Kinesis does for a
+/// number of another stream (one deleted and created again under the same name) and, by some
+/// reports, for one older than the trim horizon. A number of another shard ("It encodes
+/// shardId-…") is a wrong checkpoint, not a trimmed one, and stays an error.
+fn refuses_sequence_number(error: &SdkError<GetShardIteratorError, HttpResponse>) -> bool {
+    error.as_service_error().is_some_and(|e| {
+        e.is_invalid_argument_exception() && !e.message().is_some_and(|m| m.contains("encodes"))
+    })
 }
 
 #[async_trait]
@@ -157,6 +200,7 @@ impl StreamSource for KinesisStream {
             stream_name: self.stream_name.clone(),
             shard_id: shard.clone(),
             polling: self.polling,
+            gap_watch: GapWatch::new(&start),
             start,
             iterator,
             last_read: None,
@@ -178,6 +222,9 @@ struct KinesisCursor {
     last_read: Option<Position>,
     /// User records up to this position were already processed (resuming inside a KPL record).
     skip_through: Option<Position>,
+    /// Until the first read after the iterator was opened at a position: whether records after
+    /// it were lost to the stream's retention.
+    gap_watch: Option<GapWatch>,
     next_call_at: Instant,
 }
 
@@ -190,6 +237,7 @@ impl KinesisCursor {
         if let StartPosition::After(position) = &start {
             self.skip_through = Some(position.clone());
         }
+        self.gap_watch = GapWatch::new(&start);
         self.iterator =
             shard_iterator(&self.client, &self.stream_name, &self.shard_id, &start).await?;
         Ok(())
@@ -230,6 +278,20 @@ impl KinesisCursor {
             self.skip_through = None;
         }
         records
+    }
+
+    /// The watch's verdict on a read whose first stream record has `first_sequence` (none when
+    /// the read was empty); `records` are the user records it hands on.
+    fn retention_gap(
+        &mut self,
+        first_sequence: Option<SequenceNumber>,
+        records: &[Record],
+    ) -> Option<RetentionGap> {
+        match first_sequence {
+            Some(first) => self.gap_watch.take()?.first_read(&first, records.first()),
+            None if self.iterator.is_none() => Some(self.gap_watch.take()?.shard_ended()),
+            None => None,
+        }
     }
 }
 
@@ -283,7 +345,12 @@ impl ShardCursor for KinesisCursor {
 
         let millis_behind_latest = output.millis_behind_latest;
         self.iterator = output.next_shard_iterator;
+        let first_sequence = output
+            .records
+            .first()
+            .map(|r| SequenceNumber::new(r.sequence_number()));
         let records = self.records(output.records);
+        let retention_gap = self.retention_gap(first_sequence, &records);
         if let Some(last) = records.last() {
             self.last_read = Some(last.position.clone());
         }
@@ -291,6 +358,7 @@ impl ShardCursor for KinesisCursor {
             records,
             millis_behind_latest,
             shard_end: self.iterator.is_none(),
+            retention_gap,
         })
     }
 }

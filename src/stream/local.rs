@@ -14,6 +14,11 @@
 //! numbers them the same: a restarted pipeline can resume from a checkpoint taken on an earlier
 //! stream. (Nothing here is durable: the stream lives and dies with the process, so recovery
 //! always means feeding a fresh stream again from the source.)
+//!
+//! [`LocalStream::trim`] plays the part of Kinesis's retention: it drops a shard's oldest records,
+//! read or not. Sequence numbers here have no holes, so a cursor resumed after a position knows
+//! exactly whether records after it were trimmed, and says so on its first read
+//! ([`ReadBatch::retention_gap`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,8 +31,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource,
-    partition_key_hash,
+    ReadBatch, Record, RetentionGap, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError,
+    StreamSource, partition_key_hash,
 };
 use crate::model::tick::{Position, SequenceNumber};
 
@@ -82,6 +87,8 @@ struct ShardState {
     unread: VecDeque<Record>,
     /// Records ever put in the shard: the offset of the next sequence number.
     put_count: u64,
+    /// Records trimmed from the head of the shard ([`LocalStream::trim`]): those numbered below.
+    trimmed: u64,
     newest_arrival_ms: i64,
     closed: bool,
 }
@@ -98,6 +105,15 @@ impl Shard {
         // Digits on the stack, so the `Arc<str>` is the only allocation; itoa divides a u128 by
         // 10^19 once instead of calling the u128 division for every digit.
         Position::new(SequenceNumber::new(itoa::Buffer::new().format(sequence)), 0)
+    }
+
+    /// The number `n` of the record at `position` in this shard ([`Shard::position`]), `None`
+    /// for a position of another shard (or before any record).
+    fn number_of(&self, position: &Position) -> Option<u64> {
+        let sequence: u128 = position.sequence.as_str().parse().ok()?;
+        let first = SEQUENCE_BASE + self.index as u128 * SEQUENCE_SHARD_STRIDE;
+        let n = sequence.checked_sub(first)?;
+        (n < SEQUENCE_SHARD_STRIDE).then_some(n as u64)
     }
 }
 
@@ -255,6 +271,32 @@ impl LocalStream {
             .collect()
     }
 
+    /// Trims the `count` oldest records ever put in shard `shard_index`, read or not, as a
+    /// stream's retention trims old records (a smaller count than an earlier trim's changes
+    /// nothing). A cursor resuming after a position whose following records are trimmed reports
+    /// the gap on its first read.
+    ///
+    /// # Panics
+    /// When the stream has no shard `shard_index`.
+    pub fn trim(&self, shard_index: usize, count: u64) {
+        let shard = &self.shards[shard_index];
+        let mut state = shard.lock();
+        state.trimmed = state.trimmed.max(count.min(state.put_count));
+        let (trimmed, unread) = (state.trimmed, state.unread.len());
+        while state
+            .unread
+            .front()
+            .is_some_and(|r| shard.number_of(&r.position).is_some_and(|n| n < trimmed))
+        {
+            state.unread.pop_front();
+        }
+        let dropped = state.unread.len() != unread;
+        drop(state);
+        if dropped {
+            shard.room_freed.notify_waiters();
+        }
+    }
+
     /// No more records: once a shard is drained, its cursor reports `shard_end`.
     pub fn close(&self) {
         for shard in &self.shards {
@@ -339,6 +381,12 @@ impl StreamSource for LocalStream {
                 shard: shard.clone(),
             }
         })?;
+        let resumed_after = match &start {
+            StartPosition::After(position) => found
+                .number_of(position)
+                .map(|number| (position.clone(), number)),
+            _ => None,
+        };
         let skip = match start {
             StartPosition::TrimHorizon => Skip::Nothing,
             StartPosition::Latest => match found.lock().put_count {
@@ -351,6 +399,7 @@ impl StreamSource for LocalStream {
         Ok(Box::new(LocalShardCursor {
             shard: found.clone(),
             skip,
+            resumed_after,
             max_batch_records: self.max_batch_records,
             idle_wait: self.idle_wait,
         }))
@@ -371,6 +420,8 @@ enum Skip {
 pub struct LocalShardCursor {
     shard: Arc<Shard>,
     skip: Skip,
+    /// Until the first batch: the position the cursor resumed after, and its record's number.
+    resumed_after: Option<(Position, u64)>,
     max_batch_records: usize,
     idle_wait: Duration,
 }
@@ -395,11 +446,12 @@ impl LocalShardCursor {
             dropped = true;
         }
 
-        let batch = if state.unread.is_empty() {
+        let mut batch = if state.unread.is_empty() {
             state.closed.then(|| ReadBatch {
                 records: Vec::new(),
                 millis_behind_latest: Some(0),
                 shard_end: true,
+                retention_gap: None,
             })
         } else {
             let take = state.unread.len().min(self.max_batch_records);
@@ -412,8 +464,21 @@ impl LocalShardCursor {
                 records,
                 millis_behind_latest: Some(behind.max(0)),
                 shard_end: state.closed && state.unread.is_empty(),
+                retention_gap: None,
             })
         };
+        // Decided on the first batch: records after the resume position were trimmed.
+        if let Some(batch) = &mut batch
+            && let Some((after, number)) = self.resumed_after.take()
+            && state.trimmed > number + 1
+        {
+            let first = batch.records.first();
+            batch.retention_gap = Some(RetentionGap {
+                after,
+                before: first.map(|r| r.position.clone()),
+                arrival_time_ms: first.map_or(0, |r| r.arrival_time_ms),
+            });
+        }
         drop(state);
         if dropped || batch.as_ref().is_some_and(|b| !b.records.is_empty()) {
             self.shard.room_freed.notify_waiters();
@@ -437,9 +502,8 @@ impl ShardCursor for LocalShardCursor {
             }
             if tokio::time::timeout_at(deadline, added).await.is_err() {
                 return Ok(ReadBatch {
-                    records: Vec::new(),
                     millis_behind_latest: Some(0),
-                    shard_end: false,
+                    ..ReadBatch::default()
                 });
             }
         }
@@ -700,7 +764,8 @@ mod tests {
             ReadBatch {
                 records: Vec::new(),
                 millis_behind_latest: Some(0),
-                shard_end: false
+                shard_end: false,
+                retention_gap: None,
             }
         );
     }
@@ -787,6 +852,112 @@ mod tests {
         assert_eq!(first.sequence.as_str(), "100001000000000000000");
         assert_eq!(second.sequence.as_str(), "100001000000000000001");
         assert!(first < second);
+    }
+
+    #[tokio::test]
+    async fn a_resume_after_trimmed_records_reports_the_gap_up_to_the_first_record_read() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            max_batch_records: 3,
+            ..LocalStreamConfig::new(1, 100)
+        });
+        let positions = stream
+            .put_batch((0..10).map(|n| record("K", n)).collect())
+            .await;
+        stream.trim(0, 6);
+        assert_eq!(stream.unread(), 4, "trimmed records are gone unread");
+        let mut resumed = cursor(&stream, 0, StartPosition::After(positions[2].clone())).await;
+        let first = resumed.next_batch().await.unwrap();
+        assert_eq!(data(&first.records), [b"K-6", b"K-7", b"K-8"]);
+        assert_eq!(
+            first.retention_gap,
+            Some(RetentionGap {
+                after: positions[2].clone(),
+                before: Some(positions[6].clone()),
+                arrival_time_ms: first.records[0].arrival_time_ms,
+            })
+        );
+        let next = resumed.next_batch().await.unwrap();
+        assert_eq!(data(&next.records), [b"K-9"]);
+        assert_eq!(next.retention_gap, None, "reported once");
+    }
+
+    #[tokio::test]
+    async fn trimming_up_to_the_resume_position_or_a_fresh_start_is_no_gap() {
+        let stream = LocalStream::new(1, 100);
+        let positions = stream
+            .put_batch((0..6).map(|n| record("K", n)).collect())
+            .await;
+        stream.trim(0, 3);
+        stream.trim(0, 1); // never back
+        stream.close();
+        let mut resumed = cursor(&stream, 0, StartPosition::After(positions[2].clone())).await;
+        let first = resumed.next_batch().await.unwrap();
+        assert_eq!(data(&first.records), [b"K-3", b"K-4", b"K-5"]);
+        assert_eq!(
+            first.retention_gap, None,
+            "nothing after the position was trimmed"
+        );
+
+        let stream = LocalStream::new(1, 100);
+        stream
+            .put_batch((0..6).map(|n| record("K", n)).collect())
+            .await;
+        stream.trim(0, 4);
+        let mut from_start = cursor(&stream, 0, StartPosition::After(Position::before_any())).await;
+        let first = from_start.next_batch().await.unwrap();
+        assert_eq!(data(&first.records), [b"K-4", b"K-5"]);
+        assert_eq!(
+            first.retention_gap, None,
+            "before any record is no checkpoint"
+        );
+        let mut horizon = cursor(&stream, 0, StartPosition::TrimHorizon).await;
+        assert_eq!(horizon.next_batch().await.unwrap().retention_gap, None);
+    }
+
+    #[tokio::test]
+    async fn a_gap_waits_for_the_first_record_and_runs_to_the_end_of_a_closed_shard() {
+        let stream = LocalStream::with_config(LocalStreamConfig {
+            idle_wait: Duration::from_millis(10),
+            ..LocalStreamConfig::new(2, 100)
+        });
+        let key_of = |shard: usize| {
+            (0..)
+                .map(|n| format!("K{n}"))
+                .find(|k| stream.shard_index(k) == shard)
+                .unwrap()
+        };
+        let (zero, one) = (key_of(0), key_of(1));
+        let open = stream
+            .put_batch(vec![record(&zero, 0), record(&zero, 1)])
+            .await;
+        let closed = stream
+            .put_batch(vec![record(&one, 0), record(&one, 1)])
+            .await;
+        stream.trim(0, 2);
+        stream.trim(1, 2);
+
+        // Open and empty: nothing to place the gap at yet.
+        let mut waiting = cursor(&stream, 0, StartPosition::After(open[0].clone())).await;
+        let idle = waiting.next_batch().await.unwrap();
+        assert!(idle.records.is_empty() && idle.retention_gap.is_none());
+        let later = stream.put(&zero, Bytes::from_static(b"later")).await;
+        let first = waiting.next_batch().await.unwrap();
+        assert_eq!(data(&first.records), [b"later"]);
+        let gap = first.retention_gap.unwrap();
+        assert_eq!((gap.after, gap.before), (open[0].clone(), Some(later)));
+
+        stream.close();
+        let mut ended = cursor(&stream, 1, StartPosition::After(closed[0].clone())).await;
+        let last = ended.next_batch().await.unwrap();
+        assert!(last.records.is_empty() && last.shard_end);
+        assert_eq!(
+            last.retention_gap,
+            Some(RetentionGap {
+                after: closed[0].clone(),
+                before: None,
+                arrival_time_ms: 0,
+            })
+        );
     }
 
     #[test]

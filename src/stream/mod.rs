@@ -2,10 +2,13 @@
 //!
 //! [`StreamSource`] lists shards and opens a [`ShardCursor`] at a start position; the cursor hands
 //! out batches in stream order and hides iterators, pacing and retries. Implementations: the
-//! in-process [`local::LocalStream`] (fed by the simulator) and Kinesis.
+//! in-process [`local::LocalStream`] (fed by the simulator) and Kinesis. A cursor that resumes
+//! after a position also says when the records that followed it were trimmed by the stream's
+//! retention before they were read ([`retention`]).
 
 pub mod kinesis;
 pub mod local;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -14,6 +17,8 @@ use bytes::Bytes;
 use compact_str::CompactString;
 
 use crate::model::tick::Position;
+
+pub use self::retention::RetentionGap;
 
 /// Shard id as the stream names it (`shardId-000000000000`).
 pub type ShardId = Arc<str>;
@@ -77,7 +82,9 @@ pub enum StartPosition {
     Latest,
     /// The first record that arrived at or after this time, epoch ms.
     AtTimestamp(i64),
-    /// Just after a checkpointed position.
+    /// Just after a checkpointed position. The cursor watches its first read for records lost
+    /// to the stream's retention after it ([`ReadBatch::retention_gap`]), except after
+    /// [`Position::before_any`], which is where a shard's start stands.
     After(Position),
 }
 
@@ -89,11 +96,16 @@ pub struct ReadBatch {
     pub millis_behind_latest: Option<i64>,
     /// The shard is closed and every record has been returned: no batch follows.
     pub shard_end: bool,
+    /// Set on the first read of a cursor opened [`StartPosition::After`] a position when the
+    /// records that followed that position were trimmed by the stream's retention before they
+    /// were read: the batch starts with the first record read instead (or is the shard's end).
+    pub retention_gap: Option<RetentionGap>,
 }
 
 impl ReadBatch {
     /// Cuts the batch after `end`: the records past it come back as a batch of their own (with
-    /// the end of the shard, if this one had it), or `None` when there are none.
+    /// the end of the shard, if this one had it), or `None` when there are none. A retention gap
+    /// stays with the batch that holds the first record, which is where its marker goes.
     pub fn split_after(&mut self, end: &Position) -> Option<ReadBatch> {
         let cut = self.records.partition_point(|r| r.position <= *end);
         if cut == self.records.len() {
@@ -103,6 +115,11 @@ impl ReadBatch {
             records: self.records.split_off(cut),
             millis_behind_latest: self.millis_behind_latest,
             shard_end: self.shard_end,
+            retention_gap: if cut == 0 {
+                self.retention_gap.take()
+            } else {
+                None
+            },
         };
         self.shard_end = false;
         Some(rest)
@@ -172,6 +189,7 @@ mod tests {
                 .collect(),
             millis_behind_latest: Some(5),
             shard_end,
+            retention_gap: None,
         }
     }
 
@@ -205,5 +223,31 @@ mod tests {
         let rest = past.split_after(&end).unwrap();
         assert!(past.records.is_empty());
         assert_eq!(sequences(&rest), vec!["3".to_string()]);
+    }
+
+    #[test]
+    fn a_retention_gap_stays_with_the_first_record_when_a_batch_splits() {
+        let gap = RetentionGap {
+            after: Position::new(SequenceNumber::new("0"), 0),
+            before: Some(Position::new(SequenceNumber::new("1"), 0)),
+            arrival_time_ms: 0,
+        };
+        let end = Position::new(SequenceNumber::new("2"), 0);
+        let mut read = ReadBatch {
+            retention_gap: Some(gap.clone()),
+            ..batch(&[1, 2, 3], false)
+        };
+        let rest = read.split_after(&end).unwrap();
+        assert_eq!(
+            (read.retention_gap, rest.retention_gap),
+            (Some(gap.clone()), None)
+        );
+
+        let mut past = ReadBatch {
+            retention_gap: Some(gap.clone()),
+            ..batch(&[3, 4], false)
+        };
+        let rest = past.split_after(&end).unwrap();
+        assert_eq!((past.retention_gap, rest.retention_gap), (None, Some(gap)));
     }
 }
