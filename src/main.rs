@@ -30,9 +30,6 @@ fn main() -> ExitCode {
     }));
     match actix::System::new().block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => cli::fail(&error),
     }
 }

@@ -4,6 +4,11 @@
 //! Env vars name a setting by its path: sections separated by `__`, words by `_`, e.g.
 //! `KINETICK_CHECKPOINT__INTERVAL=10s` sets `[checkpoint] interval`, and
 //! `KINETICK_RULES__DEFAULT__CHANGE_PERCENT=3` sets `[rules.default] change-percent`.
+//!
+//! Loading refuses what cannot be read (an unknown setting, a wrong type), then what was read
+//! but breaks a rule ([`validate`]), all of it at once, before anything starts.
+
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::decode::DecodeLimits;
 use crate::model::rules::RuleConfig;
 use crate::model::window::WindowConfig;
+
+pub use validate::SettingError;
 
 /// Everything kinetick can be told.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -366,9 +373,13 @@ pub struct AwsTimeouts {
     pub objects: CallTimeout,
     /// SNS `Publish`.
     pub alerts: CallTimeout,
-    /// Lease table reads, takes and renewals; the operation timeout must be below
-    /// `lease.renew-interval`, or a hung renewal would hold the next one back.
-    pub leases: CallTimeout,
+    /// Lease table reads, takes and renewals; by default attempts of half `lease.failover-time`
+    /// and the whole call within it. Renewals go out on their own timer, so a slow one holds
+    /// none back, and a slow answer still counts (from when it was sent): a shorter limit would
+    /// only turn slow renewals into lost leases. The operation timeout may not exceed
+    /// `lease.failover-time`, by when other workers take the lease as expired and a renewal's
+    /// answer keeps nothing.
+    pub leases: Option<CallTimeout>,
     /// Checkpoint saves and marks (the same table as the leases).
     pub checkpoints: CallTimeout,
     /// CloudWatch `PutMetricData`.
@@ -383,6 +394,16 @@ pub struct CallTimeout {
     pub attempt: Duration,
     #[serde(with = "humantime_serde")]
     pub operation: Duration,
+}
+
+impl Config {
+    /// The limits of lease-table calls: `aws.timeouts.leases`, or derived from the failover time.
+    pub fn lease_call_timeout(&self) -> CallTimeout {
+        self.aws.timeouts.leases.unwrap_or(CallTimeout {
+            attempt: self.lease.failover_time / 2,
+            operation: self.lease.failover_time,
+        })
+    }
 }
 
 impl CallTimeout {
@@ -401,10 +422,7 @@ impl Default for AwsTimeouts {
             table: CallTimeout::seconds(10, 30),
             objects: CallTimeout::seconds(60, 180),
             alerts: CallTimeout::seconds(5, 15),
-            leases: CallTimeout {
-                attempt: Duration::from_millis(1500),
-                operation: Duration::from_secs(3),
-            },
+            leases: None,
             checkpoints: CallTimeout::seconds(5, 15),
             metrics: CallTimeout::seconds(10, 30),
         }
@@ -440,14 +458,44 @@ impl Default for HealthConfig {
     }
 }
 
-/// figment's error already names the setting and where it came from, so it is the message, not
-/// a source (an error chain would print it twice).
+/// Settings the process refuses to start with.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(Box<figment::Error>);
+pub enum ConfigError {
+    /// A file that does not parse, an unknown setting or a value of the wrong type. figment's
+    /// error already names the setting and where it came from, so it is the message, not a
+    /// source (an error chain would print it twice).
+    #[error("invalid configuration: {0}")]
+    Unreadable(Box<figment::Error>),
+    /// Settings that were read but break a rule: every one of them, not just the first.
+    #[error("{}", one_per_line(.0))]
+    Invalid(Vec<SettingError>),
+}
+
+fn one_per_line(errors: &[SettingError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// One line per problem, for the terminal and the log.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Unreadable(error) => (**error)
+                .clone()
+                .into_iter()
+                .map(|error| format!("invalid configuration: {error}"))
+                .collect(),
+            ConfigError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
 
 impl Config {
-    /// Defaults, then `file` (if given), then `KINETICK_...` variables of the environment.
+    /// Defaults, then `file` (if given), then `KINETICK_...` variables of the environment; then
+    /// every rule of [`Config::validate`].
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
@@ -458,67 +506,13 @@ impl Config {
                 .ignore(&["config"])
                 .map(|key| key.as_str().replace("__", ".").replace('_', "-").into()),
         );
-        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Unreadable(Box::new(e)))?;
+        config.validate().map_err(ConfigError::Invalid)?;
+        Ok(config)
     }
 }
 
 #[cfg(test)]
-// `figment::Jail`'s error type is what it is.
-#[allow(clippy::result_large_err)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lake_prefix_is_a_folder() {
-        for (set, loaded) in [
-            ("", ""),
-            ("data", "data/"),
-            ("data/", "data/"),
-            ("a/b", "a/b/"),
-        ] {
-            figment::Jail::expect_with(|jail| {
-                jail.set_env("KINETICK_LAKE__PREFIX", set);
-                assert_eq!(Config::load(None).unwrap().lake.prefix, loaded);
-                Ok(())
-            });
-        }
-    }
-
-    #[test]
-    fn file_and_env_override_defaults() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "kinetick.toml",
-                r#"
-                [checkpoint]
-                interval = "5s"
-                [rules.default]
-                change-percent = 3.0
-                [rules.symbols.AAPL]
-                price-above = 412.75
-                "#,
-            )?;
-            jail.set_env("KINETICK_CHECKPOINT__MAX_RECORDS", "1000");
-            jail.set_env("KINETICK_METRICS__NAMESPACE", "Desk");
-            jail.set_env("KINETICK_TABLE__MODE", "both");
-            let config = Config::load(Some(Path::new("kinetick.toml"))).unwrap();
-            assert_eq!(config.checkpoint.interval, Duration::from_secs(5));
-            assert_eq!(config.checkpoint.max_records, 1000);
-            assert_eq!(config.metrics.namespace, "Desk");
-            assert_eq!(config.rules.default.change_percent, Some(3.0));
-            assert_eq!(config.rules.for_symbol("AAPL").price_above, Some(412.75));
-            assert_eq!(config.table.mode, TableMode::Both);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn unknown_settings_are_rejected() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("kinetick.toml", "[checkpoint]\nintervall = \"5s\"\n")?;
-            let error = Config::load(Some(Path::new("kinetick.toml"))).unwrap_err();
-            assert!(error.to_string().contains("intervall"), "{error}");
-            Ok(())
-        });
-    }
-}
+mod tests;
