@@ -10,7 +10,10 @@
 # table and Parquet files in the bucket, and stop with exit 0 on SIGTERM.
 #
 # Needs root, buildah and debootstrap (Debian packages). IMAGE names the result (kinetick:latest).
-# `--smoke-test-only` tests the image already built.
+# BUILDER_IMAGE and RUNTIME_IMAGE, when set, name the bases instead (then pulled from their
+# registry, and not made here): by tag, or pinned by digest as name[:tag]@sha256:<64 hex digits>.
+# Both must be Debian based; the builder needs cargo, a C compiler and make, as the official
+# rust images have. `--smoke-test-only` tests the image already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,14 @@ RUNTIME_BASE=localhost/kinetick-runtime-base:bookworm
 # The builder's tag names what it has beyond minbase, so a base made before a package was added
 # is not reused.
 BUILDER_BASE=localhost/kinetick-builder-base:bookworm-gcc-make
+runtime_image=${RUNTIME_IMAGE:-$RUNTIME_BASE}
+builder_image=${BUILDER_IMAGE:-$BUILDER_BASE}
+for image in "$runtime_image" "$builder_image"; do
+  if [[ $image == *@* && ! $image =~ ^[^@]+@sha256:[0-9a-f]{64}$ ]]; then
+    echo "build-image: $image: a pinned image is name[:tag]@sha256:<64 hex digits>" >&2
+    exit 1
+  fi
+done
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 buildah=(buildah --storage-driver vfs)
 
@@ -55,9 +66,13 @@ base_image() {
 started=$(date +%s)
 trap 'echo "Image build or smoke test failed after $(( $(date +%s) - started )) s." >&2' ERR
 if [ "${1:-}" != --smoke-test-only ]; then
-base_image "$RUNTIME_BASE" ca-certificates
-# make: jemalloc (the binary's allocator) is built from source with configure and make.
-base_image "$BUILDER_BASE" ca-certificates,gcc,libc6-dev,make "$(rustc --print sysroot)"
+if [ "$runtime_image" = "$RUNTIME_BASE" ]; then
+  base_image "$RUNTIME_BASE" ca-certificates
+fi
+if [ "$builder_image" = "$BUILDER_BASE" ]; then
+  # make: jemalloc (the binary's allocator) is built from source with configure and make.
+  base_image "$BUILDER_BASE" ca-certificates,gcc,libc6-dev,make "$(rustc --print sysroot)"
+fi
 
 echo "Building $IMAGE ..."
 # Crates are vendored here and the build inside is offline: it needs no registry access or trust
@@ -80,9 +95,9 @@ directory = "/vendor"
 offline = true
 TOML
 "${buildah[@]}" build --isolation chroot --layers=false --format docker \
-  --build-arg BUILDER_IMAGE="$BUILDER_BASE" \
-  --build-arg RUNTIME_IMAGE="$RUNTIME_BASE" \
-  --volume "$PWD/target/image/cargo:/usr/local/cargo" \
+  --build-arg BUILDER_IMAGE="$builder_image" \
+  --build-arg RUNTIME_IMAGE="$runtime_image" \
+  --volume "$PWD/target/image/cargo:/src/.cargo:ro" \
   --volume "$PWD/target/image/vendor:/vendor:ro" \
   --volume "$PWD/target/image/build:/src/target" \
   --tag "$IMAGE" .

@@ -2,15 +2,19 @@
 # Checks the ECS deployment (deploy/ecs/): installs cfn-lint and DuckDB (pinned) into .venv if
 # needed, then
 #   1. cfn-lint deploy/ecs/template.yaml: no errors, no warnings;
-#   2. the template's Rules accept exactly the valid parameter sets, and the alarms and the
-#      dashboard read only metrics kinetick publishes (deploy/ecs/check_template.py);
+#   2. the template's Rules accept exactly the valid parameter sets; the alarms and the
+#      dashboard read only metrics kinetick publishes; the stream, tables and bucket are retained
+#      with the stack, the bucket versioned with noncurrent versions and incomplete uploads
+#      expiring; every alarm notifies the alarm topic or scales, the records-lost and unhealthy
+#      alarms as set (deploy/ecs/check_template.py);
 #   3. kinetick demo, run with the container's KINETICK_* variables (so a misspelt or invalid
-#      setting fails it: kinetick rejects unknown settings), writes items with the TTL attribute
-#      the ticks table expires on;
+#      setting fails it: kinetick refuses unknown settings and invalid values), writes items with
+#      the TTL attribute the ticks table expires on;
 #   4. the Glue table matches that demo's Parquet files and every Athena named query runs on
 #      them in DuckDB (deploy/ecs/check_athena.py);
 #   5. the stack deploys on the AWS emulator, and kinetick run, configured as its task definition
-#      says, processes ticks into the stack's table, lake, lease table, topic and metrics
+#      says, processes ticks into the stack's table, lake, lease table, topic and metrics; deleted,
+#      the stack leaves the stream, tables and bucket with their data
 #      (deploy/ecs/check_stack.py; the emulator at AWS_EMULATOR_URL, or one started here).
 # Needs a built kinetick: its path as the first argument, or target/debug/kinetick.
 set -euo pipefail
@@ -45,9 +49,11 @@ echo "== cfn-lint $CFN_LINT_VERSION $template"
 "$venv/bin/cfn-lint" "$template"
 echo "cfn-lint: no findings"
 
-echo "== Rules, metric names"
+echo "== Rules, metric names, retained data, alarms"
 "$venv/bin/python" deploy/ecs/check_template.py "$template" rules
 "$venv/bin/python" deploy/ecs/check_template.py "$template" metrics src/metrics/mod.rs
+"$venv/bin/python" deploy/ecs/check_template.py "$template" durability
+"$venv/bin/python" deploy/ecs/check_template.py "$template" alarms
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -51,7 +51,8 @@ def load(path):
 class Resolver:
     """Evaluates intrinsic functions of `template` for given parameter values (defaults unless
     overridden; a placeholder `<Name>` for a parameter with neither). Refs to resources resolve to a placeholder `<LogicalId>`, except a Glue database,
-    which resolves to its name (what Ref returns for it)."""
+    which resolves to its name, and an SNS topic, which resolves to its ARN (what Ref returns for
+    them: kinetick checks that a topic ARN looks like one)."""
 
     def __init__(self, template, overrides=None):
         self.template = template
@@ -76,6 +77,9 @@ class Resolver:
         resource = self.template["Resources"][name]
         if resource["Type"] == "AWS::Glue::Database":
             return self.resolve(resource["Properties"]["DatabaseInput"]["Name"])
+        if resource["Type"] == "AWS::SNS::Topic":
+            topic = self.resolve(resource.get("Properties", {}).get("TopicName", name))
+            return f"arn:{PSEUDO['AWS::Partition']}:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{topic}"
         return f"<{name}>"
 
     def condition(self, name):

@@ -10,7 +10,8 @@ kinetick produce writes ticks (some malformed) into the stack's stream. Then: th
 health check command passes; every valid tick lands in the stack's table (with the attribute its
 TTL is on) and lake, each malformed one in the lake's dead letters with its reason; SIGTERM ends
 the run with exit 0 after it checkpointed every shard in the lease table; RecordsProcessed is in
-the stack's metrics namespace and alerts reach the stack's topic.
+the stack's metrics namespace and alerts reach the stack's topic. Last, the stack is deleted: the
+stream, the tables and the bucket stay, with their data (DeletionPolicy Retain).
 
 moto cannot create every resource type of the template: those are taken out first, with what
 refers to them (NOT_ON_EMULATOR says which and where they are checked instead); the check fails if
@@ -27,6 +28,7 @@ import tempfile
 import time
 
 import boto3
+import botocore.exceptions
 import duckdb
 
 from cfn_template import load
@@ -48,7 +50,8 @@ NOT_ON_EMULATOR = {
 }
 
 # Resource types moto creates (it accepts, without enforcing, stream and bucket encryption, TTL,
-# point-in-time recovery and lifecycle rules).
+# point-in-time recovery, bucket versioning and lifecycle rules: check_template.py durability
+# checks those).
 ON_EMULATOR = {
     "AWS::Kinesis::Stream",
     "AWS::DynamoDB::Table",
@@ -309,8 +312,35 @@ def main(template_path, kinetick):
         finally:
             if run.poll() is None:
                 run.kill()
-    print(f"check_stack: stack {stack_name} deployed on the emulator and ran kinetick as its task "
-          f"definition says")
+    check_retained(aws, stack_name, outputs)
+    print(f"check_stack: stack {stack_name} deployed on the emulator, ran kinetick as its task "
+          f"definition says, and kept its data when deleted")
+
+
+def check_retained(aws, stack_name, outputs):
+    """Deletes the stack, as a teardown would, and checks that what holds data is still there:
+    the stream, both tables and the bucket with the lake in it."""
+    cloudformation = aws.client("cloudformation")
+    stack_id = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackId"]
+    cloudformation.delete_stack(StackName=stack_name)
+
+    def deleted():
+        status = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        if status == "DELETE_FAILED":
+            fail(f"stack {stack_name}: {status}")
+        return status == "DELETE_COMPLETE"
+
+    wait_for(f"stack {stack_name} deleted", deleted)
+    try:
+        aws.client("kinesis").describe_stream_summary(StreamName=outputs["StreamName"])
+        dynamodb = aws.client("dynamodb")
+        for table in (outputs["TicksTableName"], outputs["LeaseTableName"]):
+            if not item_count(dynamodb, table):
+                fail(f"table {table} is empty after the stack was deleted")
+        if not objects(aws.client("s3"), outputs["BucketName"], ""):
+            fail(f"bucket {outputs['BucketName']} is empty after the stack was deleted")
+    except botocore.exceptions.ClientError as error:
+        fail(f"deleting the stack deleted data: {error}")
 
 
 def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log):

@@ -12,6 +12,12 @@
                                         The dashboard body is JSON, and every metric and dimension
                                         that the alarms and the dashboard read in kinetick's
                                         namespace is one kinetick publishes (SRC: src/metrics/mod.rs).
+  check_template.py TEMPLATE durability The stream, the tables and the bucket are retained when the
+                                        stack is deleted or replaces them; the bucket is versioned,
+                                        expires noncurrent versions after NoncurrentVersionDays and
+                                        aborts incomplete multipart uploads.
+  check_template.py TEMPLATE alarms     Every alarm that scales nothing notifies the alarm topic;
+                                        the records-lost and unhealthy alarms are there, as set.
 """
 
 import itertools
@@ -178,6 +184,77 @@ def check_metrics(template, source_path):
     print(f"check_template: {len(used)} metric references in alarms and dashboard, all published by kinetick")
 
 
+# What holds kinetick's data: the input stream, the ticks and lease tables, the lake bucket.
+STATEFUL = {"AWS::Kinesis::Stream": 1, "AWS::DynamoDB::Table": 2, "AWS::S3::Bucket": 1}
+
+
+def check_durability(template):
+    for kind, count in STATEFUL.items():
+        resources = resources_of_type(template, kind)
+        if len(resources) < count:
+            fail(f"{len(resources)} {kind} resources, {count} expected")
+        for name, resource in resources.items():
+            for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+                if resource.get(policy) != "Retain":
+                    fail(f"{name} ({kind}) has {policy} {resource.get(policy)!r}, not Retain: it holds data")
+    days = template["Parameters"].get("NoncurrentVersionDays") or fail("no parameter NoncurrentVersionDays")
+    if days.get("Type") != "Number" or days.get("MinValue", 0) < 1 or days.get("Default", 0) < days["MinValue"]:
+        fail(f"NoncurrentVersionDays must be a Number of at least 1 day with a default: {days}")
+    for name, bucket in resources_of_type(template, "AWS::S3::Bucket").items():
+        props = bucket["Properties"]
+        if props.get("VersioningConfiguration", {}).get("Status") != "Enabled":
+            fail(f"{name} is not versioned")
+        rules = props.get("LifecycleConfiguration", {}).get("Rules", [])
+        # Rules without a prefix or filter apply to every object.
+        everywhere = [r for r in rules if r.get("Status") == "Enabled" and not r.get("Prefix") and not r.get("Filter")]
+        if not any(r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == {"Ref": "NoncurrentVersionDays"}
+                   for r in everywhere):
+            fail(f"{name}: no enabled rule expires every noncurrent version after NoncurrentVersionDays")
+        if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation", 0) >= 1 for r in everywhere):
+            fail(f"{name}: no enabled rule aborts every incomplete multipart upload")
+    print("check_template: the stream, tables and bucket are retained; the bucket is versioned, expires "
+          "noncurrent versions and aborts incomplete uploads")
+
+
+# The alarms on what kinetick reports about itself: (metric, what the alarm must be).
+SELF_REPORTED_ALARMS = {
+    # Any record lost to the stream's retention, within the minute.
+    "RecordsLostToRetention": {"Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1,
+                               "ComparisonOperator": "GreaterThanThreshold", "Threshold": 0},
+    # A task unhealthy for 3 consecutive minutes.
+    "Unhealthy": {"Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 3, "DatapointsToAlarm": 3,
+                  "ComparisonOperator": "GreaterThanOrEqualToThreshold", "Threshold": 1},
+}
+
+
+def check_alarms(template):
+    resolver = Resolver(template)
+    namespace = resolver.ref("MetricsNamespace")
+    topic = resolver.ref("AlarmTopic")
+    scaling = {resolver.ref(name) for name in resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")}
+    alarms = {name: resolver.resolve(a["Properties"])
+              for name, a in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
+    for name, props in alarms.items():
+        actions = props.get("AlarmActions", [])
+        if not actions or not (set(actions) <= scaling or topic in actions):
+            fail(f"{name} neither scales the service nor notifies the alarm topic: {actions}")
+    for metric, expected in SELF_REPORTED_ALARMS.items():
+        found = [(name, props) for name, props in alarms.items()
+                 if props.get("Namespace") == namespace and props.get("MetricName") == metric]
+        if len(found) != 1:
+            fail(f"{len(found)} alarms on {metric} in {namespace}, 1 expected")
+        (name, props), = found
+        for key, value in expected.items():
+            if str(props.get(key)) != str(value):
+                fail(f"{name}: {key} is {props.get(key)!r}, not {value!r}")
+        if props.get("Dimensions"):
+            fail(f"{name}: kinetick publishes {metric} without a dimension, the alarm reads {props['Dimensions']}")
+        if topic not in props.get("AlarmActions", []):
+            fail(f"{name} does not notify the alarm topic")
+    print(f"check_template: {len(alarms)} alarms scale the service or notify the alarm topic; "
+          f"{', '.join(SELF_REPORTED_ALARMS)} alarms as set")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -191,6 +268,10 @@ def main():
         check_table(template, sys.argv[3])
     elif command == "metrics" and len(sys.argv) == 4:
         check_metrics(template, sys.argv[3])
+    elif command == "durability":
+        check_durability(template)
+    elif command == "alarms":
+        check_alarms(template)
     else:
         sys.exit(__doc__)
 
