@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 // The same types are re-exported by every SDK crate; S3's names are used for all of them.
 use aws_sdk_s3::config::http::HttpResponse;
@@ -14,11 +15,24 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use crate::config::CallTimeout;
+use crate::failure::Failure;
 use crate::metrics::{Counter, Metrics};
 
 /// The SDK configuration of this process (region, credentials, endpoints, retries).
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The timeouts of one kind of call on top of `sdk`'s (whose connect timeout is kept): a call
+/// that never answers ends as a timeout error, which [`is_retryable`] retries like a 5xx.
+pub fn timeouts(sdk: &SdkConfig, call: CallTimeout) -> TimeoutConfig {
+    let connect = sdk.timeout_config().and_then(|t| t.connect_timeout());
+    let mut builder = TimeoutConfig::builder()
+        .operation_attempt_timeout(call.attempt)
+        .operation_timeout(call.operation);
+    builder.set_connect_timeout(connect);
+    builder.build()
 }
 
 /// Throttling, timeouts, connection failures and 5xx are worth retrying; the rest is not.
@@ -40,6 +54,26 @@ pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) 
                 )
         }
         _ => false,
+    }
+}
+
+/// How the policy of [`crate::failure`] handles `error`. Refusals of one item are the codes a
+/// service gives for a request it finds invalid; anything else that is not worth retrying is
+/// taken as a refusal of every call (permissions, a missing resource), never as a reason to exit.
+pub fn failure<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Failure {
+    if is_retryable(error) {
+        return Failure::Transient;
+    }
+    match error {
+        SdkError::ServiceError(service)
+            if matches!(
+                service.err().code(),
+                Some("ValidationException" | "InvalidParameter" | "InvalidParameterValue")
+            ) =>
+        {
+            Failure::ItemRefused
+        }
+        _ => Failure::Refused,
     }
 }
 

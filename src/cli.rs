@@ -1,10 +1,11 @@
 //! The command line: global options and one subcommand per job.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::demo::{self, DemoOptions};
 use crate::producer::simulated::SimulatedRun;
 use crate::producer::simulator::SimulatorConfig;
@@ -42,11 +43,17 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Replay historical bars or ticks from CSV files into a Kinesis stream.
     Replay(ReplayArgs),
-    /// Ask a running pipeline's health endpoint; exits 0 when healthy (the container check).
+    /// Ask a running pipeline's health endpoint and print its answer; exits 0 when healthy (the
+    /// container check).
     Health {
         /// `host:port` of the endpoint.
         #[arg(long, default_value = "127.0.0.1:8080")]
         address: String,
+        /// Also exit 0 when the only reasons are refusals a new process would meet too
+        /// (permissions, missing resources): the worker waits them out without losing anything,
+        /// and replacing it would only replay its backlog. The container check uses this.
+        #[arg(long)]
+        ignore_refusals: bool,
     },
 }
 
@@ -191,12 +198,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => crate::run::run(config).await,
         Command::Produce(args) => produce(args).await,
         Command::Replay(args) => replay(args).await,
-        Command::Health { address } => {
+        Command::Health {
+            address,
+            ignore_refusals,
+        } => {
+            let answer = crate::health::endpoint::check(&address).await?;
+            println!("{}", answer.body);
             anyhow::ensure!(
-                crate::health::check(&address).await?,
+                answer.healthy || (ignore_refusals && !answer.restart_helps),
                 "{address} is not healthy"
             );
             Ok(())
+        }
+    }
+}
+
+/// Reports a failed command on stderr and gives the process's exit code: 2 for settings refused
+/// at start (nothing ran, and a restart will not help), one line per refusal; 1 for any other
+/// failure.
+pub fn fail(error: &anyhow::Error) -> ExitCode {
+    match error.downcast_ref::<ConfigError>() {
+        Some(error) => {
+            for line in error.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

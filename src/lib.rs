@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod failure;
 pub mod health;
 pub mod lease;
 pub mod metrics;

@@ -22,10 +22,12 @@ use crate::actors::lease_coordinator::{LeaseCoordinator, Shutdown};
 use crate::actors::metrics_publisher::{MetricsPublisher, PublishNow};
 use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
 use crate::actors::reader_pool::ReaderPool;
+use crate::actors::refused::RefusedItems;
 use crate::actors::shard_reader::{ReaderLinks, ReaderSettings};
 use crate::actors::sink::{SinkLinks, Sinks};
 use crate::barrier::{CommittedPositions, FileEnds, SinkKind};
 use crate::config::Config;
+use crate::health::Health;
 use crate::lease::WorkerId;
 use crate::lease::clock::LeaseClock;
 use crate::metrics::Metrics;
@@ -47,6 +49,7 @@ pub struct Pipeline {
     publisher: Addr<MetricsPublisher>,
     arbiters: Vec<Arbiter>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 impl Pipeline {
@@ -59,6 +62,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (fatal, fatal_receiver) = Fatal::new();
+        let health = Arc::new(Health::new(config.health.unhealthy_after));
         let committed = Arc::new(CommittedPositions::default());
         let (done_sender, done) = watch::channel(false);
         let mailbox = config.pipeline.mailbox.max(1);
@@ -73,6 +77,7 @@ impl Pipeline {
             committed.clone(),
             coordinator.clone().recipient(),
             metrics.clone(),
+            health.clone(),
             fatal.clone(),
         )
         .start();
@@ -85,6 +90,7 @@ impl Pipeline {
             checkpointer: checkpointer.clone(),
             leases: clock.clone(),
             metrics: metrics.clone(),
+            health: health.clone(),
             fatal: fatal.clone(),
             mailbox,
         };
@@ -109,6 +115,7 @@ impl Pipeline {
             checkpointer,
             committed: committed.clone(),
             metrics: metrics.clone(),
+            health: health.clone(),
             fatal: fatal.clone(),
         };
         let pool = ReaderPool::new(
@@ -126,7 +133,7 @@ impl Pipeline {
             committed,
             clock,
             metrics.clone(),
-            fatal,
+            health.clone(),
             done_sender,
         ));
         tracing::info!(workers = workers.len(), "Pipeline started.");
@@ -140,11 +147,17 @@ impl Pipeline {
             publisher,
             arbiters,
             metrics,
+            health,
         }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// What the stages report about their health (for the health endpoint).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// The first fatal error, once there is one (for the health endpoint).
@@ -217,13 +230,18 @@ impl SinkActors {
         workers: usize,
     ) -> Self {
         let mut arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+        let lake_prefix = &config.lake.prefix;
         let tables = arbiters
             .iter()
             .map(|arbiter| {
                 let (links, port, config) =
                     (links.clone(), ports.table.clone(), config.table.clone());
+                let refused = RefusedItems {
+                    objects: ports.objects.clone(),
+                    prefix: lake_prefix.clone(),
+                };
                 DynamoWriter::start_in_arbiter(&arbiter.handle(), move |_| {
-                    DynamoWriter::new(port, links, &config)
+                    DynamoWriter::new(port, refused, links, &config)
                 })
             })
             .collect();
@@ -257,7 +275,12 @@ impl SinkActors {
         let alerter = Alerter::new(
             ports.alerts.clone(),
             ports.checkpoints.clone(),
+            RefusedItems {
+                objects: ports.objects.clone(),
+                prefix: lake_prefix.clone(),
+            },
             links.clone(),
+            config.alerts.max_backlog,
         )
         .start();
         Self {
@@ -295,6 +318,10 @@ fn reader_settings(
         mailbox,
         bars: config.table.mode.bars(),
         initial_position,
+        symbols: crate::model::symbol_table::SymbolLimits::new(
+            config.symbols.max_per_shard,
+            config.symbols.evict_after,
+        ),
     }
 }
 

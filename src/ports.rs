@@ -21,7 +21,7 @@ use crate::alerts::AlertSink;
 use crate::alerts::local::LocalAlertSink;
 use crate::alerts::log::LogAlertSink;
 use crate::alerts::sns::SnsAlertSink;
-use crate::aws::CountRequests;
+use crate::aws::{self, CountRequests};
 use crate::checkpoint::CheckpointStore;
 use crate::checkpoint::dynamodb::DynamoCheckpointStore;
 use crate::checkpoint::file::FileCheckpointStore;
@@ -87,24 +87,31 @@ impl Ports {
             "aws.bucket is not set (KINETICK_AWS__BUCKET)"
         );
         let counting = |counter| CountRequests::new(metrics, counter);
+        let limits = &settings.timeouts;
         let s3_config = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(settings.s3_force_path_style)
             .interceptor(counting(Counter::S3Requests))
+            .timeout_config(aws::timeouts(sdk, limits.objects))
             .build();
         let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(
             aws_sdk_s3::Client::from_conf(s3_config),
             &settings.bucket,
         ));
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(sdk)
-                .interceptor(counting(Counter::DynamoDbRequests))
-                .build(),
-        );
+        // One client per kind of call, each with its own timeouts (they share the connections).
+        let dynamodb = |call| {
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(counting(Counter::DynamoDbRequests))
+                    .timeout_config(aws::timeouts(sdk, call))
+                    .build(),
+            )
+        };
         let alerts: Arc<dyn AlertSink> = match &settings.topic_arn {
             Some(topic) => Arc::new(SnsAlertSink::new(
                 aws_sdk_sns::Client::from_conf(
                     aws_sdk_sns::config::Builder::from(sdk)
                         .interceptor(counting(Counter::SnsRequests))
+                        .timeout_config(aws::timeouts(sdk, limits.alerts))
                         .build(),
                 ),
                 topic,
@@ -123,23 +130,24 @@ impl Ports {
                 aws_sdk_kinesis::Client::from_conf(
                     aws_sdk_kinesis::config::Builder::from(sdk)
                         .interceptor(counting(Counter::KinesisRequests))
+                        .timeout_config(aws::timeouts(sdk, limits.stream))
                         .build(),
                 ),
                 &settings.stream_name,
                 polling,
             )),
             leases: Arc::new(DynamoLeaseStore::new(
-                dynamodb.clone(),
+                dynamodb(config.lease_call_timeout()),
                 &settings.checkpoint_table,
             )),
             checkpoints: Arc::new(DynamoCheckpointStore::new(
-                dynamodb.clone(),
+                dynamodb(limits.checkpoints),
                 &settings.checkpoint_table,
                 objects.clone(),
                 &config.lake.prefix,
             )),
             table: Arc::new(DynamoTicksTable::new(
-                dynamodb,
+                dynamodb(limits.table),
                 &settings.ticks_table,
                 settings.table_write_concurrency,
             )),
@@ -149,6 +157,7 @@ impl Ports {
                 aws_sdk_cloudwatch::Client::from_conf(
                     aws_sdk_cloudwatch::config::Builder::from(sdk)
                         .interceptor(counting(Counter::CloudWatchRequests))
+                        .timeout_config(aws::timeouts(sdk, limits.metrics))
                         .build(),
                 ),
                 &config.metrics.namespace,

@@ -41,10 +41,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("health endpoint cannot listen on {}", config.health.listen))?;
     let pipeline = Pipeline::start(&config, ports, start, metrics).await;
-    actix::spawn(crate::health::serve(
+    actix::spawn(crate::health::endpoint::serve(
         listener,
         pipeline.metrics().clone(),
+        pipeline.health().clone(),
         pipeline.failures(),
+    ));
+    actix::spawn(crate::health::watch(
+        pipeline.health().clone(),
+        pipeline.metrics().clone(),
     ));
 
     shutdown::run_to_end(pipeline, |signal: StopSignal| {

@@ -7,20 +7,33 @@
 //! alerts published up to the batch's last record, under the lease, and whoever reads the shard
 //! next sends none of those alerts again. So an alert is published twice only when a worker stops
 //! between publishing it and marking it.
+//!
+//! Publishing runs apart from the actor, batch after batch in order, so an unreachable topic
+//! holds up no reader until `alerts.max-backlog` alerts wait: the table and the lake go on
+//! meanwhile (a shard's checkpoint, which needs its alerts published, waits). Alerts the topic
+//! refuses on their own become dead letters ([`RefusedItems`]).
 
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::Semaphore;
 
-use backon::Retryable;
-
-use super::sink::SinkLinks;
-use crate::alerts::AlertSink;
+use super::refused::RefusedItems;
+use super::sink::{BackgroundWrite, SinkLinks};
+use crate::alerts::{AlertError, AlertSink};
 use crate::barrier::{ShardBatch, SinkError, SinkKind};
 use crate::checkpoint::{CheckpointError, CheckpointStore, Mark};
+use crate::failure::Failure;
+use crate::health::Concern;
 use crate::metrics::Counter;
+use crate::model::dead_letter::DeadLetter;
+use crate::model::digest::hex_md5;
+use crate::model::rules::Alert;
+use crate::model::tick::Position;
+use crate::retry::persistently;
+use crate::stream::ShardId;
 
 /// How many recent alert ids are remembered for de-duplication.
 const RECENT_IDS: usize = 100_000;
@@ -53,21 +66,38 @@ pub struct Alerter {
     sink: Arc<dyn AlertSink>,
     /// Where the alerts-published mark of each shard goes.
     checkpoints: Arc<dyn CheckpointStore>,
+    /// Where alerts the topic refuses go.
+    refused: RefusedItems,
     links: SinkLinks,
     recent: RecentIds,
+    /// Room for alerts taken but not yet published: a batch takes room for its alerts and gives
+    /// it back once they are published. While the topic cannot be reached, batches are taken
+    /// (so the table and the lake go on) until the room runs out.
+    backlog: Arc<Semaphore>,
+    max_backlog: usize,
+    /// The latest batch's publishing; the next batch's waits for it, so batches are published,
+    /// marked and acknowledged in the order they came.
+    last: Option<BackgroundWrite>,
 }
 
 impl Alerter {
     pub fn new(
         sink: Arc<dyn AlertSink>,
         checkpoints: Arc<dyn CheckpointStore>,
+        refused: RefusedItems,
         links: SinkLinks,
+        max_backlog: usize,
     ) -> Self {
+        let max_backlog = max_backlog.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             sink,
             checkpoints,
+            refused,
             links,
             recent: RecentIds::default(),
+            backlog: Arc::new(Semaphore::new(max_backlog)),
+            max_backlog,
+            last: None,
         }
     }
 }
@@ -84,10 +114,12 @@ impl Handler<ShardBatch> for Alerter {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
-        if !batch.alerts.is_empty()
-            && !self
-                .links
-                .may_write(SinkKind::Alerts, &batch.shard_id, batch.generation())
+        let nothing_to_do = batch.alerts.is_empty() && batch.barrier.is_none();
+        if nothing_to_do
+            || (!batch.alerts.is_empty()
+                && !self
+                    .links
+                    .may_write(SinkKind::Alerts, &batch.shard_id, batch.generation()))
         {
             // Neither published nor acknowledged: the next owner reads these records again.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
@@ -98,58 +130,154 @@ impl Handler<ShardBatch> for Alerter {
             .filter(|alert| self.recent.insert(&alert.id))
             .cloned()
             .collect();
-        let (sink, links) = (self.sink.clone(), self.links.clone());
-        let checkpoints = self.checkpoints.clone();
-        let work = async move {
-            // Again right before publishing: the batch may have waited, or the worker been
-            // frozen, since it was taken.
-            let shard = &batch.shard_id;
-            if !fresh.is_empty() && !links.may_write(SinkKind::Alerts, shard, batch.generation()) {
-                return Ok(());
-            }
-            // The sink decides how: SNS takes one Publish call per alert, several in flight, so
-            // a burst costs about one round trip (its standard topics do not keep order anyway);
-            // the local file takes the batch in one write.
-            sink.publish_all(&fresh)
-                .await
-                .map_err(|e| SinkError::new(SinkKind::Alerts, e))?;
-            links
-                .metrics
-                .add(Counter::AlertsPublished, fresh.len() as u64);
-            if let (false, Some(through)) = (fresh.is_empty(), &batch.through) {
-                let mark = Mark::AlertsPublished(through.clone());
-                let marked = (|| checkpoints.mark(&batch.fence, &mark))
-                    .retry(crate::retry::backoff())
-                    .when(|e| e.is_retryable())
-                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Marking alerts published failed, retrying."))
-                    .await;
-                match marked {
-                    Ok(()) => {}
-                    Err(CheckpointError::LeaseLost { .. }) => {
-                        tracing::warn!(shard_id = %batch.shard_id,
-                            "Lease lost; no more alerts are published for the shard.");
-                        return Ok(());
-                    }
-                    Err(error) => return Err(SinkError::new(SinkKind::Alerts, error)),
-                }
-            }
-            match batch.barrier {
-                Some(position) => {
-                    links
-                        .acknowledge(
-                            SinkKind::Alerts,
-                            batch.shard_id,
-                            batch.fence.counter,
-                            position,
-                        )
-                        .await
-                }
-                None => Ok(()),
-            }
+        let room = self
+            .backlog
+            .clone()
+            .acquire_many_owned(fresh.len().min(self.max_backlog) as u32);
+        let publishing = Publishing {
+            sink: self.sink.clone(),
+            checkpoints: self.checkpoints.clone(),
+            refused: self.refused.clone(),
+            links: self.links.clone(),
+            batch,
+            fresh,
         };
-        let work: Pin<Box<dyn Future<Output = _>>> = Box::pin(work);
-        AtomicResponse::new(Box::pin(work.into_actor(self)))
+        let previous = self.last.take();
+        // The batch is taken once there is room for its alerts.
+        let work = room.into_actor(self).map(move |room, act, _| {
+            let room = room.expect("the backlog is never closed");
+            let fatal = act.links.fatal.clone();
+            let write = async move {
+                BackgroundWrite::finished(previous).await?;
+                let result = publishing.run().await;
+                drop(room);
+                result
+            };
+            act.last = Some(BackgroundWrite::spawn(SinkKind::Alerts, fatal, write));
+            Ok(())
+        });
+        AtomicResponse::new(Box::pin(work))
     }
+}
+
+/// One batch's alerts: published, marked, then the batch's barrier acknowledged.
+struct Publishing {
+    sink: Arc<dyn AlertSink>,
+    checkpoints: Arc<dyn CheckpointStore>,
+    refused: RefusedItems,
+    links: SinkLinks,
+    batch: ShardBatch,
+    fresh: Vec<Alert>,
+}
+
+impl Publishing {
+    async fn run(self) -> Result<(), SinkError> {
+        let Self {
+            sink,
+            checkpoints,
+            refused,
+            links,
+            batch,
+            fresh,
+        } = self;
+        let shard = &batch.shard_id;
+        // Asked again before every try: the batch may have waited, or the worker been frozen,
+        // since it was taken.
+        let may_write = || links.may_write(SinkKind::Alerts, shard, batch.generation());
+        if !fresh.is_empty() {
+            let published = fresh.len() as u64;
+            match publish(&*sink, fresh, &links, may_write).await {
+                Some(refusals) => {
+                    for (alert, error) in refusals {
+                        let (letter, name) = refused_alert(shard, &alert, &error);
+                        refused.keep("alerts", &name, letter, &links).await;
+                    }
+                }
+                // Not all published: the shard's next owner reads these records again.
+                None => return Ok(()),
+            }
+            links.metrics.add(Counter::AlertsPublished, published);
+            if let Some(through) = &batch.through {
+                let mark = Mark::AlertsPublished(through.clone());
+                let report = links.reporting_as(Concern::Checkpoints);
+                let marked = persistently(report, CheckpointError::failure, may_write, || {
+                    checkpoints.mark(&batch.fence, &mark)
+                });
+                if marked.await.is_err() {
+                    tracing::warn!(shard_id = %shard,
+                        "Lease lost; no more alerts are published for the shard.");
+                    return Ok(());
+                }
+            }
+        }
+        match batch.barrier {
+            Some(position) => {
+                links
+                    .acknowledge(
+                        SinkKind::Alerts,
+                        batch.shard_id,
+                        batch.fence.counter,
+                        position,
+                    )
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Publishes `alerts` until each is delivered or refused on its own (returned, with the topic's
+/// reason), trying the undelivered again as long as `may_write`; `None` once it may not.
+async fn publish(
+    sink: &dyn AlertSink,
+    alerts: Vec<Alert>,
+    links: &SinkLinks,
+    may_write: impl Fn() -> bool,
+) -> Option<Vec<(Alert, AlertError)>> {
+    let pending = RefCell::new(alerts);
+    let refusals = RefCell::new(Vec::new());
+    let attempt = || {
+        let alerts = pending.take();
+        let (pending, refusals) = (&pending, &refusals);
+        async move {
+            let mut last_error = None;
+            let mut again = Vec::new();
+            for (index, error) in sink.publish_all(&alerts).await {
+                match error.failure() {
+                    Failure::ItemRefused => {
+                        refusals.borrow_mut().push((alerts[index].clone(), error))
+                    }
+                    _ => {
+                        again.push(alerts[index].clone());
+                        last_error = Some(error);
+                    }
+                }
+            }
+            *pending.borrow_mut() = again;
+            last_error.map_or(Ok(()), Err)
+        }
+    };
+    let report = links.reporting(SinkKind::Alerts);
+    persistently(report, AlertError::failure, may_write, attempt)
+        .await
+        .ok()?;
+    Some(refusals.into_inner())
+}
+
+/// The dead letter of an alert the topic refused, and the name of its object.
+fn refused_alert(shard: &ShardId, alert: &Alert, error: &AlertError) -> (DeadLetter, String) {
+    let json = serde_json::to_string(alert).expect("alerts serialize");
+    let letter = DeadLetter {
+        shard_id: shard.clone(),
+        // The alert's id names the tick that raised it.
+        position: Position::before_any(),
+        partition_key: alert.symbol.as_str().into(),
+        arrival_time_ms: alert.event_time_ms,
+        reason_code: "refused_by_topic",
+        reason: error.to_string(),
+        data: json.into(),
+    };
+    (letter, hex_md5(alert.id.as_bytes()))
 }
 
 #[cfg(test)]

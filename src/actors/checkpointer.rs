@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use backon::Retryable;
 
 use super::fatal::Fatal;
 use crate::barrier::progress::Progress;
@@ -18,7 +17,9 @@ use crate::barrier::{
     CommittedPositions, Durable, FinishedEmpty, Propose, ShardStopped, SinkKind, StopOutcome,
 };
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::health::{Concern, Health};
 use crate::metrics::{Counter, Latency, Metrics, ShardGauge};
+use crate::retry::{Reporting, Stopped, persistently};
 use crate::stream::ShardId;
 
 pub struct Checkpointer {
@@ -28,6 +29,7 @@ pub struct Checkpointer {
     committed: Arc<CommittedPositions>,
     stopped: Recipient<ShardStopped>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     fatal: Fatal,
 }
 
@@ -38,6 +40,7 @@ impl Checkpointer {
         committed: Arc<CommittedPositions>,
         stopped: Recipient<ShardStopped>,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
         fatal: Fatal,
     ) -> Self {
         Self {
@@ -47,6 +50,7 @@ impl Checkpointer {
             committed,
             stopped,
             metrics,
+            health,
             fatal,
         }
     }
@@ -68,13 +72,24 @@ impl Checkpointer {
             snapshot: candidate.snapshot,
             fence: Some(candidate.fence),
         };
-        let store = self.store.clone();
+        let (store, health, metrics) = (
+            self.store.clone(),
+            self.health.clone(),
+            self.metrics.clone(),
+        );
         let save = async move {
-            (|| store.save(&checkpoint))
-                .retry(crate::retry::backoff())
-                .when(|e| e.is_retryable())
-                .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint write failed, retrying."))
-                .await
+            let report = Reporting {
+                concern: Concern::Checkpoints,
+                health: &health,
+                metrics: &metrics,
+            };
+            persistently(
+                report,
+                CheckpointError::failure,
+                || true,
+                || store.save(&checkpoint),
+            )
+            .await
         };
         let position = candidate.position;
         let (last, shard_end, records, newest_arrival_ms) = (
@@ -86,14 +101,14 @@ impl Checkpointer {
         ctx.spawn(save.into_actor(self).map(move |result, act, ctx| {
             match result {
                 Ok(()) => {}
-                Err(CheckpointError::LeaseLost { .. }) => {
+                Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
                     tracing::warn!(shard_id = %shard_id, "Checkpoint refused: the lease has moved on.");
                     act.stop(&shard_id, generation, StopOutcome::LeaseLost);
                     return;
                 }
                 Err(error) => {
                     act.fatal
-                        .raise(format!("checkpoint of shard {shard_id} failed: {error}"));
+                        .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
                     return;
                 }
             }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backon::Retryable;
 
+use super::refused::RefusedItems;
 use super::sink::{BackgroundWrite, SinkLinks};
 use crate::barrier::{ShardBatch, SinkError, SinkKind};
 use crate::config::TableMode;
@@ -28,6 +28,7 @@ use crate::model::item::Item;
 use crate::model::tick::{Position, Symbol};
 use crate::stream::ShardId;
 use crate::table::TicksTable;
+use crate::table::refused::{self, write_finding_refused};
 
 /// The TTL attribute of an item whose time is `event_time_ms`.
 fn expires_at(ttl: Option<Duration>, event_time_ms: i64) -> Option<i64> {
@@ -36,6 +37,8 @@ fn expires_at(ttl: Option<Duration>, event_time_ms: i64) -> Option<i64> {
 
 pub struct DynamoWriter {
     table: Arc<dyn TicksTable>,
+    /// Where items the table refuses are kept as dead letters (under `prefix`).
+    refused: RefusedItems,
     links: SinkLinks,
     ttl: Option<Duration>,
     flush_interval: Duration,
@@ -55,11 +58,13 @@ pub struct DynamoWriter {
 impl DynamoWriter {
     pub fn new(
         table: Arc<dyn TicksTable>,
+        refused: RefusedItems,
         links: SinkLinks,
         config: &crate::config::TableConfig,
     ) -> Self {
         Self {
             table,
+            refused,
             links,
             ttl: config.ttl,
             flush_interval: config.flush_interval,
@@ -89,7 +94,8 @@ impl DynamoWriter {
         let bars = std::mem::take(&mut self.bars);
         let ttl = self.ttl;
         let barriers = std::mem::take(&mut self.barriers);
-        let (table, links) = (self.table.clone(), self.links.clone());
+        let (table, links, refused) =
+            (self.table.clone(), self.links.clone(), self.refused.clone());
         async move {
             let tick_items = ticks
                 .iter()
@@ -106,12 +112,11 @@ impl DynamoWriter {
             let items: Vec<Item> = tick_items.chain(bar_items).collect();
             if !items.is_empty() {
                 let started = Instant::now();
-                (|| table.put_items(&items))
-                    .retry(crate::retry::backoff())
-                    .when(|e| e.is_retryable())
-                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Ticks table write failed, retrying."))
-                    .await
-                    .map_err(|e| SinkError::new(SinkKind::Table, e))?;
+                let report = links.reporting(SinkKind::Table);
+                for (item, error) in write_finding_refused(&*table, &items, report).await {
+                    let (letter, name) = refused::dead_letter(item, &error);
+                    refused.keep("table", &name, letter, &links).await;
+                }
                 links.metrics.observe(
                     Latency::TableWriteLatency,
                     started.elapsed().as_secs_f64() * 1000.0,
@@ -186,10 +191,12 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::actors::refused::RefusedItems;
     use crate::actors::test_support::{
         answered_ok, eventually, sink_links, still_waiting, tick_batch,
     };
     use crate::config::TableConfig;
+    use crate::objects::local::LocalObjectStore;
     use crate::table::TableError;
     use crate::table::file::FileTicksTable;
 
@@ -228,7 +235,11 @@ mod tests {
             flush_interval: Duration::from_secs(3600),
             ..TableConfig::default()
         };
-        let writer = DynamoWriter::new(table.clone(), links, &config).start();
+        let refused = RefusedItems {
+            objects: Arc::new(LocalObjectStore::new(dir.path().to_path_buf())),
+            prefix: String::new(),
+        };
+        let writer = DynamoWriter::new(table.clone(), refused, links, &config).start();
         let shard = "shardId-000000000000";
 
         // A barrier flushes at once; the next batch is taken while that flush waits to write.

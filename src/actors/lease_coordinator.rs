@@ -19,11 +19,11 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::watch;
 
-use super::fatal::Fatal;
 use super::reader_pool::ReaderPool;
 use super::shard_reader::{Assignment, ReaderControl};
 use crate::barrier::{CommittedPositions, ShardStopped, StopOutcome};
 use crate::config::LeaseConfig;
+use crate::health::{Concern, Health};
 use crate::lease::balance::View;
 use crate::lease::clock::LeaseClock;
 use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
@@ -65,7 +65,7 @@ pub struct LeaseCoordinator {
     /// Until when each running lease is surely this worker's, for the sinks to check.
     clock: Arc<LeaseClock>,
     metrics: Arc<Metrics>,
-    fatal: Fatal,
+    health: Arc<Health>,
     running: HashMap<ShardId, Running>,
     seen: HashMap<ShardId, Seen>,
     shards: HashMap<ShardId, ShardInfo>,
@@ -101,7 +101,7 @@ impl LeaseCoordinator {
         committed: Arc<CommittedPositions>,
         clock: Arc<LeaseClock>,
         metrics: Arc<Metrics>,
-        fatal: Fatal,
+        health: Arc<Health>,
         done: watch::Sender<bool>,
     ) -> Self {
         metrics.set_worker(&me);
@@ -121,7 +121,7 @@ impl LeaseCoordinator {
             committed,
             clock,
             metrics,
-            fatal,
+            health,
             running: HashMap::new(),
             seen: HashMap::new(),
             shards: HashMap::new(),
@@ -165,13 +165,17 @@ impl LeaseCoordinator {
                         act.last_sync = Some(Instant::now());
                         act.shards = shards.into_iter().map(|s| (s.id.clone(), s)).collect();
                     }
+                    act.health.recovered(Concern::LeaseTable);
                     act.act_on(&leases, synced, ctx);
                 }
-                Err(error) if error.retryable => {
+                Err(error) => {
+                    // Retrying may not help (a missing table or stream, a permission): the
+                    // worker says so on its health endpoint and keeps polling, rather than exit
+                    // and have every replacement meet the same error.
                     tracing::warn!(error = %error.message, "Reading the lease table failed; trying again next poll.");
+                    act.health.failing(Concern::LeaseTable, &error.message, !error.retryable);
                     act.expire_unrenewed(ctx);
                 }
-                Err(error) => act.fatal.raise(format!("lease table: {}", error.message)),
             }
         }));
     }
@@ -310,6 +314,8 @@ impl LeaseCoordinator {
                         Ok(lease) if act.shutting_down => drop(lease),
                         Ok(lease) => {
                             act.metrics.add(Counter::LeasesTaken, 1);
+                            // The table takes this worker's conditional writes again.
+                            act.health.recovered(Concern::LeaseRenewals);
                             act.start_reader(lease, sent);
                         }
                         Err(LeaseError::Conflict { shard }) => {
@@ -394,9 +400,16 @@ impl LeaseCoordinator {
                             return;
                         };
                         match result {
-                            Ok(()) => act.clock.renewed(&shard_id, running.fence.counter, started),
+                            Ok(()) => {
+                                act.clock.renewed(&shard_id, running.fence.counter, started);
+                                act.health.recovered(Concern::LeaseRenewals);
+                            }
                             Err(LeaseError::Conflict { .. }) => act.lose(&shard_id, "renewal refused"),
-                            Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed."),
+                            Err(error) => {
+                                tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed.");
+                                let refused = !error.is_retryable();
+                                act.health.failing(Concern::LeaseRenewals, &error, refused);
+                            }
                         }
                     }),
             );

@@ -22,6 +22,7 @@ pub mod metrics_publisher;
 pub mod object_batcher;
 pub mod parquet_batcher;
 pub mod reader_pool;
+pub mod refused;
 pub mod shard_reader;
 pub mod sink;
 pub mod symbol_aggregator;

@@ -17,17 +17,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use backon::Retryable;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::sink::{BackgroundWrite, SinkLinks};
 use crate::barrier::{CommittedPositions, FileEnds, ShardBatch, SinkError, SinkKind};
-use crate::checkpoint::CheckpointError;
+use crate::health::Concern;
 use crate::lease::Fence;
 use crate::metrics::Metrics;
 use crate::model::tick::Position;
-use crate::objects::ObjectStore;
+use crate::objects::{ObjectError, ObjectStore};
+use crate::retry::{Stopped, persistently};
 use crate::stream::ShardId;
 
 /// One object ready to write.
@@ -225,16 +225,24 @@ impl<L: ObjectLayout> ShardWrite<L> {
             if !links.may_write(L::SINK, &shard_id, generation) {
                 return Ok(());
             }
+            let may_write = || links.may_write(L::SINK, &shard_id, generation);
+            let report = links.reporting_as(Concern::Checkpoints);
             match file_ends
-                .reserve(&fence, committed.get(&shard_id), &barrier)
+                .reserve(
+                    &fence,
+                    committed.get(&shard_id),
+                    &barrier,
+                    report,
+                    may_write,
+                )
                 .await
             {
                 Ok(()) => {}
-                Err(CheckpointError::LeaseLost { .. }) => {
+                Err(Stopped::Rejected(_)) => {
                     tracing::warn!(%shard_id, sink = ?L::SINK, "Lease lost; the shard's files are not written.");
                     return Ok(());
                 }
-                Err(error) => return Err(SinkError::new(L::SINK, error)),
+                Err(Stopped::Abandoned) => return Ok(()),
             }
             // Encoding is the heavy part (a whole barrier's rows at once): on a thread of its own,
             // so the actor's thread goes on taking batches.
@@ -250,15 +258,14 @@ impl<L: ObjectLayout> ShardWrite<L> {
                 .map_err(|e| SinkError::new(L::SINK, e))?
                 .map_err(|e| SinkError::new(L::SINK, e))?;
             for object in &encoded {
-                if !links.may_write(L::SINK, &shard_id, generation) {
-                    return Ok(());
+                let put = || objects.put(&object.key, object.body.clone(), object.content_type);
+                let report = links.reporting(L::SINK);
+                match persistently(report, ObjectError::failure, may_write, put).await {
+                    Ok(()) => {}
+                    // What is not written is read again by the shard's next owner.
+                    Err(Stopped::Abandoned) => return Ok(()),
+                    Err(Stopped::Rejected(error)) => return Err(SinkError::new(L::SINK, error)),
                 }
-                (|| objects.put(&object.key, object.body.clone(), object.content_type))
-                    .retry(crate::retry::backoff())
-                    .when(|e| e.is_retryable())
-                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Object write failed, retrying."))
-                    .await
-                    .map_err(|e| SinkError::new(L::SINK, e))?;
                 tracing::debug!(key = %object.key, rows = object.rows, "Object written.");
             }
             L::count(&links.metrics, &encoded);

@@ -44,6 +44,7 @@ impl ReaderPool {
         }
         let worker = (0..load.len()).min_by_key(|w| load[*w]).unwrap_or(0);
         self.placement.insert(assignment.shard.id.clone(), worker);
+        self.links.health.shard_started(&assignment.shard.id);
         let control = Arc::new(ReaderControl::default());
         let links = ReaderLinks {
             sinks: self.sinks[worker].clone(),
@@ -57,5 +58,8 @@ impl ReaderPool {
     /// The shard's reader is gone (or going): its arbiter has room for another.
     pub fn stopped(&mut self, shard_id: &ShardId) {
         self.placement.remove(shard_id);
+        // Not this worker's shard any more: nothing to report about it.
+        self.links.health.shard_released(shard_id);
+        self.links.metrics.remove_shard(shard_id);
     }
 }

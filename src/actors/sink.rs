@@ -8,9 +8,11 @@ use actix::prelude::*;
 
 use super::fatal::Fatal;
 use crate::barrier::{Durable, ShardBatch, SinkError, SinkKind};
+use crate::health::{Concern, Health};
 use crate::lease::clock::LeaseClock;
 use crate::metrics::Counter;
 use crate::model::tick::Position;
+use crate::retry::Reporting;
 use crate::stream::ShardId;
 
 /// A sink's write running apart from its actor, so that the actor takes the next batches
@@ -74,11 +76,25 @@ pub struct SinkLinks {
     /// Until when this worker surely holds each lease: no write for a shard after that.
     pub leases: Arc<LeaseClock>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub health: Arc<Health>,
     pub fatal: Fatal,
     pub mailbox: usize,
 }
 
 impl SinkLinks {
+    /// Where `sink`'s persistent writes ([`crate::retry::persistently`]) report.
+    pub fn reporting(&self, sink: SinkKind) -> Reporting<'_> {
+        self.reporting_as(Concern::Sink(sink))
+    }
+
+    pub fn reporting_as(&self, concern: Concern) -> Reporting<'_> {
+        Reporting {
+            concern,
+            health: &self.health,
+            metrics: &self.metrics,
+        }
+    }
+
     /// Whether `sink` may still write for the shard's reader of `generation`: not once this
     /// worker's own clock says the lease may have expired, whether or not a call to the lease
     /// table has said so (it may hang). What is not written is read again by the next owner.

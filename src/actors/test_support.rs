@@ -11,6 +11,7 @@ use super::fatal::Fatal;
 use super::sink::SinkLinks;
 use crate::barrier::{CommittedPositions, ShardBatch, ShardStopped, SinkKind};
 use crate::checkpoint::file::FileCheckpointStore;
+use crate::health::Health;
 use crate::lease::clock::LeaseClock;
 use crate::model::enriched::EnrichedTick;
 use crate::model::tick::{Position, SequenceNumber};
@@ -31,12 +32,14 @@ impl Handler<ShardStopped> for NoCoordinator {
 pub fn sink_links(dir: &std::path::Path, sink: SinkKind) -> (SinkLinks, Arc<CommittedPositions>) {
     let committed = Arc::new(CommittedPositions::default());
     let (fatal, _) = Fatal::new();
+    let health = Arc::new(Health::new(Duration::from_secs(60)));
     let checkpointer = Checkpointer::new(
         Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
         vec![sink],
         committed.clone(),
         NoCoordinator.start().recipient(),
         Arc::default(),
+        health.clone(),
         fatal.clone(),
     )
     .start();
@@ -44,6 +47,7 @@ pub fn sink_links(dir: &std::path::Path, sink: SinkKind) -> (SinkLinks, Arc<Comm
         checkpointer,
         leases: Arc::new(LeaseClock::new(Duration::from_secs(3600))),
         metrics: Arc::default(),
+        health,
         fatal,
         mailbox: 4,
     };

@@ -15,10 +15,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use backon::Retryable;
 use serde::Serialize;
 
 use super::{AlertError, AlertSink};
+use crate::failure::Failure;
 use crate::model::rules::Alert;
 use crate::objects::local::is_transient;
 use crate::table::file::{LineLog, complete_lines};
@@ -94,15 +94,19 @@ impl LocalAlertSink {
         let Some(first) = alerts.first() else {
             return Ok(());
         };
-        let error = |message: String, retryable: bool| AlertError::Publish {
+        let error = |message: String, failure: Failure| AlertError::Publish {
             alert_id: first.id.clone(),
             message,
-            retryable,
+            failure,
         };
         let mut lines = Vec::with_capacity(alerts.len() * 256);
         for alert in alerts {
-            serde_json::to_writer(&mut lines, alert)
-                .map_err(|e| error(format!("cannot encode alert {}: {e}", alert.id), false))?;
+            serde_json::to_writer(&mut lines, alert).map_err(|e| {
+                error(
+                    format!("cannot encode alert {}: {e}", alert.id),
+                    Failure::ItemRefused,
+                )
+            })?;
             lines.push(b'\n');
         }
         let written = match self.log.append(&lines).await {
@@ -116,7 +120,7 @@ impl LocalAlertSink {
             };
             error(
                 format!("{what}{}: {e}", self.log.path().display()),
-                is_transient(&e),
+                Failure::from_retryable(is_transient(&e)),
             )
         })?;
         if self.print {
@@ -139,12 +143,23 @@ impl AlertSink for LocalAlertSink {
 
     /// The whole batch in one append: it is all or nothing, so retrying it writes no alert
     /// twice.
-    async fn publish_all(&self, alerts: &[Alert]) -> Result<(), AlertError> {
-        (|| self.append(alerts))
-            .retry(crate::retry::backoff())
-            .when(|e| e.is_retryable())
-            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Alert publish failed, retrying."))
-            .await
+    async fn publish_all(&self, alerts: &[Alert]) -> Vec<(usize, AlertError)> {
+        match self.append(alerts).await {
+            Ok(()) => Vec::new(),
+            Err(error) => {
+                let failure = error.failure();
+                let message = error.to_string();
+                let each = |(index, alert): (usize, &Alert)| {
+                    let error = AlertError::Publish {
+                        alert_id: alert.id.clone(),
+                        message: message.clone(),
+                        failure,
+                    };
+                    (index, error)
+                };
+                alerts.iter().enumerate().map(each).collect()
+            }
+        }
     }
 }
 
@@ -222,8 +237,8 @@ mod tests {
         let batch: Vec<_> = (1..=3)
             .map(|i| alert(&format!("a{i}"), Severity::Warning))
             .collect();
-        sink.publish_all(&batch).await.unwrap();
-        sink.publish_all(&[]).await.unwrap();
+        assert!(sink.publish_all(&batch).await.is_empty());
+        assert!(sink.publish_all(&[]).await.is_empty());
         let ids: Vec<_> = LocalAlertSink::read(sink.path())
             .await
             .unwrap()

@@ -7,10 +7,10 @@ pub mod log;
 pub mod sns;
 
 use async_trait::async_trait;
-use backon::Retryable;
+use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt};
-use futures::{StreamExt, TryStreamExt};
 
+use crate::failure::Failure;
 use crate::model::rules::Alert;
 
 /// `publish` calls in flight at once in [`AlertSink::publish_all`]'s default.
@@ -22,15 +22,19 @@ pub enum AlertError {
     Publish {
         alert_id: String,
         message: String,
-        retryable: bool,
+        failure: Failure,
     },
 }
 
 impl AlertError {
-    pub fn is_retryable(&self) -> bool {
+    pub fn failure(&self) -> Failure {
         match self {
-            AlertError::Publish { retryable, .. } => *retryable,
+            AlertError::Publish { failure, .. } => *failure,
         }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.failure() == Failure::Transient
     }
 }
 
@@ -39,27 +43,26 @@ pub trait AlertSink: Send + Sync + 'static {
     /// Publishes one alert; delivered when this returns.
     async fn publish(&self, alert: &Alert) -> Result<(), AlertError>;
 
-    /// Publishes a batch, retrying what fails while it may succeed; all delivered when this
-    /// returns Ok. By default each alert is published and retried on its own, several at a time
-    /// (retrying a whole batch would deliver its delivered alerts twice, an SNS message each).
-    /// A sink whose batch write is all or nothing writes the batch at once instead.
-    async fn publish_all(&self, alerts: &[Alert]) -> Result<(), AlertError> {
+    /// Publishes a batch once (the caller retries what fails): the alerts that were not
+    /// delivered, by index, with their errors; empty when all were. By default each alert is
+    /// published on its own, several at a time (retrying a whole batch would deliver its
+    /// delivered alerts twice, an SNS message each). A sink whose batch write is all or nothing
+    /// writes the batch at once instead, and fails every alert with its one error.
+    async fn publish_all(&self, alerts: &[Alert]) -> Vec<(usize, AlertError)> {
         // Boxed up front: with a stream that maps each alert to its future, the compiler cannot
         // prove this whole future `Send` (its check of closures over borrowed items is too
         // strict).
-        let publishes: Vec<BoxFuture<'_, Result<(), AlertError>>> = alerts
+        let publishes: Vec<BoxFuture<'_, Option<(usize, AlertError)>>> = alerts
             .iter()
-            .map(|alert| {
-                (move || self.publish(alert))
-                    .retry(crate::retry::backoff())
-                    .when(|e| e.is_retryable())
-                    .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Alert publish failed, retrying."))
-                    .boxed()
+            .enumerate()
+            .map(|(index, alert)| {
+                async move { self.publish(alert).await.err().map(|e| (index, e)) }.boxed()
             })
             .collect();
         futures::stream::iter(publishes)
             .buffer_unordered(PUBLISH_CONCURRENCY)
-            .try_collect::<()>()
+            .filter_map(futures::future::ready)
+            .collect()
             .await
     }
 }

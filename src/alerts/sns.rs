@@ -37,9 +37,7 @@ impl SnsAlertSink {
 /// A FIFO topic's de-duplication id for an alert: at most 128 characters, so a digest of the
 /// alert id (which can be longer, and hold any character a symbol holds).
 pub fn deduplication_id(alert: &Alert) -> String {
-    use md5::{Digest, Md5};
-    let digest = Md5::digest(alert.id.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::model::digest::hex_md5(alert.id.as_bytes())
 }
 
 /// The subject line: the alert's message, reduced to what SNS accepts.
@@ -123,7 +121,7 @@ impl AlertSink for SnsAlertSink {
         }
         request.send().await.map_err(|error| AlertError::Publish {
             alert_id: alert.id.clone(),
-            retryable: aws::is_retryable(&error),
+            failure: aws::failure(&error),
             message: aws::describe(&error),
         })?;
         Ok(())

@@ -17,11 +17,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use backon::Retryable;
-
 use crate::checkpoint::{CheckpointError, CheckpointStore, FilesEnd, Mark};
 use crate::lease::Fence;
 use crate::model::tick::Position;
+use crate::retry::{Reporting, Stopped, persistently};
 use crate::stream::ShardId;
 
 /// The last end reserved for a shard, and under which lease counter; locked across the store's
@@ -43,13 +42,16 @@ impl FileEnds {
     }
 
     /// Reserves `end` as the end of the shard's files after the committed position `after`
-    /// (retrying what can be retried); `LeaseLost` once the lease has moved on.
+    /// (trying until it is written, reporting failures through `report`); `LeaseLost` once the
+    /// lease has moved on, `None` once `wanted` says the files are no longer to be written.
     pub async fn reserve(
         &self,
         fence: &Fence,
         after: Option<Position>,
         end: &Position,
-    ) -> Result<(), CheckpointError> {
+        report: Reporting<'_>,
+        wanted: impl Fn() -> bool,
+    ) -> Result<(), Stopped<CheckpointError>> {
         let slot = {
             let mut reserved = self.reserved.lock().expect("file ends lock");
             reserved.entry(fence.shard_id.clone()).or_default().clone()
@@ -65,11 +67,10 @@ impl FileEnds {
             after,
             end: end.clone(),
         });
-        (|| self.store.mark(fence, &mark))
-            .retry(crate::retry::backoff())
-            .when(|e| e.is_retryable())
-            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Reserving a file end failed, retrying."))
-            .await?;
+        persistently(report, CheckpointError::failure, wanted, || {
+            self.store.mark(fence, &mark)
+        })
+        .await?;
         *last = Some((fence.counter, end.clone()));
         Ok(())
     }
@@ -78,7 +79,11 @@ impl FileEnds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::checkpoint::file::FileCheckpointStore;
+    use crate::health::{Concern, Health};
+    use crate::metrics::Metrics;
     use crate::model::tick::SequenceNumber;
 
     fn position(sequence: u64) -> Position {
@@ -90,24 +95,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(FileCheckpointStore::new(dir.path()));
         let ends = FileEnds::new(store.clone());
+        let (health, metrics) = (Health::new(Duration::from_secs(60)), Metrics::default());
+        let report = Reporting {
+            concern: Concern::Checkpoints,
+            health: &health,
+            metrics: &metrics,
+        };
         let fence = Fence {
             shard_id: "shard-1".into(),
             owner: "worker".into(),
             counter: 4,
         };
-        ends.reserve(&fence, Some(position(10)), &position(20))
+        ends.reserve(&fence, Some(position(10)), &position(20), report, || true)
             .await
             .unwrap();
         let file = dir.path().join("shard-1.files_end.mark");
         std::fs::remove_file(&file).unwrap();
-        ends.reserve(&fence, Some(position(10)), &position(20))
+        ends.reserve(&fence, Some(position(10)), &position(20), report, || true)
             .await
             .unwrap();
         assert!(
             !file.exists(),
             "the second sink's reservation of the same end is not written again"
         );
-        ends.reserve(&fence, Some(position(20)), &position(30))
+        ends.reserve(&fence, Some(position(20)), &position(30), report, || true)
             .await
             .unwrap();
         let reserved = store.marks("shard-1").await.unwrap().files_end.unwrap();

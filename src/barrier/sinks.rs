@@ -29,6 +29,16 @@ impl SinkKind {
         SinkKind::Alerts,
         SinkKind::DeadLetters,
     ];
+
+    /// The sink's name in logs and health reasons.
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkKind::Table => "table",
+            SinkKind::Lake => "lake",
+            SinkKind::Alerts => "alerts",
+            SinkKind::DeadLetters => "dead-letter",
+        }
+    }
 }
 
 /// What one read of a shard produced, shared by all sinks (each takes its part).

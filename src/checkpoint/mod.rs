@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::failure::Failure;
 use crate::lease::Fence;
 use crate::model::state::SymbolState;
 use crate::model::tick::{Position, Symbol};
@@ -124,6 +125,13 @@ pub enum CheckpointError {
 }
 
 impl CheckpointError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            CheckpointError::LeaseLost { .. } => Failure::Fenced,
+            _ => Failure::from_retryable(self.is_retryable()),
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             CheckpointError::Read { retryable, .. } | CheckpointError::Write { retryable, .. } => {

@@ -12,6 +12,7 @@ pub mod rejections;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -47,10 +48,25 @@ pub enum Counter {
     /// Ticks whose record's partition key is not their symbol (a symbol's state follows the key
     /// its records carry through a reshard).
     RecordsKeyedOtherwise,
+    /// Symbols whose state a shard dropped after `symbols.evict-after` of event time without a
+    /// tick.
+    SymbolsEvicted,
+    /// Records dead-lettered (`symbol_limit`) because their shard keeps state for
+    /// `symbols.max-per-shard` other symbols.
+    RecordsOverSymbolLimit,
+    /// Writes of a sink, checkpoint or mark that failed and are tried again (transient or
+    /// refused; see `crate::failure`).
+    WriteFailures,
+    /// Items a service refused (a table item, an alert), dead-lettered with the reason.
+    ItemsRefused,
+    /// Gaps found on resuming a shard: the checkpoint's record, and any records after it, were
+    /// trimmed by the stream's retention before they were read (one per gap; how many records a
+    /// gap held is not knowable from Kinesis).
+    RecordsLostToRetention,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 24] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -70,6 +86,11 @@ impl Counter {
         Counter::LeasesLost,
         Counter::WritesFenced,
         Counter::RecordsKeyedOtherwise,
+        Counter::SymbolsEvicted,
+        Counter::RecordsOverSymbolLimit,
+        Counter::WriteFailures,
+        Counter::ItemsRefused,
+        Counter::RecordsLostToRetention,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +114,11 @@ impl Counter {
             Counter::LeasesLost => "LeasesLost",
             Counter::WritesFenced => "WritesFenced",
             Counter::RecordsKeyedOtherwise => "RecordsKeyedOtherwise",
+            Counter::SymbolsEvicted => "SymbolsEvicted",
+            Counter::RecordsOverSymbolLimit => "RecordsOverSymbolLimit",
+            Counter::WriteFailures => "WriteFailures",
+            Counter::ItemsRefused => "ItemsRefused",
+            Counter::RecordsLostToRetention => "RecordsLostToRetention",
         }
     }
 
@@ -100,7 +126,10 @@ impl Counter {
     fn per_worker(self) -> bool {
         matches!(
             self,
-            Counter::LeasesTaken | Counter::LeasesLost | Counter::WritesFenced
+            Counter::LeasesTaken
+                | Counter::LeasesLost
+                | Counter::WritesFenced
+                | Counter::WriteFailures
         )
     }
 
@@ -138,7 +167,22 @@ pub enum ShardGauge {
     CheckpointLag,
 }
 
+/// A reader reads an idle shard every `aws.idle-poll-interval`; a reading this old means its
+/// reader is stuck, and the shard falls behind by the time since.
+const STALE_READING: Duration = Duration::from_secs(10);
+
 impl ShardGauge {
+    /// The gauge's value `age` after it was set: how far behind a shard is grows while its
+    /// reader reads nothing, instead of repeating a value from before it got stuck.
+    fn aged(self, value: f64, age: Duration) -> f64 {
+        match self {
+            ShardGauge::MillisBehindLatest if age >= STALE_READING => {
+                value + age.as_millis() as f64
+            }
+            _ => value,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ShardGauge::MillisBehindLatest => "MillisBehindLatest",
@@ -234,9 +278,12 @@ pub struct Datum {
 pub struct Metrics {
     counters: [AtomicU64; Counter::ALL.len()],
     latencies: Mutex<BTreeMap<Latency, StatisticSet>>,
-    gauges: Mutex<BTreeMap<(ShardGauge, ShardId), f64>>,
+    /// Each gauge's value and when it was set.
+    gauges: Mutex<BTreeMap<(ShardGauge, ShardId), (f64, Instant)>>,
     /// Leases this worker holds (published once the worker has a name).
     leases_held: AtomicU64,
+    /// 1 while the worker's health endpoint answers 503 (see [`crate::health`]).
+    unhealthy: AtomicU64,
     worker: OnceLock<WorkerId>,
     /// Rejected records by reason code, for the log's summary (not published: a log line says
     /// more to the person reading it than a metric dimension per reason would).
@@ -251,6 +298,11 @@ impl Metrics {
 
     pub fn set_leases_held(&self, count: usize) {
         self.leases_held.store(count as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_unhealthy(&self, unhealthy: bool) {
+        self.unhealthy
+            .store(u64::from(unhealthy), Ordering::Relaxed);
     }
 
     pub fn add(&self, counter: Counter, n: u64) {
@@ -272,7 +324,7 @@ impl Metrics {
 
     pub fn set_gauge(&self, gauge: ShardGauge, shard_id: &ShardId, value: f64) {
         let mut gauges = self.gauges.lock().expect("metrics lock");
-        gauges.insert((gauge, shard_id.clone()), value);
+        gauges.insert((gauge, shard_id.clone()), (value, Instant::now()));
     }
 
     /// Counts `n` records rejected for `reason_code` (a
@@ -326,6 +378,13 @@ impl Drain {
                 dimension: Some(Dimension::Worker(worker.clone())),
                 value: StatisticSet::single(metrics.leases_held.load(Ordering::Relaxed) as f64),
             });
+            // Without a dimension, so one alarm on its maximum covers every task.
+            data.push(Datum {
+                name: "Unhealthy",
+                unit: Unit::Count,
+                dimension: None,
+                value: StatisticSet::single(metrics.unhealthy.load(Ordering::Relaxed) as f64),
+            });
         }
         let latencies = std::mem::take(&mut *metrics.latencies.lock().expect("metrics lock"));
         data.extend(latencies.into_iter().map(|(latency, value)| Datum {
@@ -335,11 +394,12 @@ impl Drain {
             value,
         }));
         let gauges = metrics.gauges.lock().expect("metrics lock");
-        data.extend(gauges.iter().map(|((gauge, shard), value)| Datum {
+        let now = Instant::now();
+        data.extend(gauges.iter().map(|((gauge, shard), (value, set))| Datum {
             name: gauge.name(),
             unit: gauge.unit(),
             dimension: Some(Dimension::Shard(shard.clone())),
-            value: StatisticSet::single(*value),
+            value: StatisticSet::single(gauge.aged(*value, now.saturating_duration_since(*set))),
         }));
         data
     }
@@ -387,6 +447,17 @@ mod tests {
         assert_eq!(value(&second, "RecordsProcessed").unwrap().sum, 2.0);
         assert!(value(&second, "EndToEndLatency").is_none());
         assert_eq!(metrics.total(Counter::RecordsProcessed), 7);
+    }
+
+    #[test]
+    fn a_stale_reading_of_how_far_behind_grows_with_its_age() {
+        let gauge = ShardGauge::MillisBehindLatest;
+        assert_eq!(gauge.aged(250.0, Duration::from_secs(1)), 250.0);
+        assert_eq!(gauge.aged(250.0, Duration::from_secs(30)), 30_250.0);
+        assert_eq!(
+            ShardGauge::CheckpointLag.aged(7.0, Duration::from_secs(30)),
+            7.0
+        );
     }
 
     #[test]

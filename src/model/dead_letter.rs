@@ -1,5 +1,7 @@
 //! Dead letters: records that failed validation, kept with the reason, the shard and the sequence
-//! number so nothing is lost and every rejection can be explained and replayed.
+//! number so nothing is lost and every rejection can be explained and replayed; and markers of
+//! records the stream trimmed before they were read ([`LOST_TO_RETENTION`]), so that a loss is
+//! written down where the records would have been.
 //!
 //! Out: one JSON line per record, grouped into objects under
 //! `{prefix}dead-letters/dt={arrival date}/{shard}-{first position}.jsonl`.
@@ -10,7 +12,11 @@ use serde::Serialize;
 use super::lake::partition_date;
 use super::tick::Position;
 
-/// One rejected record.
+/// Reason code of the marker of records lost to the stream's retention
+/// ([`DeadLetter::lost_to_retention`]).
+pub const LOST_TO_RETENTION: &str = "lost_to_retention";
+
+/// One rejected record, or a marker of lost ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     pub shard_id: std::sync::Arc<str>,
@@ -21,6 +27,8 @@ pub struct DeadLetter {
     pub reason_code: &'static str,
     /// Human reason (`Rejection`'s Display).
     pub reason: String,
+    /// The record. A [`LOST_TO_RETENTION`] marker stands for no record: its data is the position
+    /// (as text) after which records were lost, and its own position is the first record read.
     pub data: Bytes,
 }
 
@@ -37,11 +45,43 @@ struct DeadLetterLine<'a> {
     data: Option<&'a str>,
     /// The record in base64 when it is not UTF-8.
     data_base64: Option<String>,
+    /// A marker's range: records after `lost_after` and before `lost_before` were lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost_after: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost_before: Option<String>,
 }
 
 impl DeadLetter {
+    /// The marker of records of `shard_id` lost to the stream's retention: those after `after`
+    /// (where reading resumed) and before `before` (the first record read instead, which arrived
+    /// at `arrival_time_ms`). It carries no record, and is placed at `before`, so that whoever
+    /// resumes from the same position writes the same marker in the same dead-letter file.
+    pub fn lost_to_retention(
+        shard_id: std::sync::Arc<str>,
+        after: &Position,
+        before: &Position,
+        arrival_time_ms: i64,
+    ) -> Self {
+        Self {
+            shard_id,
+            position: before.clone(),
+            partition_key: compact_str::CompactString::default(),
+            arrival_time_ms,
+            reason_code: LOST_TO_RETENTION,
+            reason: format!(
+                "records after {after} and before {before} were trimmed by the stream's retention \
+                 before they were read (how many is not known)"
+            ),
+            data: Bytes::from(after.to_string()),
+        }
+    }
+
     /// The JSON line of this dead letter (no trailing newline).
     pub fn to_json_line(&self) -> String {
+        if self.reason_code == LOST_TO_RETENTION {
+            return self.marker_json_line();
+        }
         let text = std::str::from_utf8(&self.data).ok();
         let line = DeadLetterLine {
             shard_id: &self.shard_id,
@@ -56,6 +96,25 @@ impl DeadLetter {
                 Some(_) => None,
                 None => Some(base64_simd::STANDARD.encode_to_string(&self.data)),
             },
+            lost_after: None,
+            lost_before: None,
+        };
+        serde_json::to_string(&line).expect("dead letter serializes")
+    }
+
+    fn marker_json_line(&self) -> String {
+        let line = DeadLetterLine {
+            shard_id: &self.shard_id,
+            sequence_number: self.position.sequence.as_str(),
+            sub_sequence_number: self.position.sub_sequence,
+            partition_key: &self.partition_key,
+            arrival_time_ms: self.arrival_time_ms,
+            reason_code: self.reason_code,
+            reason: &self.reason,
+            data: None,
+            data_base64: None,
+            lost_after: std::str::from_utf8(&self.data).ok(),
+            lost_before: Some(self.position.to_string()),
         };
         serde_json::to_string(&line).expect("dead letter serializes")
     }
@@ -70,6 +129,13 @@ pub fn dead_letter_object_key(
 ) -> String {
     let date = partition_date(arrival_time_ms);
     format!("{prefix}dead-letters/dt={date}/{shard_id}-{first}.jsonl")
+}
+
+/// Object key of the dead letter of one item an output refused (`output`: `table`, `alerts`),
+/// named `name` after what it is (`{shard}-{position}` for a tick).
+pub fn refused_object_key(prefix: &str, time_ms: i64, output: &str, name: &str) -> String {
+    let date = partition_date(time_ms);
+    format!("{prefix}dead-letters/dt={date}/refused-by-{output}-{name}.jsonl")
 }
 
 /// Splits dead letters (in stream order) by arrival date into `(key, JSON lines, count)` objects.
@@ -135,6 +201,45 @@ mod tests {
             serde_json::from_str(&letter("18", 0, &[0xff, 0x00]).to_json_line()).unwrap();
         assert!(binary["data"].is_null());
         assert_eq!(binary["data_base64"], "/wA=");
+    }
+
+    #[test]
+    fn a_retention_marker_names_the_lost_range_and_carries_no_record() {
+        let after = Position::new(SequenceNumber::new("17"), 2);
+        let before = Position::new(SequenceNumber::new("40"), 0);
+        let marker = DeadLetter::lost_to_retention(
+            "shardId-000000000001".into(),
+            &after,
+            &before,
+            86_400_000,
+        );
+        assert_eq!(marker.position, before, "placed at the first record read");
+        let line: serde_json::Value = serde_json::from_str(&marker.to_json_line()).unwrap();
+        assert_eq!(line["reason_code"], "lost_to_retention");
+        assert_eq!(
+            (&line["lost_after"], &line["lost_before"]),
+            (&"17.2".into(), &"40".into())
+        );
+        assert_eq!(
+            (&line["sequence_number"], &line["sub_sequence_number"]),
+            (&"40".into(), &0.into())
+        );
+        assert!(line["data"].is_null() && line["data_base64"].is_null());
+        assert_eq!(
+            line["reason"],
+            "records after 17.2 and before 40 were trimmed by the stream's retention before they \
+             were read (how many is not known)"
+        );
+        let files = encode_dead_letters("", "shardId-000000000001", &[&marker]);
+        assert_eq!(
+            files[0].0,
+            "dead-letters/dt=1970-01-02/shardId-000000000001-40.jsonl"
+        );
+
+        // A rejected record's line has no range.
+        let rejected: serde_json::Value =
+            serde_json::from_str(&letter("18", 0, b"x").to_json_line()).unwrap();
+        assert!(rejected.get("lost_after").is_none() && rejected.get("lost_before").is_none());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Pure logic: no I/O, no async. Ticks and their decoding, rolling windows, alert rules, symbol
-//! state snapshots and their bit-exact floats, the lake and table formats, and the calendar
-//! arithmetic they share.
+//! state snapshots and their bit-exact floats, which symbols a shard keeps, the lake and table
+//! formats, and the calendar arithmetic they share.
 
 pub mod bar;
 pub(crate) mod calendar;
 pub mod dead_letter;
 pub mod decode;
+pub mod digest;
 pub mod enriched;
 pub(crate) mod exact_float;
 pub mod item;
@@ -13,5 +14,6 @@ pub mod kpl;
 pub mod lake;
 pub mod rules;
 pub mod state;
+pub mod symbol_table;
 pub mod tick;
 pub mod window;

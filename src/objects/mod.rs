@@ -21,6 +21,10 @@ pub enum ObjectError {
 }
 
 impl ObjectError {
+    pub fn failure(&self) -> crate::failure::Failure {
+        crate::failure::Failure::from_retryable(self.is_retryable())
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             ObjectError::Request { retryable, .. } => *retryable,

@@ -16,6 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{TableError, TicksTable};
 use crate::aws;
+use crate::failure::Failure;
 use crate::model::item::{AttributeSink, Item};
 
 /// Items per `BatchWriteItem` request (the API's limit).
@@ -53,7 +54,7 @@ impl DynamoTicksTable {
                 .await
                 .map_err(|error| TableError::Write {
                     items,
-                    retryable: aws::is_retryable(&error),
+                    failure: aws::failure(&error),
                     message: aws::describe(&error),
                 })?;
             requests = output
@@ -66,7 +67,7 @@ impl DynamoTicksTable {
             let Some(delay) = delays.next() else {
                 return Err(TableError::Write {
                     items: requests.len(),
-                    retryable: true,
+                    failure: Failure::Transient,
                     message: "items still unprocessed after retries (throttled)".into(),
                 });
             };
@@ -127,7 +128,7 @@ async fn put_bar(client: &Client, table_name: &str, item: &Item<'_>) -> Result<(
         }
         Err(error) => Err(TableError::Write {
             items: 1,
-            retryable: aws::is_retryable(&error),
+            failure: aws::failure(&error),
             message: aws::describe(&error),
         }),
     }

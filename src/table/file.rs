@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{TableError, TicksTable};
+use crate::failure::Failure;
 use crate::model::item::{AttributeSink, Item};
 use crate::objects::local::{blocking, is_transient};
 
@@ -99,15 +100,15 @@ impl FileTicksTable {
 #[async_trait]
 impl TicksTable for FileTicksTable {
     async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
-        let error = |message: String, retryable: bool| TableError::Write {
+        let error = |message: String, failure: Failure| TableError::Write {
             items: items.len(),
             message,
-            retryable,
+            failure,
         };
         let io_error = |e: io::Error| {
             error(
                 format!("{}: {e}", self.log.path.display()),
-                is_transient(&e),
+                Failure::from_retryable(is_transient(&e)),
             )
         };
         // A chunk is written as soon as it is encoded, while it is still in the CPU's cache, and
@@ -116,8 +117,8 @@ impl TicksTable for FileTicksTable {
         let mut rest = items;
         while !rest.is_empty() {
             lines.clear();
-            let encoded =
-                encode_chunk(rest, &mut lines).map_err(|message| error(message, false))?;
+            let encoded = encode_chunk(rest, &mut lines)
+                .map_err(|message| error(message, Failure::ItemRefused))?;
             self.log.append(&lines).await.map_err(io_error)?;
             rest = &rest[encoded..];
         }

@@ -5,9 +5,11 @@
 
 pub mod dynamodb;
 pub mod file;
+pub mod refused;
 
 use async_trait::async_trait;
 
+use crate::failure::Failure;
 use crate::model::item::Item;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,15 +18,19 @@ pub enum TableError {
     Write {
         items: usize,
         message: String,
-        retryable: bool,
+        failure: Failure,
     },
 }
 
 impl TableError {
-    pub fn is_retryable(&self) -> bool {
+    pub fn failure(&self) -> Failure {
         match self {
-            TableError::Write { retryable, .. } => *retryable,
+            TableError::Write { failure, .. } => *failure,
         }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.failure() == Failure::Transient
     }
 }
 

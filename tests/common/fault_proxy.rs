@@ -23,6 +23,10 @@ pub enum Fault {
     QueryInternalError,
     /// S3: 503 SlowDown.
     S3SlowDown,
+    /// S3: 403 AccessDenied (a bucket policy or role without the permission).
+    S3AccessDenied,
+    /// No answer at all: the connection stays open until the client gives up (a hung call).
+    BlackHole,
 }
 
 impl Fault {
@@ -52,6 +56,14 @@ impl Fault {
                  <RequestId>fault</RequestId></Error>"
                     .to_owned(),
             ),
+            Fault::S3AccessDenied => (
+                "403 Forbidden",
+                "application/xml",
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message>\
+                 <RequestId>fault</RequestId></Error>"
+                    .to_owned(),
+            ),
+            Fault::BlackHole => unreachable!("a black hole does not answer"),
         };
         let error_type = match self {
             Fault::JsonError(kind) => format!("x-amzn-ErrorType: {kind}\r\n"),
@@ -118,6 +130,16 @@ impl FaultProxy {
         });
     }
 
+    /// Answers every request containing `needle` with `fault` until [`FaultProxy::clear`].
+    pub fn fail_always(&self, needle: &str, fault: Fault) {
+        self.fail(needle, usize::MAX, fault);
+    }
+
+    /// Drops every rule: requests pass through again.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
     /// Fails every `every`-th entry (from the first) of the next `times` `PutRecords` requests
     /// with `ProvisionedThroughputExceededException`; the other entries reach the emulator.
     pub fn fail_put_records_entries(&self, times: usize, every: usize) {
@@ -169,6 +191,12 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<Mutex<State>>
                 })
         };
         let response = match fault {
+            Some(Fault::BlackHole) => {
+                // Read until the client hangs up: it times out and abandons the call.
+                let mut rest = [0u8; 1024];
+                while matches!(client.read(&mut rest).await, Ok(n) if n > 0) {}
+                return;
+            }
             Some(fault) => fault.response().into_bytes(),
             None => forward(&request, &upstream).await,
         };

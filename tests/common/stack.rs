@@ -170,6 +170,8 @@ pub async fn put_records(
 pub struct Run {
     child: Option<Child>,
     log: Option<RunLog>,
+    /// `host:port` of its health endpoint.
+    pub health: String,
 }
 
 impl Run {
@@ -196,6 +198,12 @@ impl Run {
         let id = self.child.as_ref().expect("running").id().to_string();
         let status = Command::new("kill").arg(signal).arg(&id).status().unwrap();
         assert!(status.success(), "kill {signal} {id}");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("started");
+        child.try_wait().unwrap().is_none()
     }
 
     /// What the run has logged so far (see [`RunLog::text`]).
@@ -275,8 +283,8 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
         .env("KINETICK_METRICS__INTERVAL", "1s")
         .env("KINETICK_CHECKPOINT__INTERVAL", "1s")
         .env("KINETICK_CHECKPOINT__MAX_RECORDS", "500")
-        .env("KINETICK_HEALTH__LISTEN", health)
         .env("RUST_LOG", "info")
+        .env("KINETICK_HEALTH__LISTEN", &health)
         .envs(settings.iter().copied())
         // The runs' logs (JSON lines on stdout) with TEST_RUN_LOGS=1.
         .stdout(match std::env::var_os("TEST_RUN_LOGS") {
@@ -288,6 +296,7 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
         .map(|child| Run {
             child: Some(child),
             log: Some(RunLog(log)),
+            health,
         })
         .expect("kinetick runs")
 }
@@ -602,4 +611,36 @@ pub fn assert_same_values(actual: &ComputedValues, expected: &ComputedValues) {
             "computed values of {tick:?}"
         );
     }
+}
+
+/// Every dead-letter line in the bucket (`dead-letters/…`), with the key of its object.
+pub async fn dead_letter_lines(
+    config: &SdkConfig,
+    bucket: &str,
+) -> Vec<(String, serde_json::Value)> {
+    let s3 = s3(config);
+    let mut lines = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("dead-letters/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.unwrap().contents() {
+            let key = object.key().unwrap();
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let bytes = body.body.collect().await.unwrap().into_bytes();
+            for line in std::str::from_utf8(&bytes).unwrap().lines() {
+                lines.push((key.to_owned(), serde_json::from_str(line).unwrap()));
+            }
+        }
+    }
+    lines
 }

@@ -4,7 +4,10 @@
 //!
 //! In: batches from a [`ShardCursor`]. Out: a [`ShardBatch`](crate::barrier::ShardBatch) per read
 //! to the sinks, [`Propose`](crate::barrier::Propose) to the checkpointer, rejected records as
-//! dead letters. One read is processed at a time, while the sinks take the previous one: the
+//! dead letters. The shard keeps state for a bounded number of symbols ([`SymbolTable`]): a
+//! symbol idle for `symbols.evict-after` of event time is evicted (its aggregator stops, its state
+//! leaves the next snapshot), and records of symbols past `symbols.max-per-shard` are
+//! dead-lettered. One read is processed at a time, while the sinks take the previous one: the
 //! reader waits for that hand-off before it makes the next, so batches reach the sinks in order
 //! and a slow sink slows the reader.
 
@@ -20,12 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use foldhash::HashMap;
 
 use self::handoff::{Candidate, HandOff, SinkHandoff};
 use self::marks::ResumeMarks;
 use self::resume::{inherit_state, load_checkpoint, load_marks};
-use self::route::{Routed, route};
+use self::route::{Kept, Routed, route};
 use self::schedule::first_barrier_after;
 use super::checkpointer::Checkpointer;
 use super::fatal::Fatal;
@@ -39,6 +41,7 @@ use crate::model::dead_letter::DeadLetter;
 use crate::model::decode::DecodeLimits;
 use crate::model::rules::RuleConfig;
 use crate::model::state::SymbolState;
+use crate::model::symbol_table::{SymbolLimits, SymbolTable};
 use crate::model::tick::{Position, Symbol};
 use crate::model::window::WindowConfig;
 use crate::stream::{
@@ -60,6 +63,8 @@ pub struct ReaderSettings {
     pub bars: bool,
     /// Where a shard without a checkpoint starts.
     pub initial_position: StartPosition,
+    /// How many symbols a shard keeps state for, and for how long an idle one.
+    pub symbols: SymbolLimits,
 }
 
 /// The services a reader talks to.
@@ -71,6 +76,7 @@ pub struct ReaderLinks {
     pub checkpointer: Addr<Checkpointer>,
     pub committed: Arc<CommittedPositions>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<crate::health::Health>,
     pub fatal: Fatal,
 }
 
@@ -116,9 +122,12 @@ pub struct ShardReader {
     links: ReaderLinks,
     control: Arc<ReaderControl>,
     cursor: Option<Box<dyn ShardCursor>>,
-    /// Keyed by symbols from the stream: foldhash is several times faster than SipHash on short
-    /// keys and still seeded per process.
-    aggregators: HashMap<Symbol, Addr<SymbolAggregator>>,
+    /// The symbols the shard keeps, each with its aggregator.
+    symbols: SymbolTable<Kept<Addr<SymbolAggregator>>>,
+    /// Failed reads in a row.
+    failed_reads: u32,
+    /// Reads processed: numbers the next one, so routing knows a symbol's group is this read's.
+    reads: u64,
     /// Position of the last record read (or restored from the checkpoint).
     last_position: Option<Position>,
     last_barrier: Option<Position>,
@@ -143,7 +152,15 @@ pub struct ShardReader {
 
 enum Flow {
     Continue,
+    /// The read failed: read again after this pause.
+    ReadAgainAfter(Duration),
     Finish,
+}
+
+/// The pause before reading again after `failures` failed reads in a row (the stream port has
+/// retried each already): doubling from a second to a minute.
+fn read_pause(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
 impl ShardReader {
@@ -156,6 +173,7 @@ impl ShardReader {
         let barrier_due_at = Instant::now() + settings.checkpoint_interval;
         let barrier_after_records =
             first_barrier_after(&assignment.shard.id, settings.checkpoint_max_records);
+        let symbols = SymbolTable::new(settings.symbols);
         Self {
             shard_id: assignment.shard.id.clone(),
             assignment,
@@ -163,7 +181,9 @@ impl ShardReader {
             links,
             control,
             cursor: None,
-            aggregators: HashMap::default(),
+            symbols,
+            failed_reads: 0,
+            reads: 0,
             last_position: None,
             last_barrier: None,
             records_since_barrier: 0,
@@ -177,27 +197,12 @@ impl ShardReader {
         }
     }
 
-    fn aggregator(
-        &mut self,
-        symbol: &Symbol,
-        state: Option<SymbolState>,
-    ) -> Addr<SymbolAggregator> {
-        if let Some(addr) = self.aggregators.get(symbol) {
-            return addr.clone();
-        }
-        let state = state.unwrap_or_else(|| SymbolState::new(self.settings.windows));
-        let rules = self.settings.rules.for_symbol(symbol);
-        let addr = SymbolAggregator::new(
-            symbol.clone(),
-            self.shard_id.clone(),
-            state,
-            rules,
-            self.settings.bars,
-            self.settings.mailbox,
-        )
-        .start();
-        self.aggregators.insert(symbol.clone(), addr.clone());
-        addr
+    /// Keeps a symbol's state as a checkpoint or a reshard's parent left it.
+    fn restore(&mut self, symbol: Symbol, state: SymbolState) {
+        let last_event_ms = state.newest_event_ms();
+        let aggregator = start_aggregator(&self.settings, &self.shard_id, &symbol, Some(state));
+        self.symbols
+            .restore(symbol, last_event_ms, Kept::new(aggregator));
     }
 
     fn fail(&self, message: String, ctx: &mut Context<Self>) {
@@ -228,21 +233,36 @@ impl ShardReader {
         };
         ctx.wait(
             read.into_actor(self)
-                .then(|(cursor, result), act, ctx| {
+                .then(|(cursor, result), act, _| {
                     act.cursor = Some(cursor);
                     match result {
-                        Ok(batch) => act.process(batch),
+                        Ok(batch) => {
+                            act.failed_reads = 0;
+                            act.process(batch)
+                        }
                         Err(error) => {
-                            act.fail(
-                                format!("reading shard {} failed: {error}", act.shard_id),
-                                ctx,
-                            );
-                            Box::pin(fut::ready(Flow::Finish))
+                            // Not a reason to exit: a new process would meet the same error (a
+                            // permission, a deleted stream) or wait the same (an outage).
+                            act.failed_reads += 1;
+                            let pause = read_pause(act.failed_reads);
+                            let refused = !error.is_retryable();
+                            tracing::error!(shard_id = %act.shard_id, %error, ?pause, refused,
+                                "Reading the shard failed; reading again after a pause.");
+                            act.links
+                                .health
+                                .shard_read_failed(&act.shard_id, &error, refused);
+                            Box::pin(fut::ready(Flow::ReadAgainAfter(pause)))
                         }
                     }
                 })
                 .map(|flow, act, ctx| match flow {
-                    Flow::Continue => act.read_next(ctx),
+                    Flow::Continue => {
+                        act.links.health.shard_progressed(&act.shard_id);
+                        act.read_next(ctx);
+                    }
+                    Flow::ReadAgainAfter(pause) => {
+                        ctx.run_later(pause, |act, ctx| act.read_next(ctx));
+                    }
                     Flow::Finish => ctx.stop(),
                 }),
         );
@@ -256,37 +276,58 @@ impl ShardReader {
             records,
             millis_behind_latest,
             shard_end,
+            retention_gap,
         } = batch;
         let record_count = records.len() as u64;
         self.count_read(&records, millis_behind_latest);
+        self.reads += 1;
+        let group_capacity = self.group_capacity(record_count as usize);
+        let (settings, shard_id) = (&self.settings, &self.shard_id);
         let Routed {
             groups,
             dead_letters,
             keyed_otherwise,
+            over_symbol_limit,
+            evicted,
         } = route(
-            &self.shard_id,
+            shard_id,
             records,
-            &self.settings.decode_limits,
-            self.group_capacity(record_count as usize),
+            &settings.decode_limits,
+            &mut self.symbols,
+            self.reads,
+            |symbol| start_aggregator(settings, shard_id, symbol, None),
+            group_capacity,
         );
         self.count_rejected(&dead_letters);
         let metrics = &self.links.metrics;
         metrics.add(Counter::RecordsKeyedOtherwise, keyed_otherwise);
+        metrics.add(Counter::RecordsOverSymbolLimit, over_symbol_limit);
+        let mut dead_letters = dead_letters;
+        if let Some(gap) = retention_gap {
+            // Logged and counted by every reader that resumes there; the marker, at the first
+            // record read, goes out once with the files of the batch's dead letters.
+            tracing::error!(%shard_id, lost = %gap,
+                "Records were lost to the stream's retention before they were read.");
+            metrics.add(Counter::RecordsLostToRetention, 1);
+            if let Some(before) = &gap.before {
+                let (after, arrival) = (&gap.after, gap.arrival_time_ms);
+                let marker =
+                    DeadLetter::lost_to_retention(shard_id.clone(), after, before, arrival);
+                dead_letters.insert(0, marker);
+            }
+        }
         let requests: Vec<_> = groups
             .into_iter()
-            .map(|(symbol, ticks)| {
-                (
-                    ticks.len(),
-                    self.aggregator(&symbol, None).send(Aggregate(ticks)),
-                )
-            })
+            .map(|(aggregator, ticks)| (ticks.len(), aggregator.send(Aggregate(ticks))))
             .collect();
+        // An evicted symbol's aggregator stops once its last ticks, sent above, are handled.
+        self.count_evicted(evicted);
 
         // Short of a reserved files end, the reader reads on even when asked to stop, and makes
         // no barrier before it: the end is one record read by an earlier owner, soon reached.
         let held = self.marks.files_end().is_some();
         let last = !held && (shard_end || self.control.stopping());
-        if last && self.last_position.is_none() && shard_end && !self.aggregators.is_empty() {
+        if last && self.last_position.is_none() && shard_end && !self.symbols.is_empty() {
             // A child that ends before any record still checkpoints the state it inherited, or
             // its own children would start without it.
             self.last_position = Some(Position::before_any());
@@ -365,11 +406,23 @@ impl ShardReader {
             position = %first.position, "Records rejected and dead-lettered.");
     }
 
+    /// Counts and logs the symbols evicted, and drops their aggregators.
+    fn count_evicted<A>(&self, evicted: Vec<(Symbol, A)>) {
+        let Some((first, _)) = evicted.first() else {
+            return;
+        };
+        self.links
+            .metrics
+            .add(Counter::SymbolsEvicted, evicted.len() as u64);
+        tracing::debug!(shard_id = %self.shard_id, count = evicted.len(), %first,
+            "Idle symbols evicted.");
+    }
+
     /// Room for a quarter more than a fair share of a read of `records` among the symbols the
-    /// shard has seen, so that filling a group seldom moves it (a move copies its ticks); a
+    /// shard keeps, so that filling a group seldom moves it (a move copies its ticks); a
     /// shard's first read has seen none, and takes a guess.
     fn group_capacity(&self, records: usize) -> usize {
-        match self.aggregators.len() {
+        match self.symbols.len() {
             0 => 16,
             symbols => (records.div_ceil(symbols) * 5 / 4).max(1),
         }
@@ -388,11 +441,19 @@ impl ShardReader {
         if !(forced || (due && fresh)) {
             return None;
         }
+        // Idle symbols leave the snapshot; evicting them here changes no later decision.
+        let mut evicted = Vec::new();
+        self.symbols.evict_idle(&mut evicted);
+        self.count_evicted(evicted);
         let candidate = Candidate {
             position: position.clone(),
             records: self.records_since_barrier,
             newest_arrival_ms: self.newest_arrival_ms,
-            aggregators: self.aggregators.values().cloned().collect(),
+            aggregators: self
+                .symbols
+                .iter()
+                .map(|(_, kept)| kept.aggregator.clone())
+                .collect(),
         };
         self.last_barrier = Some(position);
         self.records_since_barrier = 0;
@@ -402,6 +463,25 @@ impl ShardReader {
     }
 }
 
+/// Starts the aggregator of `symbol` with `state`, or a fresh state.
+fn start_aggregator(
+    settings: &ReaderSettings,
+    shard_id: &ShardId,
+    symbol: &Symbol,
+    state: Option<SymbolState>,
+) -> Addr<SymbolAggregator> {
+    let state = state.unwrap_or_else(|| SymbolState::new(settings.windows));
+    SymbolAggregator::new(
+        symbol.clone(),
+        shard_id.clone(),
+        state,
+        settings.rules.for_symbol(symbol),
+        settings.bars,
+        settings.mailbox,
+    )
+    .start()
+}
+
 impl Actor for ShardReader {
     type Context = Context<Self>;
 
@@ -409,6 +489,28 @@ impl Actor for ShardReader {
         self.links
             .committed
             .begin(&self.shard_id, self.generation());
+        self.open(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // A finished reader's sinks still write its last batches, and wait for its commits to do
+        // so: the coordinator retires it once its last checkpoint is written or its lease lost.
+        if !self.finished {
+            self.links
+                .committed
+                .retire(&self.shard_id, self.generation());
+        }
+    }
+}
+
+impl ShardReader {
+    /// Loads the shard's checkpoint and marks (or its parents' state) and opens its cursor, then
+    /// starts reading; on failure, tries again after a pause.
+    fn open(&mut self, ctx: &mut Context<Self>) {
+        if self.control.aborted() {
+            ctx.stop();
+            return;
+        }
         let shard = self.assignment.shard.clone();
         let (source, checkpoints) = (self.links.source.clone(), self.links.checkpoints.clone());
         let initial = self.settings.initial_position.clone();
@@ -452,33 +554,40 @@ impl Actor for ShardReader {
                     act.last_position = Some(checkpoint.position.clone());
                     act.last_barrier = Some(checkpoint.position);
                     for (symbol, state) in checkpoint.snapshot {
-                        act.aggregator(&symbol, Some(state));
+                        act.restore(symbol, state);
                     }
                 }
                 if let Some(inherited) = inherited {
                     tracing::info!(shard_id = %act.shard_id, symbols = inherited.len(),
                         "Starting child shard with its parents' state.");
                     for (symbol, state) in inherited {
-                        act.aggregator(&symbol, Some(state));
+                        act.restore(symbol, state);
                     }
                 }
                 act.cursor = Some(cursor);
                 act.read_next(ctx);
             }
-            Err(message) => act.fail(
-                format!("opening shard {} failed: {message}", act.shard_id),
-                ctx,
-            ),
+            Err(error) => {
+                act.failed_reads += 1;
+                let pause = read_pause(act.failed_reads);
+                tracing::error!(shard_id = %act.shard_id, %error, ?pause,
+                    "Opening the shard failed; trying again after a pause.");
+                act.links
+                    .health
+                    .shard_read_failed(&act.shard_id, &error, false);
+                ctx.run_later(pause, |act, ctx| act.open(ctx));
+            }
         }));
     }
+}
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        // A finished reader's sinks still write its last batches, and wait for its commits to do
-        // so: the coordinator retires it once its last checkpoint is written or its lease lost.
-        if !self.finished {
-            self.links
-                .committed
-                .retire(&self.shard_id, self.generation());
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_reads_pause_longer_each_time_up_to_a_minute() {
+        let pauses: Vec<u64> = (1..=9).map(|n| read_pause(n).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
 }

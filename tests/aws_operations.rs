@@ -1,0 +1,213 @@
+//! The faults operators meet, with real `kinetick run` processes whose calls go through a
+//! fault-injecting proxy in front of the AWS emulator:
+//!
+//! - a hung `BatchWriteItem`, lake `PutObject` or lease-table `Scan` (no answer at all) makes
+//!   the worker report 503 naming what fails, within the configured time; once the calls answer
+//!   again it is healthy again, and every tick is in the table and the lake exactly once;
+//! - an S3 `AccessDenied` on the lake crashes nothing: the worker reports the refusal (a restart
+//!   would not help, so the container check passes), keeps running, and once the permission is
+//!   back every tick is written exactly once;
+//! - a table item refused with `ValidationException` is dead-lettered with the reason and the
+//!   rest of the stream flows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use common::fault_proxy::{Fault, FaultProxy};
+use common::stack::{
+    Run, Stack, assert_exactly_once, create_stack_with_shards, lake_rows, put_records, records,
+    start_run, table_keys, terminate, wait_for_checkpoints,
+};
+use kinetick::health::endpoint::{Answer, check};
+
+/// Short limits, so a hung write is abandoned, and reported, within seconds (lease-table calls
+/// have short ones by default).
+const SETTINGS: [(&str, &str); 5] = [
+    ("KINETICK_HEALTH__UNHEALTHY_AFTER", "3s"),
+    ("KINETICK_AWS__TIMEOUTS__TABLE__ATTEMPT", "2s"),
+    ("KINETICK_AWS__TIMEOUTS__TABLE__OPERATION", "4s"),
+    ("KINETICK_AWS__TIMEOUTS__OBJECTS__ATTEMPT", "2s"),
+    ("KINETICK_AWS__TIMEOUTS__OBJECTS__OPERATION", "4s"),
+];
+
+/// A run whose every AWS call goes through `proxy`.
+fn run_through(stack: &Stack, proxy: &FaultProxy) -> Run {
+    let mut settings = vec![("AWS_ENDPOINT_URL", proxy.url.as_str())];
+    settings.extend(SETTINGS);
+    start_run(stack, &settings)
+}
+
+/// Asks the run's health endpoint until `wanted` holds (or a minute passed).
+async fn health_until(run: &Run, what: &str, wanted: impl Fn(&Answer) -> bool) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(answer) = check(&run.health).await
+            && wanted(&answer)
+        {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the health endpoint never said {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The reasons of an unhealthy answer: `(kind, what)`.
+fn reasons(answer: &Answer) -> Vec<(String, String)> {
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let reasons = body["reasons"].as_array().cloned().unwrap_or_default();
+    reasons
+        .iter()
+        .map(|r| {
+            let text = |field: &str| r[field].as_str().unwrap_or_default().to_owned();
+            (text("kind"), text("what"))
+        })
+        .collect()
+}
+
+fn names(answer: &Answer, kind: &str, what: &str) -> bool {
+    reasons(answer).contains(&(kind.to_owned(), what.to_owned()))
+}
+
+/// Merges the last sequence numbers of a later put into `last`.
+fn merge(last: &mut BTreeMap<String, String>, later: BTreeMap<String, String>) {
+    last.extend(later);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_calls_make_the_worker_unhealthy_with_the_reason_and_lose_nothing() {
+    let config = common::sdk_config();
+    let stack = create_stack_with_shards(&config, 2).await;
+    let proxy = FaultProxy::start(&common::endpoint()).await;
+    let (records, valid) = records(3_000, 31);
+    let run = run_through(&stack, &proxy);
+    health_until(&run, "healthy at start", |a| a.healthy).await;
+
+    let hung = [
+        (
+            "DynamoDB_20120810.BatchWriteItem".to_owned(),
+            "table writes",
+        ),
+        (format!("PUT /{}/ticks/", stack.bucket), "lake writes"),
+        ("DynamoDB_20120810.Scan".to_owned(), "lease table reads"),
+    ];
+    let mut last = BTreeMap::new();
+    for ((needle, what), part) in hung.iter().zip(records.chunks(records.len() / 3 + 1)) {
+        proxy.fail_always(needle, Fault::BlackHole);
+        merge(&mut last, put_records(&config, &stack.stream, part).await);
+        let answer = health_until(&run, what, |a| names(a, "failing", what)).await;
+        assert!(
+            answer.restart_helps,
+            "a hung call may be fixed by a new process"
+        );
+        proxy.clear();
+        health_until(&run, "healthy again", |a| a.healthy).await;
+    }
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
+    let _log = terminate(run);
+    assert_exactly_once(&config, &stack, valid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_crash_nothing_and_a_refused_item_is_dead_lettered() {
+    let config = common::sdk_config();
+    let stack = create_stack_with_shards(&config, 2).await;
+    let proxy = FaultProxy::start(&common::endpoint()).await;
+    let (records, valid) = records(2_000, 32);
+    // Every table write of one symbol's ticks is refused as invalid.
+    let refused_symbol = first_symbol(&records);
+    let needle = format!(r#""symbol":{{"S":"{refused_symbol}"}}"#);
+    proxy.fail_always(&needle, Fault::JsonError("ValidationException"));
+    // And the lake may not be written at all, for now.
+    let lake = format!("PUT /{}/ticks/", stack.bucket);
+    proxy.fail_always(&lake, Fault::S3AccessDenied);
+
+    let mut run = run_through(&stack, &proxy);
+    let last = put_records(&config, &stack.stream, &records).await;
+    let answer = health_until(&run, "the lake refused", |a| {
+        names(a, "refused", "lake writes")
+    })
+    .await;
+    assert!(
+        !answer.restart_helps,
+        "a new process would meet the same refusal"
+    );
+    let check_ignoring_refusals = std::process::Command::new(env!("CARGO_BIN_EXE_kinetick"))
+        .args(["health", "--ignore-refusals", "--address", &run.health])
+        .output()
+        .unwrap();
+    assert!(
+        check_ignoring_refusals.status.success(),
+        "the container check does not have the task replaced for a refusal"
+    );
+    assert!(run.is_running(), "a refusal does not stop the process");
+
+    // Once the permission is back (the refused item stays refused), everything flows.
+    proxy.clear();
+    proxy.fail_always(&needle, Fault::JsonError("ValidationException"));
+    health_until(&run, "healthy again", |a| a.healthy).await;
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
+    let _log = terminate(run);
+
+    let rows = lake_rows(&config, &stack.bucket).await;
+    assert_eq!(rows.len(), valid, "every tick is in the lake");
+    let refused = rows.iter().filter(|r| r.tick.0 == refused_symbol).count();
+    assert!(refused > 0);
+    let (items, _) = table_keys(&config, &stack.ticks_table).await;
+    assert_eq!(items, valid - refused, "every other tick is in the table");
+    let letters = refused_dead_letters(&config, &stack.bucket).await;
+    assert_eq!(letters.len(), refused, "each refused tick is a dead letter");
+    for letter in &letters {
+        assert_eq!(letter["reason_code"], "refused_by_table");
+        assert_eq!(letter["partition_key"], refused_symbol.as_str());
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(reason.contains("ValidationException"), "{reason}");
+    }
+}
+
+/// The symbol of the first record that has one.
+fn first_symbol(records: &[(String, bytes::Bytes)]) -> String {
+    records
+        .iter()
+        .find_map(|(_, data)| {
+            let json: serde_json::Value = serde_json::from_slice(data).ok()?;
+            Some(json["symbol"].as_str()?.to_owned())
+        })
+        .unwrap()
+}
+
+/// Every dead letter of an item the table refused, as JSON.
+async fn refused_dead_letters(config: &SdkConfig, bucket: &str) -> Vec<serde_json::Value> {
+    let s3 = common::s3(config);
+    let listing = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("dead-letters/")
+        .send()
+        .await
+        .unwrap();
+    let mut letters = Vec::new();
+    for object in listing.contents() {
+        let key = object.key().unwrap();
+        if !key.contains("/refused-by-table-") {
+            continue;
+        }
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        for line in String::from_utf8(bytes.to_vec()).unwrap().lines() {
+            letters.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    letters
+}
