@@ -27,6 +27,7 @@ use crate::barrier::{ShardBatch, SinkError, SinkKind};
 use crate::checkpoint::{CheckpointError, CheckpointStore, Mark};
 use crate::failure::Failure;
 use crate::health::Concern;
+use crate::lease::Fence;
 use crate::metrics::Counter;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::digest::hex_md5;
@@ -139,7 +140,10 @@ impl Handler<ShardBatch> for Alerter {
             checkpoints: self.checkpoints.clone(),
             refused: self.refused.clone(),
             links: self.links.clone(),
-            batch,
+            shard_id: batch.shard_id,
+            fence: batch.fence,
+            through: batch.through,
+            barrier: batch.barrier,
             fresh,
         };
         let previous = self.last.take();
@@ -160,13 +164,17 @@ impl Handler<ShardBatch> for Alerter {
     }
 }
 
-/// One batch's alerts: published, marked, then the batch's barrier acknowledged.
+/// One batch's alerts: published, marked, then the batch's barrier acknowledged. (Only what
+/// that takes is kept, not the batch: its ticks are freed while the alerts wait.)
 struct Publishing {
     sink: Arc<dyn AlertSink>,
     checkpoints: Arc<dyn CheckpointStore>,
     refused: RefusedItems,
     links: SinkLinks,
-    batch: ShardBatch,
+    shard_id: ShardId,
+    fence: Fence,
+    through: Option<Position>,
+    barrier: Option<Position>,
     fresh: Vec<Alert>,
 }
 
@@ -177,13 +185,16 @@ impl Publishing {
             checkpoints,
             refused,
             links,
-            batch,
+            shard_id,
+            fence,
+            through,
+            barrier,
             fresh,
         } = self;
-        let shard = &batch.shard_id;
+        let shard = &shard_id;
         // Asked again before every try: the batch may have waited, or the worker been frozen,
         // since it was taken.
-        let may_write = || links.may_write(SinkKind::Alerts, shard, batch.generation());
+        let may_write = || links.may_write(SinkKind::Alerts, shard, fence.counter);
         if !fresh.is_empty() {
             let published = fresh.len() as u64;
             match publish(&*sink, fresh, &links, may_write).await {
@@ -197,11 +208,11 @@ impl Publishing {
                 None => return Ok(()),
             }
             links.metrics.add(Counter::AlertsPublished, published);
-            if let Some(through) = &batch.through {
+            if let Some(through) = &through {
                 let mark = Mark::AlertsPublished(through.clone());
                 let report = links.reporting_as(Concern::Checkpoints);
                 let marked = persistently(report, CheckpointError::failure, may_write, || {
-                    checkpoints.mark(&batch.fence, &mark)
+                    checkpoints.mark(&fence, &mark)
                 });
                 if marked.await.is_err() {
                     tracing::warn!(shard_id = %shard,
@@ -210,15 +221,10 @@ impl Publishing {
                 }
             }
         }
-        match batch.barrier {
+        match barrier {
             Some(position) => {
                 links
-                    .acknowledge(
-                        SinkKind::Alerts,
-                        batch.shard_id,
-                        batch.fence.counter,
-                        position,
-                    )
+                    .acknowledge(SinkKind::Alerts, shard_id, fence.counter, position)
                     .await
             }
             None => Ok(()),
@@ -282,7 +288,101 @@ fn refused_alert(shard: &ShardId, alert: &Alert, error: &AlertError) -> (DeadLet
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::actors::test_support::{
+        answered_ok, eventually, sink_links, still_waiting, tick_batch,
+    };
+    use crate::checkpoint::file::FileCheckpointStore;
+    use crate::model::rules::{AlertKind, Severity};
+    use crate::objects::local::LocalObjectStore;
+
+    /// A topic that refuses every publish (a missing permission) until it is opened, and then
+    /// counts what it delivers.
+    #[derive(Default)]
+    struct ClosedTopic {
+        open: AtomicBool,
+        delivered: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl AlertSink for ClosedTopic {
+        async fn publish(&self, alert: &Alert) -> Result<(), AlertError> {
+            if !self.open.load(Ordering::SeqCst) {
+                return Err(AlertError::Publish {
+                    alert_id: alert.id.clone(),
+                    message: "AuthorizationError".into(),
+                    failure: Failure::Refused,
+                });
+            }
+            self.delivered.lock().unwrap().push(alert.id.clone());
+            Ok(())
+        }
+    }
+
+    fn with_alerts(sequence: u64, count: usize) -> ShardBatch {
+        let alert = |i: usize| Alert {
+            id: format!("alert-{sequence}-{i}"),
+            symbol: "AAPL".into(),
+            kind: AlertKind::PriceAbove,
+            severity: Severity::Warning,
+            event_time_ms: 1_767_623_400_000,
+            price: 413.10,
+            value: 413.10,
+            threshold: 412.75,
+            message: "AAPL price crossed threshold 412.75 (now 413.10)".to_owned(),
+        };
+        ShardBatch {
+            alerts: (0..count).map(alert).collect(),
+            ..tick_batch("shardId-000000000001", sequence, false)
+        }
+    }
+
+    #[actix::test]
+    async fn an_unreachable_topic_holds_up_no_batch_until_the_backlog_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let (links, _) = sink_links(dir.path(), SinkKind::Alerts);
+        let shard = "shardId-000000000001".into();
+        links.leases.renewed(&shard, 1, std::time::Instant::now());
+        let topic = Arc::new(ClosedTopic::default());
+        let refused = RefusedItems {
+            objects: Arc::new(LocalObjectStore::new(dir.path().to_path_buf())),
+            prefix: String::new(),
+        };
+        let checkpoints = Arc::new(FileCheckpointStore::new(dir.path().join("checkpoints")));
+        let health = links.health.clone();
+        let alerter = Alerter::new(topic.clone(), checkpoints, refused, links, 10).start();
+
+        for sequence in 1..=2 {
+            let reply = alerter.send(with_alerts(sequence, 5));
+            assert!(
+                answered_ok(reply).await,
+                "batch {sequence} is taken while the topic refuses"
+            );
+        }
+        let full = actix::spawn(alerter.send(with_alerts(3, 5)));
+        assert!(
+            still_waiting(&full).await,
+            "taken beyond the backlog of 10 alerts"
+        );
+        assert!(
+            !health.report(std::time::Instant::now()).healthy(),
+            "the refusal is reported at once"
+        );
+
+        topic.open.store(true, Ordering::SeqCst);
+        full.await.unwrap().unwrap().unwrap();
+        assert!(eventually(async || topic.delivered.lock().unwrap().len() == 15).await);
+        let delivered = topic.delivered.lock().unwrap().clone();
+        let first_batch: Vec<_> = (0..5).map(|i| format!("alert-1-{i}")).collect();
+        assert!(
+            delivered.iter().take(5).all(|id| first_batch.contains(id)),
+            "batches are published in the order they came: {delivered:?}"
+        );
+    }
 
     #[test]
     fn recent_ids_forget_the_oldest_beyond_capacity() {
