@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use common::fault_proxy::{Fault, FaultProxy};
 use common::stack::{
-    Run, Stack, assert_exactly_once, create_stack_with_shards, lake_rows, put_records, records,
-    start_run, table_keys, terminate, wait_for_checkpoints,
+    Run, Stack, assert_exactly_once, create_stack_with_shards, dead_letter_lines, lake_rows,
+    put_records, records, start_run, table_keys, terminate, wait_for_checkpoints,
 };
 use kinetick::health::endpoint::{Answer, check};
 
@@ -183,31 +183,9 @@ fn first_symbol(records: &[(String, bytes::Bytes)]) -> String {
 
 /// Every dead letter of an item the table refused, as JSON.
 async fn refused_dead_letters(config: &SdkConfig, bucket: &str) -> Vec<serde_json::Value> {
-    let s3 = common::s3(config);
-    let listing = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("dead-letters/")
-        .send()
-        .await
-        .unwrap();
-    let mut letters = Vec::new();
-    for object in listing.contents() {
-        let key = object.key().unwrap();
-        if !key.contains("/refused-by-table-") {
-            continue;
-        }
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        let bytes = body.body.collect().await.unwrap().into_bytes();
-        for line in String::from_utf8(bytes.to_vec()).unwrap().lines() {
-            letters.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    letters
+    let lines = dead_letter_lines(config, bucket).await;
+    let refused = lines
+        .into_iter()
+        .filter(|(key, _)| key.contains("/refused-by-table-"));
+    refused.map(|(_, letter)| letter).collect()
 }

@@ -66,6 +66,8 @@ pub struct LeaseCoordinator {
     clock: Arc<LeaseClock>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// Shards whose lease another process renews under this worker's id: left to it.
+    shared_id: BTreeSet<ShardId>,
     running: HashMap<ShardId, Running>,
     seen: HashMap<ShardId, Seen>,
     shards: HashMap<ShardId, ShardInfo>,
@@ -122,6 +124,7 @@ impl LeaseCoordinator {
             clock,
             metrics,
             health,
+            shared_id: BTreeSet::new(),
             running: HashMap::new(),
             seen: HashMap::new(),
             shards: HashMap::new(),
@@ -189,6 +192,22 @@ impl LeaseCoordinator {
                 (&seen.owner, seen.counter, seen.heartbeat)
                     == (&lease.owner, lease.counter, lease.heartbeat)
             });
+            if !unchanged
+                && lease.is_owned_by(&self.me)
+                && !self.running.contains_key(&lease.shard_id)
+                && !self.taking.contains(&lease.shard_id)
+                && let Some(seen) = self.seen.get(&lease.shard_id)
+                && renewed_by_another(seen, lease, self.released.get(&lease.shard_id).copied())
+                && self.shared_id.insert(lease.shard_id.clone())
+            {
+                let error = format!(
+                    "another worker renews the lease of {} under this worker's id {}: \
+                     lease.worker-id must be unique per task",
+                    lease.shard_id, self.me
+                );
+                tracing::error!(%error, "Leaving the shard to the other worker.");
+                self.health.failing(Concern::WorkerId, &error, true);
+            }
             if !unchanged {
                 let seen = Seen {
                     owner: lease.owner.clone(),
@@ -233,11 +252,20 @@ impl LeaseCoordinator {
             {
                 continue;
             }
+            if self.shared_id.contains(&lease.shard_id) {
+                continue;
+            }
             let released = self.released.get(&lease.shard_id).copied();
-            match unrun_lease(lease, released, self.releasing.contains(&lease.shard_id)) {
+            // Started only once seen unchanged for a poll: a lease that another process under
+            // this worker's id renews must not get a second reader under the same fence.
+            let stable = self.seen.get(&lease.shard_id).is_some_and(|s| s.at < now);
+            let releasing = self.releasing.contains(&lease.shard_id);
+            match unrun_lease(lease, released, releasing, stable) {
                 UnrunLease::Start => {
-                    // Handed over since the previous poll: others started timing it then.
-                    let changed = now.checked_sub(self.config.poll_interval).unwrap_or(now);
+                    // Handed over at least a poll ago: others started timing it then.
+                    let changed = now
+                        .checked_sub(2 * self.config.poll_interval)
+                        .unwrap_or(now);
                     self.start_reader(lease.clone(), changed);
                 }
                 UnrunLease::TakeAnew => {
@@ -478,19 +506,35 @@ enum UnrunLease {
     /// this worker still counts it as its own. Taking it again moves the counter on, which
     /// fences off what the stopped reader left in flight.
     TakeAnew,
-    /// Its release is in flight: the read predates it.
+    /// Its release is in flight (the read predates it), or it was handed over since the
+    /// previous poll (see [`renewed_by_another`]).
     Wait,
 }
 
-/// `released`: the counter under which this worker last stopped reading the shard, if it did.
-fn unrun_lease(lease: &Lease, released: Option<u64>, releasing: bool) -> UnrunLease {
+/// `released`: the counter under which this worker last stopped reading the shard, if it did;
+/// `stable`: the lease is as the previous poll saw it.
+fn unrun_lease(lease: &Lease, released: Option<u64>, releasing: bool, stable: bool) -> UnrunLease {
     if releasing {
         UnrunLease::Wait
     } else if released.is_some_and(|counter| lease.counter <= counter) {
         UnrunLease::TakeAnew
-    } else {
+    } else if stable {
         UnrunLease::Start
+    } else {
+        UnrunLease::Wait
     }
+}
+
+/// Whether `lease`, which names this worker but which it does not read, was renewed since
+/// `seen` by someone else: a second process under this worker's id. (A handed-over lease, or
+/// one left by an earlier run under the same id, is not renewed until it is started.)
+/// `released`: as for [`unrun_lease`]; this worker's own renewals of a lease it stopped reading
+/// may still land.
+fn renewed_by_another(seen: &Seen, lease: &Lease, released: Option<u64>) -> bool {
+    seen.owner == lease.owner
+        && seen.counter == lease.counter
+        && lease.heartbeat > seen.heartbeat
+        && released.is_none_or(|counter| lease.counter > counter)
 }
 
 /// Reads the stream's shards and adds a lease for each shard not `known` to have one.
@@ -649,23 +693,54 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_handed_over_is_started() {
-        assert_eq!(unrun_lease(&mine(3), None, false), UnrunLease::Start);
+    fn a_lease_handed_over_is_started_once_seen_unchanged_for_a_poll() {
+        assert_eq!(unrun_lease(&mine(3), None, false, true), UnrunLease::Start);
+        assert_eq!(unrun_lease(&mine(3), None, false, false), UnrunLease::Wait);
         // Held before under counter 2 and released; handed back under 3.
-        assert_eq!(unrun_lease(&mine(3), Some(2), false), UnrunLease::Start);
+        assert_eq!(
+            unrun_lease(&mine(3), Some(2), false, true),
+            UnrunLease::Start
+        );
     }
 
     #[test]
     fn a_lease_stopped_under_its_current_counter_is_taken_anew() {
         // Lost on a missed renewal: the table still names this worker under the same counter.
-        assert_eq!(unrun_lease(&mine(3), Some(3), false), UnrunLease::TakeAnew);
+        assert_eq!(
+            unrun_lease(&mine(3), Some(3), false, true),
+            UnrunLease::TakeAnew
+        );
         // An even older read.
-        assert_eq!(unrun_lease(&mine(2), Some(3), false), UnrunLease::TakeAnew);
+        assert_eq!(
+            unrun_lease(&mine(2), Some(3), false, false),
+            UnrunLease::TakeAnew
+        );
     }
 
     #[test]
     fn a_lease_being_released_is_left_alone() {
-        assert_eq!(unrun_lease(&mine(3), Some(4), true), UnrunLease::Wait);
-        assert_eq!(unrun_lease(&mine(3), None, true), UnrunLease::Wait);
+        assert_eq!(unrun_lease(&mine(3), Some(4), true, true), UnrunLease::Wait);
+        assert_eq!(unrun_lease(&mine(3), None, true, true), UnrunLease::Wait);
+    }
+
+    #[test]
+    fn a_lease_renewed_under_this_workers_id_by_another_process_is_told_apart() {
+        let seen = |lease: &Lease| Seen {
+            owner: lease.owner.clone(),
+            counter: lease.counter,
+            heartbeat: lease.heartbeat,
+            at: Instant::now(),
+        };
+        let before = mine(3);
+        let renewed = Lease {
+            heartbeat: 1,
+            ..mine(3)
+        };
+        assert!(renewed_by_another(&seen(&before), &renewed, None));
+        // This worker's own renewal, landing after it stopped reading under counter 3.
+        assert!(!renewed_by_another(&seen(&before), &renewed, Some(3)));
+        // Handed over (a new counter) or left as it was: nobody renews it.
+        assert!(!renewed_by_another(&seen(&before), &mine(4), None));
+        assert!(!renewed_by_another(&seen(&before), &before, None));
     }
 }

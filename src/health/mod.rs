@@ -35,6 +35,8 @@ pub enum Concern {
     LeaseRenewals,
     /// Reading the lease table (new shards, free and handed-over leases).
     LeaseTable,
+    /// This worker's id: another process uses it too.
+    WorkerId,
 }
 
 impl Display for Concern {
@@ -44,6 +46,7 @@ impl Display for Concern {
             Concern::Checkpoints => f.write_str("checkpoint writes"),
             Concern::LeaseRenewals => f.write_str("lease renewals"),
             Concern::LeaseTable => f.write_str("lease table reads"),
+            Concern::WorkerId => f.write_str("worker id"),
         }
     }
 }
