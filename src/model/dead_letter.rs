@@ -77,12 +77,12 @@ impl DeadLetter {
         }
     }
 
-    /// The JSON line of this dead letter (no trailing newline).
+    /// The JSON line of this dead letter (no trailing newline). A retention marker has no
+    /// record: its `data` holds where the lost range starts, shown as `lost_after`.
     pub fn to_json_line(&self) -> String {
-        if self.reason_code == LOST_TO_RETENTION {
-            return self.marker_json_line();
-        }
+        let marker = self.reason_code == LOST_TO_RETENTION;
         let text = std::str::from_utf8(&self.data).ok();
+        let (data, lost_after) = if marker { (None, text) } else { (text, None) };
         let line = DeadLetterLine {
             shard_id: &self.shard_id,
             sequence_number: self.position.sequence.as_str(),
@@ -91,30 +91,11 @@ impl DeadLetter {
             arrival_time_ms: self.arrival_time_ms,
             reason_code: self.reason_code,
             reason: &self.reason,
-            data: text,
-            data_base64: match text {
-                Some(_) => None,
-                None => Some(base64_simd::STANDARD.encode_to_string(&self.data)),
-            },
-            lost_after: None,
-            lost_before: None,
-        };
-        serde_json::to_string(&line).expect("dead letter serializes")
-    }
-
-    fn marker_json_line(&self) -> String {
-        let line = DeadLetterLine {
-            shard_id: &self.shard_id,
-            sequence_number: self.position.sequence.as_str(),
-            sub_sequence_number: self.position.sub_sequence,
-            partition_key: &self.partition_key,
-            arrival_time_ms: self.arrival_time_ms,
-            reason_code: self.reason_code,
-            reason: &self.reason,
-            data: None,
-            data_base64: None,
-            lost_after: std::str::from_utf8(&self.data).ok(),
-            lost_before: Some(self.position.to_string()),
+            data,
+            data_base64: (!marker && text.is_none())
+                .then(|| base64_simd::STANDARD.encode_to_string(&self.data)),
+            lost_after,
+            lost_before: marker.then(|| self.position.to_string()),
         };
         serde_json::to_string(&line).expect("dead letter serializes")
     }
