@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use tokio::sync::Semaphore;
@@ -47,6 +47,11 @@ struct RecentIds {
 }
 
 impl RecentIds {
+    /// Forgets `id`: it was taken but not published, so a later read of it must publish it.
+    fn forget(&mut self, id: &str) {
+        self.set.remove(id);
+    }
+
     /// True when `id` was not seen before (and remembers it).
     fn insert(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
@@ -70,7 +75,8 @@ pub struct Alerter {
     /// Where alerts the topic refuses go.
     refused: RefusedItems,
     links: SinkLinks,
-    recent: RecentIds,
+    /// Shared with the publishing, which forgets the ids of alerts it gave up on.
+    recent: Arc<Mutex<RecentIds>>,
     /// Room for alerts taken but not yet published: a batch takes room for its alerts and gives
     /// it back once they are published. While the topic cannot be reached, batches are taken
     /// (so the table and the lake go on) until the room runs out.
@@ -95,7 +101,7 @@ impl Alerter {
             checkpoints,
             refused,
             links,
-            recent: RecentIds::default(),
+            recent: Arc::default(),
             backlog: Arc::new(Semaphore::new(max_backlog)),
             max_backlog,
             last: None,
@@ -128,7 +134,7 @@ impl Handler<ShardBatch> for Alerter {
         let fresh: Vec<_> = batch
             .alerts
             .iter()
-            .filter(|alert| self.recent.insert(&alert.id))
+            .filter(|alert| self.recent.lock().expect("recent ids").insert(&alert.id))
             .cloned()
             .collect();
         let room = self
@@ -140,6 +146,7 @@ impl Handler<ShardBatch> for Alerter {
             checkpoints: self.checkpoints.clone(),
             refused: self.refused.clone(),
             links: self.links.clone(),
+            recent: self.recent.clone(),
             shard_id: batch.shard_id,
             fence: batch.fence,
             through: batch.through,
@@ -171,6 +178,7 @@ struct Publishing {
     checkpoints: Arc<dyn CheckpointStore>,
     refused: RefusedItems,
     links: SinkLinks,
+    recent: Arc<Mutex<RecentIds>>,
     shard_id: ShardId,
     fence: Fence,
     through: Option<Position>,
@@ -185,6 +193,7 @@ impl Publishing {
             checkpoints,
             refused,
             links,
+            recent,
             shard_id,
             fence,
             through,
@@ -197,6 +206,7 @@ impl Publishing {
         let may_write = || links.may_write(SinkKind::Alerts, shard, fence.counter);
         if !fresh.is_empty() {
             let published = fresh.len() as u64;
+            let ids: Vec<String> = fresh.iter().map(|alert| alert.id.clone()).collect();
             match publish(&*sink, fresh, &links, may_write).await {
                 Some(refusals) => {
                     for (alert, error) in refusals {
@@ -204,8 +214,13 @@ impl Publishing {
                         refused.keep("alerts", &name, letter, &links).await;
                     }
                 }
-                // Not all published: the shard's next owner reads these records again.
-                None => return Ok(()),
+                // Not all published: whoever reads these records again (maybe a later reader
+                // in this process) must publish them, so they are not "seen" any more.
+                None => {
+                    let mut recent = recent.lock().expect("recent ids");
+                    ids.iter().for_each(|id| recent.forget(id));
+                    return Ok(());
+                }
             }
             links.metrics.add(Counter::AlertsPublished, published);
             if let Some(through) = &through {
