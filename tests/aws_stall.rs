@@ -174,14 +174,29 @@ async fn a_frozen_owner_that_resumes_changes_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let split = checkpoints(&config, &stack.checkpoint_table).await;
     let mut last = put_records(&config, &stack.stream, &records[..half]).await;
 
-    // Freeze w1 as soon as it has checkpointed one of its shards: mid-stream, work in flight.
+    // Freeze w1 as soon as it reads every shard it owns and has checkpointed one of them past
+    // the split: mid-stream, work in flight. A lease handed to w1 is in the table before w1
+    // starts reading it, and w2 may have checkpointed it before handing it over.
     let deadline = Instant::now() + Duration::from_secs(30);
     let w1_shards = loop {
         let shards = owned_by(&owners(&config, &stack).await, "w1");
         let done = checkpoints(&config, &stack.checkpoint_table).await;
-        if shards.iter().any(|shard| done.contains_key(shard)) {
+        let reading = w1.log_text().is_none_or(|log| {
+            shards.iter().all(|shard| {
+                log.lines().any(|line| {
+                    line.contains("Lease taken; starting the shard's reader.")
+                        && line.contains(&format!("\"{shard}\""))
+                })
+            })
+        });
+        let checkpointed = shards.iter().any(|shard| {
+            done.get(shard)
+                .is_some_and(|at| is_after(at, split.get(shard)))
+        });
+        if reading && checkpointed {
             break shards;
         }
         assert!(Instant::now() < deadline, "w1 checkpointed nothing");
