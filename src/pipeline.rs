@@ -14,7 +14,7 @@ use actix::prelude::*;
 use tokio::sync::watch;
 
 use crate::actors::alerter::Alerter;
-use crate::actors::checkpointer::Checkpointer;
+use crate::actors::checkpointer::{Checkpointer, CheckpointerLinks};
 use crate::actors::dead_letter_writer::{DeadLetterLayout, DeadLetterWriter};
 use crate::actors::dynamo_writer::DynamoWriter;
 use crate::actors::fatal::Fatal;
@@ -71,21 +71,24 @@ impl Pipeline {
         let coordinator_context = Context::<LeaseCoordinator>::new();
         let coordinator = coordinator_context.address();
 
-        let checkpointer = Checkpointer::new(
-            ports.checkpoints.clone(),
-            SinkKind::ALL.to_vec(),
-            committed.clone(),
-            coordinator.clone().recipient(),
-            metrics.clone(),
-            health.clone(),
-            fatal.clone(),
-        )
-        .start();
         // Trusted until a poll before the failover time: a margin for the other workers' polls.
         let lease = &config.lease;
         let clock = Arc::new(LeaseClock::new(
             lease.failover_time.saturating_sub(lease.poll_interval),
         ));
+        let checkpointer = Checkpointer::new(
+            ports.checkpoints.clone(),
+            SinkKind::ALL.to_vec(),
+            CheckpointerLinks {
+                committed: committed.clone(),
+                leases: clock.clone(),
+                stopped: coordinator.clone().recipient(),
+                metrics: metrics.clone(),
+                health: health.clone(),
+                fatal: fatal.clone(),
+            },
+        )
+        .start();
         let links = SinkLinks {
             checkpointer: checkpointer.clone(),
             leases: clock.clone(),

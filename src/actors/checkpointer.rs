@@ -18,6 +18,7 @@ use crate::barrier::{
 };
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::health::{Concern, Health};
+use crate::lease::clock::LeaseClock;
 use crate::metrics::{Counter, Latency, Metrics, ShardGauge};
 use crate::retry::{Reporting, Stopped, persistently};
 use crate::stream::ShardId;
@@ -26,32 +27,32 @@ pub struct Checkpointer {
     store: Arc<dyn CheckpointStore>,
     sinks: Vec<SinkKind>,
     progress: Progress,
-    committed: Arc<CommittedPositions>,
-    stopped: Recipient<ShardStopped>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    fatal: Fatal,
+    links: CheckpointerLinks,
+}
+
+/// What the checkpointer tells and consults besides its store.
+pub struct CheckpointerLinks {
+    pub committed: Arc<CommittedPositions>,
+    /// Checked before each save: a sink that found the lease run out wrote nothing more, so no
+    /// barrier after that may be committed, though the lease table may still name this worker.
+    pub leases: Arc<LeaseClock>,
+    pub stopped: Recipient<ShardStopped>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub fatal: Fatal,
 }
 
 impl Checkpointer {
     pub fn new(
         store: Arc<dyn CheckpointStore>,
         sinks: Vec<SinkKind>,
-        committed: Arc<CommittedPositions>,
-        stopped: Recipient<ShardStopped>,
-        metrics: Arc<Metrics>,
-        health: Arc<Health>,
-        fatal: Fatal,
+        links: CheckpointerLinks,
     ) -> Self {
         Self {
             store,
             sinks,
             progress: Progress::default(),
-            committed,
-            stopped,
-            metrics,
-            health,
-            fatal,
+            links,
         }
     }
 
@@ -65,6 +66,7 @@ impl Checkpointer {
             return;
         };
         let generation = candidate.fence.counter;
+        let checkpoint_shard = shard_id.clone();
         let checkpoint = Checkpoint {
             shard_id: shard_id.to_string(),
             position: candidate.position.clone(),
@@ -72,10 +74,11 @@ impl Checkpointer {
             snapshot: candidate.snapshot,
             fence: Some(candidate.fence),
         };
-        let (store, health, metrics) = (
+        let (store, health, metrics, leases) = (
             self.store.clone(),
-            self.health.clone(),
-            self.metrics.clone(),
+            self.links.health.clone(),
+            self.links.metrics.clone(),
+            self.links.leases.clone(),
         );
         let save = async move {
             let report = Reporting {
@@ -86,7 +89,7 @@ impl Checkpointer {
             persistently(
                 report,
                 CheckpointError::failure,
-                || true,
+                || leases.holds(&checkpoint_shard, generation),
                 || store.save(&checkpoint),
             )
             .await
@@ -106,16 +109,22 @@ impl Checkpointer {
                     act.stop(&shard_id, generation, StopOutcome::LeaseLost);
                     return;
                 }
-                Err(error) => {
-                    act.fatal
+                Err(Stopped::Abandoned) => {
+                    tracing::warn!(shard_id = %shard_id, %position,
+                        "Lease may have expired; the checkpoint is not written.");
+                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
+                    return;
+                }
+                Err(Stopped::Rejected(error)) => {
+                    act.links.fatal
                         .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
                     return;
                 }
             }
-            act.committed.publish(&shard_id, &position);
-            act.metrics.add(Counter::CheckpointsWritten, 1);
+            act.links.committed.publish(&shard_id, &position);
+            act.links.metrics.add(Counter::CheckpointsWritten, 1);
             let now = chrono::Utc::now().timestamp_millis();
-            act.metrics.observe(
+            act.links.metrics.observe(
                 Latency::EndToEndLatency,
                 (now - newest_arrival_ms).max(0) as f64,
             );
@@ -123,7 +132,7 @@ impl Checkpointer {
                 return;
             };
             progress.saved(records);
-            act.metrics
+            act.links.metrics
                 .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag() as f64);
             tracing::debug!(shard_id = %shard_id, %position, "Checkpoint written.");
             if last {
@@ -136,8 +145,8 @@ impl Checkpointer {
 
     fn stop(&mut self, shard_id: &ShardId, generation: u64, outcome: StopOutcome) {
         self.progress.remove(shard_id, generation);
-        self.metrics.remove_shard(shard_id);
-        self.stopped.do_send(ShardStopped {
+        self.links.metrics.remove_shard(shard_id);
+        self.links.stopped.do_send(ShardStopped {
             shard_id: shard_id.clone(),
             generation,
             outcome,
@@ -159,7 +168,8 @@ impl Handler<Propose> for Checkpointer {
         };
         progress.propose(proposal);
         let lag = progress.lag() as f64;
-        self.metrics
+        self.links
+            .metrics
             .set_gauge(ShardGauge::CheckpointLag, &shard_id, lag);
         self.commit_ready(shard_id, ctx);
     }
@@ -185,5 +195,56 @@ impl Handler<FinishedEmpty> for Checkpointer {
             shard_end: message.shard_end,
         };
         self.stop(&message.shard_id, message.generation, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::actors::test_support::{eventually, position, sink_links, tick_batch};
+    use crate::barrier::{Durable, Propose, SinkKind};
+
+    fn proposal(shard: &str, sequence: u64) -> Propose {
+        Propose {
+            shard_id: shard.into(),
+            fence: tick_batch(shard, sequence, true).fence,
+            position: position(sequence),
+            snapshot: Default::default(),
+            last: false,
+            shard_end: false,
+            records: 1,
+            newest_arrival_ms: 0,
+        }
+    }
+
+    fn durable(shard: &str, sequence: u64) -> Durable {
+        Durable {
+            sink: SinkKind::Lake,
+            shard_id: shard.into(),
+            generation: 1,
+            position: position(sequence),
+        }
+    }
+
+    /// A sink that found the lease run out wrote nothing more, while the lease table may still
+    /// name this worker (so a save would be let through): what comes after is not committed.
+    #[actix::test]
+    async fn nothing_is_committed_once_the_lease_may_have_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = "shardId-000000000001";
+        let (links, committed) = sink_links(dir.path(), SinkKind::Lake);
+        links
+            .leases
+            .renewed(&shard.into(), 1, std::time::Instant::now());
+        links.checkpointer.do_send(proposal(shard, 10));
+        links.checkpointer.do_send(durable(shard, 10));
+        assert!(eventually(async || committed.get(&shard.into()) == Some(position(10))).await);
+
+        links.leases.end(&shard.into(), 1);
+        links.checkpointer.do_send(proposal(shard, 20));
+        links.checkpointer.do_send(durable(shard, 20));
+        assert!(
+            !eventually(async || committed.get(&shard.into()) != Some(position(10))).await,
+            "committed past the lease's end"
+        );
     }
 }

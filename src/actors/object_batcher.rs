@@ -212,19 +212,21 @@ impl<L: ObjectLayout> ShardWrite<L> {
             barrier,
         } = self;
         let generation = fence.counter;
+        // Even a barrier without rows waits for the previous commit: its acknowledgement says that
+        // everything before it is written, which a previous write given up would make untrue.
+        if let Some(previous) = wait_for
+            && !committed
+                .wait_at_least(&shard_id, &previous, generation)
+                .await
+        {
+            // The reader lost the shard before its previous barrier was committed: these rows
+            // are not this process's to write any more.
+            return Ok(());
+        }
+        if !links.may_write(L::SINK, &shard_id, generation) {
+            return Ok(());
+        }
         if !chunks.is_empty() {
-            if let Some(previous) = wait_for
-                && !committed
-                    .wait_at_least(&shard_id, &previous, generation)
-                    .await
-            {
-                // The reader lost the shard before its previous barrier was committed: these
-                // rows are not this process's to write any more.
-                return Ok(());
-            }
-            if !links.may_write(L::SINK, &shard_id, generation) {
-                return Ok(());
-            }
             let may_write = || links.may_write(L::SINK, &shard_id, generation);
             let report = links.reporting_as(Concern::Checkpoints);
             match file_ends
@@ -286,6 +288,7 @@ mod tests {
     use crate::actors::test_support::{
         answered_ok, eventually, position, sink_links, still_waiting, tick_batch,
     };
+    use crate::barrier::Propose;
     use crate::checkpoint::file::FileCheckpointStore;
     use crate::objects::ObjectError;
     use crate::objects::local::LocalObjectStore;
@@ -371,5 +374,57 @@ mod tests {
         objects.gate.add_permits(2);
         next.await.unwrap().unwrap().unwrap();
         assert!(eventually(async || files(&objects, slow).await == 2).await);
+    }
+
+    /// The last barrier of a stopping reader often carries no rows; it must not be acknowledged
+    /// over a write given up before it, or its checkpoint would skip that write's rows.
+    #[actix::test]
+    async fn a_barrier_without_rows_is_not_acknowledged_over_files_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = "shardId-000000000001";
+        let objects = Arc::new(LocalObjectStore::new(dir.path().join("lake")));
+        let (links, committed) = sink_links(dir.path(), SinkKind::Lake);
+        let file_ends = Arc::new(FileEnds::new(Arc::new(FileCheckpointStore::new(
+            dir.path().join("checkpoints"),
+        ))));
+        committed.begin(&shard.into(), 1);
+        let (checkpointer, leases) = (links.checkpointer.clone(), links.leases.clone());
+        leases.renewed(&shard.into(), 1, std::time::Instant::now());
+        let lake = ParquetBatcher::new(
+            ParquetLayout {
+                prefix: String::new(),
+            },
+            objects.clone(),
+            committed.clone(),
+            file_ends,
+            links,
+        )
+        .start();
+        // Only the last barrier is proposed: the files up to 20 wait for a commit at 10 that never
+        // comes, until the reader is gone and they are given up.
+        checkpointer.do_send(Propose {
+            shard_id: shard.into(),
+            fence: tick_batch(shard, 30, true).fence,
+            position: position(30),
+            snapshot: Default::default(),
+            last: true,
+            shard_end: false,
+            records: 3,
+            newest_arrival_ms: 0,
+        });
+        for sequence in [10, 20] {
+            assert!(answered_ok(lake.send(tick_batch(shard, sequence, true))).await);
+        }
+        committed.retire(&shard.into(), 1);
+        let empty = ShardBatch {
+            ticks: Arc::new([]),
+            ..tick_batch(shard, 30, true)
+        };
+        assert!(answered_ok(lake.send(empty)).await);
+        assert!(
+            !eventually(async || committed.get(&shard.into()).is_some()).await,
+            "nothing is committed over the files given up"
+        );
+        assert_eq!(objects.list("ticks/").await.unwrap().len(), 1);
     }
 }

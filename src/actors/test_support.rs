@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::checkpointer::Checkpointer;
+use super::checkpointer::{Checkpointer, CheckpointerLinks};
 use super::fatal::Fatal;
 use super::sink::SinkLinks;
 use crate::barrier::{CommittedPositions, ShardBatch, ShardStopped, SinkKind};
@@ -33,19 +33,23 @@ pub fn sink_links(dir: &std::path::Path, sink: SinkKind) -> (SinkLinks, Arc<Comm
     let committed = Arc::new(CommittedPositions::default());
     let (fatal, _) = Fatal::new();
     let health = Arc::new(Health::new(Duration::from_secs(60)));
+    let leases = Arc::new(LeaseClock::new(Duration::from_secs(3600)));
     let checkpointer = Checkpointer::new(
         Arc::new(FileCheckpointStore::new(dir.join("checkpoints"))),
         vec![sink],
-        committed.clone(),
-        NoCoordinator.start().recipient(),
-        Arc::default(),
-        health.clone(),
-        fatal.clone(),
+        CheckpointerLinks {
+            committed: committed.clone(),
+            leases: leases.clone(),
+            stopped: NoCoordinator.start().recipient(),
+            metrics: Arc::default(),
+            health: health.clone(),
+            fatal: fatal.clone(),
+        },
     )
     .start();
     let links = SinkLinks {
         checkpointer,
-        leases: Arc::new(LeaseClock::new(Duration::from_secs(3600))),
+        leases,
         metrics: Arc::default(),
         health,
         fatal,

@@ -20,12 +20,13 @@
 //! 3. The sinks that write files first reserve where the shard's next files end, fenced by the
 //!    lease ([`files`]), so that whichever owner writes them they hold the same rows. Each sink
 //!    answers [`Durable`] once everything of the shard up to the barrier is durable in
-//!    it: the table writer after its flush, the alerter after publishing, the lake and
+//!    it (a barrier without rows too: never over a write given up before it): the table writer after its flush, the alerter after publishing, the lake and
 //!    dead-letter writers after their files (`actors/dynamo_writer.rs`, `actors/alerter.rs`,
 //!    `actors/object_batcher.rs`).
 //! 4. The checkpointer takes the newest candidate every sink has made durable: a pure decision
 //!    ([`progress`]), carried out in `actors/checkpointer.rs`.
-//! 5. It writes the checkpoint, fenced by the reader's lease, and publishes the position on the
+//! 5. It writes the checkpoint, fenced by the reader's lease (and only while the worker's lease
+//!    clock trusts the lease: a sink skips writes after that), and publishes the position on the
 //!    [`CommittedPositions`] board ([`committed`]); a shard's next lake files wait for it there.
 //! 6. After the reader's last candidate (or when the store refuses the write because the lease
 //!    moved on) it sends [`ShardStopped`] to the lease coordinator ([`stop`];

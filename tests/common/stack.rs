@@ -423,6 +423,8 @@ pub struct LakeRow {
     pub tick: (String, i64),
     /// Every Float64 column (price and the computed values), in schema order.
     pub values: Vec<Option<f64>>,
+    /// The key of the file the row is in.
+    pub file: String,
 }
 
 /// The keys of the lake's tick files (`ticks/dt=YYYY-MM-DD/{shard}-{first position}.parquet`).
@@ -503,6 +505,7 @@ pub async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<LakeRow> {
                         .iter()
                         .map(|c| (!c.is_null(i)).then(|| c.value(i)))
                         .collect(),
+                    file: key.to_owned(),
                 });
             }
         }
@@ -589,9 +592,82 @@ pub async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize
     assert_eq!(keys.len(), valid, "table keys are unique");
     let rows = lake_rows(config, &stack.bucket).await;
     let unique: BTreeSet<_> = rows.iter().map(|r| &r.position).collect();
+    if rows.len() != valid {
+        let table = table_positions(config, &stack.ticks_table).await;
+        eprintln!("{}", lake_differences(&table, &rows));
+    }
     assert_eq!(rows.len(), valid, "lake rows");
     assert_eq!(unique.len(), valid, "lake rows are unique");
     rows
+}
+
+/// `(shard, sequence number)` of every tick item in the table.
+async fn table_positions(config: &SdkConfig, table: &str) -> BTreeSet<(String, String)> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let mut positions = BTreeSet::new();
+    let mut pages = dynamodb.scan().table_name(table).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().items() {
+            if let (Some(shard), Some(sequence)) =
+                (item.get("shard_id"), item.get("sequence_number"))
+            {
+                let text = |v: &aws_sdk_dynamodb::types::AttributeValue| v.as_s().unwrap().clone();
+                positions.insert((text(shard), text(sequence)));
+            }
+        }
+    }
+    positions
+}
+
+/// What a failed lake count needs to be diagnosed: the table's ticks missing from the lake, the
+/// lake's rows not in the table or there twice, and each file of an affected shard with its
+/// first and last sequence numbers, in stream order.
+fn lake_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> String {
+    let sequence = |s: &String| (s.len(), s.clone());
+    let mut in_lake: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for row in rows {
+        *in_lake
+            .entry((row.position.0.clone(), row.position.1.clone()))
+            .or_default() += 1;
+    }
+    let missing: Vec<_> = table.iter().filter(|p| !in_lake.contains_key(*p)).collect();
+    let odd: Vec<_> = in_lake
+        .iter()
+        .filter(|(p, n)| **n > 1 || !table.contains(*p))
+        .collect();
+    let shards: BTreeSet<&String> = missing
+        .iter()
+        .map(|p| &p.0)
+        .chain(odd.iter().map(|(p, _)| &p.0))
+        .collect();
+    let mut report = format!(
+        "lake against table: {} missing {missing:?}; {} twice or not in the table {odd:?}",
+        missing.len(),
+        odd.len()
+    );
+    for shard in shards {
+        let mut files: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
+        for row in rows.iter().filter(|r| &r.position.0 == shard) {
+            files.entry(&row.file).or_default().push(&row.position.1);
+        }
+        let mut spans: Vec<_> = files
+            .into_iter()
+            .map(|(file, mut sequences)| {
+                sequences.sort_by_key(|s| sequence(s));
+                let (first, last) = (sequences[0], sequences[sequences.len() - 1]);
+                (
+                    sequence(first),
+                    format!("{file}: {} rows {first}..={last}", sequences.len()),
+                )
+            })
+            .collect();
+        spans.sort();
+        report.push_str(&format!("\nfiles of {shard}:"));
+        for (_, span) in spans {
+            report.push_str(&format!("\n  {span}"));
+        }
+    }
+    report
 }
 
 /// Computed values of every tick by `(symbol, event time)`: what must not depend on which worker
