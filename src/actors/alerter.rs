@@ -248,7 +248,9 @@ impl Publishing {
 }
 
 /// Publishes `alerts` until each is delivered or refused on its own (returned, with the topic's
-/// reason), trying the undelivered again as long as `may_write`; `None` once it may not.
+/// reason), trying the undelivered again as long as `may_write`; `None` once it may not. A call
+/// of several alerts that refuses every one of them is no alert's fault (a FIFO-only attribute
+/// on a standard topic, say): it is tried again, as a refusal of the topic.
 async fn publish(
     sink: &dyn AlertSink,
     alerts: Vec<Alert>,
@@ -261,9 +263,20 @@ async fn publish(
         let alerts = pending.take();
         let (pending, refusals) = (&pending, &refusals);
         async move {
+            let failed = sink.publish_all(&alerts).await;
+            let every_one_refused = alerts.len() > 1
+                && failed.len() == alerts.len()
+                && failed
+                    .iter()
+                    .all(|(_, e)| e.failure() == Failure::ItemRefused);
+            if every_one_refused {
+                let (_, error) = &failed[0];
+                *pending.borrow_mut() = alerts;
+                return Err(error.as_refusal_of_the_topic());
+            }
             let mut last_error = None;
             let mut again = Vec::new();
-            for (index, error) in sink.publish_all(&alerts).await {
+            for (index, error) in failed {
                 match error.failure() {
                     Failure::ItemRefused => {
                         refusals.borrow_mut().push((alerts[index].clone(), error))
@@ -309,10 +322,12 @@ mod tests {
 
     use super::*;
     use crate::actors::test_support::{
-        answered_ok, eventually, sink_links, still_waiting, tick_batch,
+        answered_ok, eventually, eventually_within, sink_links, still_waiting, tick_batch,
     };
     use crate::checkpoint::file::FileCheckpointStore;
+    use crate::health::Health;
     use crate::model::rules::{AlertKind, Severity};
+    use crate::objects::ObjectStore;
     use crate::objects::local::LocalObjectStore;
 
     /// A topic that refuses every publish (a missing permission) until it is opened, and then
@@ -336,6 +351,109 @@ mod tests {
             self.delivered.lock().unwrap().push(alert.id.clone());
             Ok(())
         }
+    }
+
+    /// A topic that refuses (as one invalid message) the alerts named in `refused`, or every
+    /// alert while `refuses_all` (a topic misconfigured), and keeps what it delivers.
+    #[derive(Default)]
+    struct PickyTopic {
+        refused: Vec<String>,
+        refuses_all: AtomicBool,
+        delivered: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl AlertSink for PickyTopic {
+        async fn publish(&self, alert: &Alert) -> Result<(), AlertError> {
+            if self.refuses_all.load(Ordering::SeqCst) || self.refused.contains(&alert.id) {
+                return Err(AlertError::Publish {
+                    alert_id: alert.id.clone(),
+                    message: "InvalidParameter: Invalid parameter: Message too long".into(),
+                    failure: Failure::ItemRefused,
+                });
+            }
+            self.delivered.lock().unwrap().push(alert.id.clone());
+            Ok(())
+        }
+    }
+
+    /// An alerter of `topic` for shardId-000000000001 (lease held); dead letters under `dir`.
+    fn picky_alerter(
+        dir: &std::path::Path,
+        topic: Arc<PickyTopic>,
+    ) -> (Addr<Alerter>, Arc<Health>) {
+        let (links, _) = sink_links(dir, SinkKind::Alerts);
+        let shard = "shardId-000000000001".into();
+        links.leases.renewed(&shard, 1, std::time::Instant::now());
+        let refused = RefusedItems {
+            objects: Arc::new(LocalObjectStore::new(dir.to_path_buf())),
+            prefix: String::new(),
+        };
+        let checkpoints = Arc::new(FileCheckpointStore::new(dir.join("checkpoints")));
+        let health = links.health.clone();
+        (
+            Alerter::new(topic, checkpoints, refused, links, 100).start(),
+            health,
+        )
+    }
+
+    async fn dead_letters(dir: &std::path::Path) -> Vec<String> {
+        let objects = LocalObjectStore::new(dir.to_path_buf());
+        let mut lines = Vec::new();
+        for key in objects.list("dead-letters/").await.unwrap() {
+            let body = objects.get(&key).await.unwrap().unwrap();
+            lines.extend(
+                String::from_utf8(body.to_vec())
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+        lines
+    }
+
+    #[actix::test]
+    async fn an_alert_the_topic_refuses_is_dead_lettered_and_the_others_are_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = Arc::new(PickyTopic {
+            refused: vec!["alert-1-2".to_owned()],
+            ..PickyTopic::default()
+        });
+        let (alerter, _) = picky_alerter(dir.path(), topic.clone());
+        assert!(answered_ok(alerter.send(with_alerts(1, 5))).await);
+        assert!(eventually(async || topic.delivered.lock().unwrap().len() == 4).await);
+        assert!(eventually(async || dead_letters(dir.path()).await.len() == 1).await);
+        let letter: serde_json::Value =
+            serde_json::from_str(&dead_letters(dir.path()).await[0]).unwrap();
+        assert_eq!(letter["reason_code"], "refused_by_topic");
+        assert!(
+            letter["reason"]
+                .as_str()
+                .unwrap()
+                .contains("InvalidParameter")
+        );
+        assert!(letter["data"].as_str().unwrap().contains("alert-1-2"));
+    }
+
+    #[actix::test]
+    async fn a_topic_that_refuses_every_alert_is_a_refusal_not_a_dead_letter_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = Arc::new(PickyTopic::default());
+        topic.refuses_all.store(true, Ordering::SeqCst);
+        let (alerter, health) = picky_alerter(dir.path(), topic.clone());
+        assert!(answered_ok(alerter.send(with_alerts(1, 5))).await);
+        let refused = async || {
+            let report = health.report(std::time::Instant::now());
+            !report.healthy()
+        };
+        assert!(eventually(refused).await, "reported as the topic's refusal");
+        topic.refuses_all.store(false, Ordering::SeqCst);
+        let all = async || topic.delivered.lock().unwrap().len() == 5;
+        assert!(eventually_within(std::time::Duration::from_secs(10), all).await);
+        assert!(
+            dead_letters(dir.path()).await.is_empty(),
+            "no alert was dead-lettered"
+        );
     }
 
     fn with_alerts(sequence: u64, count: usize) -> ShardBatch {

@@ -86,8 +86,14 @@ pub fn tick_batch(shard: &str, sequence: u64, barrier: bool) -> ShardBatch {
 }
 
 /// Waits (a few seconds at most) until `done` holds.
-pub async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..200 {
+pub async fn eventually(done: impl AsyncFnMut() -> bool) -> bool {
+    eventually_within(Duration::from_secs(2), done).await
+}
+
+/// Waits at most `limit` until `done` holds: for what waits on a retry's backoff.
+pub async fn eventually_within(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if done().await {
             return true;
         }

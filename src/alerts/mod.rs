@@ -36,6 +36,19 @@ impl AlertError {
     pub fn is_retryable(&self) -> bool {
         self.failure() == Failure::Transient
     }
+
+    /// The same error, taken as the topic refusing every alert rather than this one.
+    pub fn as_refusal_of_the_topic(&self) -> AlertError {
+        match self {
+            AlertError::Publish {
+                alert_id, message, ..
+            } => AlertError::Publish {
+                alert_id: alert_id.clone(),
+                message: format!("the topic refuses every alert: {message}"),
+                failure: Failure::Refused,
+            },
+        }
+    }
 }
 
 #[async_trait]
