@@ -8,7 +8,9 @@
 //!   would not help, so the container check passes), keeps running, and once the permission is
 //!   back every tick is written exactly once;
 //! - a table item refused with `ValidationException` is dead-lettered with the reason and the
-//!   rest of the stream flows.
+//!   rest of the stream flows;
+//! - a second process under a worker id already running reads none of the first's shards,
+//!   reports the shared id, and every tick is written exactly once.
 
 mod common;
 
@@ -19,7 +21,7 @@ use aws_config::SdkConfig;
 use common::fault_proxy::{Fault, FaultProxy};
 use common::stack::{
     Run, Stack, assert_exactly_once, create_stack_with_shards, dead_letter_lines, lake_rows,
-    put_records, records, start_run, table_keys, terminate, wait_for_checkpoints,
+    owners, put_records, records, start_run, table_keys, terminate, wait_for_checkpoints,
 };
 use kinetick::health::endpoint::{Answer, check};
 
@@ -188,4 +190,48 @@ async fn refused_dead_letters(config: &SdkConfig, bucket: &str) -> Vec<serde_jso
         .into_iter()
         .filter(|(key, _)| key.contains("/refused-by-table-"));
     refused.map(|(_, letter)| letter).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_under_the_same_worker_id_reads_nothing_twice() {
+    let config = common::sdk_config();
+    let stack = create_stack_with_shards(&config, 2).await;
+    let (records, valid) = records(2_000, 41);
+    let settings = [("KINETICK_LEASE__WORKER_ID", "twin")];
+    let first = start_run(&stack, &settings);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while owners(&config, &stack)
+        .await
+        .values()
+        .filter(|o| *o == "twin")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first process took no leases"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let second = start_run(&stack, &settings);
+    let answer = health_until(&second, "refused: worker id", |a| {
+        names(a, "refused", "worker id")
+    })
+    .await;
+    assert!(
+        !answer.restart_helps,
+        "a new task under the same id would meet the same"
+    );
+    let last = put_records(&config, &stack.stream, &records).await;
+    wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
+    let second_log = terminate(second);
+    let _first_log = terminate(first);
+    assert_exactly_once(&config, &stack, valid).await;
+    if let Some(log) = second_log.text() {
+        assert!(
+            !log.contains("starting the shard's reader"),
+            "the second process read a shard of the first"
+        );
+    }
 }

@@ -68,6 +68,9 @@ pub struct LeaseCoordinator {
     health: Arc<Health>,
     /// Shards whose lease another process renews under this worker's id: left to it.
     shared_id: BTreeSet<ShardId>,
+    /// The lease counter at which this worker asked for each shard's hand-off: a lease handed
+    /// over names the asker's id, so only the process that asked may start it as it is.
+    asked: HashMap<ShardId, u64>,
     running: HashMap<ShardId, Running>,
     seen: HashMap<ShardId, Seen>,
     shards: HashMap<ShardId, ShardInfo>,
@@ -125,6 +128,7 @@ impl LeaseCoordinator {
             metrics,
             health,
             shared_id: BTreeSet::new(),
+            asked: HashMap::new(),
             running: HashMap::new(),
             seen: HashMap::new(),
             shards: HashMap::new(),
@@ -252,15 +256,14 @@ impl LeaseCoordinator {
             {
                 continue;
             }
-            if self.shared_id.contains(&lease.shard_id) {
+            let released = self.released.get(&lease.shard_id).copied();
+            let handed_over = handed_over_as_asked(lease, self.asked.get(&lease.shard_id).copied());
+            let abandoned = self.seen[&lease.shard_id].at.elapsed() >= self.config.failover_time;
+            if self.shared_id.contains(&lease.shard_id) && !abandoned {
                 continue;
             }
-            let released = self.released.get(&lease.shard_id).copied();
-            // Started only once seen unchanged for a poll: a lease that another process under
-            // this worker's id renews must not get a second reader under the same fence.
-            let stable = self.seen.get(&lease.shard_id).is_some_and(|s| s.at < now);
             let releasing = self.releasing.contains(&lease.shard_id);
-            match unrun_lease(lease, released, releasing, stable) {
+            match unrun_lease(lease, released, releasing, handed_over, abandoned) {
                 UnrunLease::Start => {
                     // Handed over at least a poll ago: others started timing it then.
                     let changed = now
@@ -269,7 +272,10 @@ impl LeaseCoordinator {
                     self.start_reader(lease.clone(), changed);
                 }
                 UnrunLease::TakeAnew => {
-                    tracing::info!(shard_id = %lease.shard_id, "Taking back a lease this worker stopped reading.");
+                    tracing::info!(shard_id = %lease.shard_id, "Taking anew a lease that names this worker but that it does not read.");
+                    if self.shared_id.remove(&lease.shard_id) && self.shared_id.is_empty() {
+                        self.health.recovered(Concern::WorkerId);
+                    }
                     self.take(lease.clone(), ctx);
                 }
                 UnrunLease::Wait => {}
@@ -298,13 +304,18 @@ impl LeaseCoordinator {
             let (store, me) = (self.store.clone(), self.me.clone());
             ctx.spawn(
                 async move {
-                    match store.request_handoff(&lease, &me).await {
-                        Ok(()) => tracing::info!(shard_id = %lease.shard_id,
-                            owner = ?lease.owner, "Asked for a lease to balance the load."),
-                        Err(error) => tracing::debug!(%error, "Hand-off request refused."),
-                    }
+                    let asked = store.request_handoff(&lease, &me).await;
+                    (lease, asked)
                 }
-                .into_actor(self),
+                .into_actor(self)
+                .map(|(lease, asked), act, _| match asked {
+                    Ok(()) => {
+                        tracing::info!(shard_id = %lease.shard_id, owner = ?lease.owner,
+                            "Asked for a lease to balance the load.");
+                        act.asked.insert(lease.shard_id, lease.counter);
+                    }
+                    Err(error) => tracing::debug!(%error, "Hand-off request refused."),
+                }),
             );
         }
 
@@ -369,6 +380,7 @@ impl LeaseCoordinator {
             self.last_sync = None;
             return;
         };
+        self.asked.remove(&shard.id);
         tracing::info!(shard_id = %shard.id, counter = fence.counter, "Lease taken; starting the shard's reader.");
         self.clock.renewed(&shard.id, fence.counter, sent);
         let control = self.pool.start(Assignment {
@@ -498,31 +510,47 @@ impl From<StreamError> for PollError {
 /// What to do with a lease that the table says this worker holds but that it does not run.
 #[derive(Debug, PartialEq)]
 enum UnrunLease {
-    /// Handed over to this worker: start reading.
+    /// Handed over to this process at its request: start reading.
     Start,
     /// This worker stopped reading it under this counter (lost on a missed renewal, or its
-    /// release failed) and the table still names it. Left alone, nobody would read the shard
-    /// until the lease expired for others, and not even then if they had their share already:
-    /// this worker still counts it as its own. Taking it again moves the counter on, which
-    /// fences off what the stopped reader left in flight.
+    /// release failed) and the table still names it; or nobody has renewed it for the failover
+    /// time (left by an earlier run under this id, or handed to another process under it that
+    /// is gone). Left alone, nobody would read the shard until the lease expired for others,
+    /// and not even then if they had their share already: this worker still counts it as its
+    /// own. Taking it again moves the counter on, which fences off whatever read it before.
     TakeAnew,
-    /// Its release is in flight (the read predates it), or it was handed over since the
-    /// previous poll (see [`renewed_by_another`]).
+    /// Its release is in flight (the read predates it), or it may be another process's under
+    /// this worker's id (taken or asked for by that one, see [`renewed_by_another`]): reading
+    /// it under the same fence would write beside that process.
     Wait,
 }
 
 /// `released`: the counter under which this worker last stopped reading the shard, if it did;
-/// `stable`: the lease is as the previous poll saw it.
-fn unrun_lease(lease: &Lease, released: Option<u64>, releasing: bool, stable: bool) -> UnrunLease {
+/// `handed_over`: see [`handed_over_as_asked`]; `abandoned`: unchanged for the failover time.
+fn unrun_lease(
+    lease: &Lease,
+    released: Option<u64>,
+    releasing: bool,
+    handed_over: bool,
+    abandoned: bool,
+) -> UnrunLease {
     if releasing {
         UnrunLease::Wait
     } else if released.is_some_and(|counter| lease.counter <= counter) {
         UnrunLease::TakeAnew
-    } else if stable {
+    } else if handed_over {
         UnrunLease::Start
+    } else if abandoned {
+        UnrunLease::TakeAnew
     } else {
         UnrunLease::Wait
     }
+}
+
+/// Whether `lease` is the hand-off this process asked for at counter `asked`: released to this
+/// worker's id (which moves the counter on by one) and renewed by nobody since.
+fn handed_over_as_asked(lease: &Lease, asked: Option<u64>) -> bool {
+    asked.is_some_and(|counter| lease.counter == counter + 1) && lease.heartbeat == 0
 }
 
 /// Whether `lease`, which names this worker but which it does not read, was renewed since
@@ -648,17 +676,18 @@ impl Handler<Shutdown> for LeaseCoordinator {
             running.handing_to.get_or_insert(Release::Free);
             running.control.stop();
         }
-        // Leases handed to this worker whose readers it has not started yet: free them too, or
-        // they would wait out the failover time.
+        // Leases handed to this worker at its request whose readers it has not started yet: free
+        // them too, or they would wait out the failover time.
         self.releasing_unstarted = true;
-        let (store, me) = (self.store.clone(), self.me.clone());
+        let (store, me, asked) = (self.store.clone(), self.me.clone(), self.asked.clone());
         let running: BTreeSet<ShardId> = self.running.keys().cloned().collect();
         let release_unstarted = async move {
             let leases = store.list().await?;
             for lease in leases {
                 let unstarted = lease.is_owned_by(&me)
                     && !lease.shard_end
-                    && !running.contains(&lease.shard_id);
+                    && !running.contains(&lease.shard_id)
+                    && handed_over_as_asked(&lease, asked.get(&lease.shard_id).copied());
                 if let (true, Some(fence)) = (unstarted, lease.fence()) {
                     store.release(&fence, Release::Free).await?;
                     tracing::info!(shard_id = %lease.shard_id, "Lease released before its reader started.");
@@ -693,13 +722,40 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_handed_over_is_started_once_seen_unchanged_for_a_poll() {
-        assert_eq!(unrun_lease(&mine(3), None, false, true), UnrunLease::Start);
-        assert_eq!(unrun_lease(&mine(3), None, false, false), UnrunLease::Wait);
+    fn only_the_process_that_asked_starts_a_lease_handed_over() {
+        assert!(handed_over_as_asked(&mine(3), Some(2)));
+        // Another process under this id asked, or this one asked for an older counter.
+        assert!(!handed_over_as_asked(&mine(3), None));
+        assert!(!handed_over_as_asked(&mine(3), Some(1)));
+        // Renewed since: started by the other process under this id.
+        let renewed = Lease {
+            heartbeat: 1,
+            ..mine(3)
+        };
+        assert!(!handed_over_as_asked(&renewed, Some(2)));
+
+        assert_eq!(
+            unrun_lease(&mine(3), None, false, true, false),
+            UnrunLease::Start
+        );
         // Held before under counter 2 and released; handed back under 3.
         assert_eq!(
-            unrun_lease(&mine(3), Some(2), false, true),
+            unrun_lease(&mine(3), Some(2), false, true, false),
             UnrunLease::Start
+        );
+    }
+
+    #[test]
+    fn a_lease_naming_this_worker_that_nobody_asked_for_waits_until_abandoned() {
+        // Taken by another process under this id (its first renewal not in yet).
+        assert_eq!(
+            unrun_lease(&mine(3), None, false, false, false),
+            UnrunLease::Wait
+        );
+        // Left by an earlier run under this id: nobody renewed it for the failover time.
+        assert_eq!(
+            unrun_lease(&mine(3), None, false, false, true),
+            UnrunLease::TakeAnew
         );
     }
 
@@ -707,20 +763,26 @@ mod tests {
     fn a_lease_stopped_under_its_current_counter_is_taken_anew() {
         // Lost on a missed renewal: the table still names this worker under the same counter.
         assert_eq!(
-            unrun_lease(&mine(3), Some(3), false, true),
+            unrun_lease(&mine(3), Some(3), false, true, false),
             UnrunLease::TakeAnew
         );
         // An even older read.
         assert_eq!(
-            unrun_lease(&mine(2), Some(3), false, false),
+            unrun_lease(&mine(2), Some(3), false, false, false),
             UnrunLease::TakeAnew
         );
     }
 
     #[test]
     fn a_lease_being_released_is_left_alone() {
-        assert_eq!(unrun_lease(&mine(3), Some(4), true, true), UnrunLease::Wait);
-        assert_eq!(unrun_lease(&mine(3), None, true, true), UnrunLease::Wait);
+        assert_eq!(
+            unrun_lease(&mine(3), Some(4), true, true, true),
+            UnrunLease::Wait
+        );
+        assert_eq!(
+            unrun_lease(&mine(3), None, true, true, true),
+            UnrunLease::Wait
+        );
     }
 
     #[test]
