@@ -3,7 +3,8 @@
 //!
 //! - a hung `BatchWriteItem`, lake `PutObject` or lease-table `Scan` (no answer at all) makes
 //!   the worker report 503 naming what fails, within the configured time; once the calls answer
-//!   again it is healthy again, and every tick is in the table and the lake exactly once;
+//!   again it is healthy again, and every tick is in the table and the lake exactly once; with
+//!   lease renewals hung, it stops reading each shard before another worker could take it;
 //! - an S3 `AccessDenied` on the lake crashes nothing: the worker reports the refusal (a restart
 //!   would not help, so the container check passes), keeps running, and once the permission is
 //!   back every tick is written exactly once;
@@ -110,9 +111,83 @@ async fn hung_calls_make_the_worker_unhealthy_with_the_reason_and_lose_nothing()
         proxy.clear();
         health_until(&run, "healthy again", |a| a.healthy).await;
     }
+
+    // Lease renewals (every UpdateItem) hang: the worker stops reading its shards on its own
+    // clock, each before another worker could take it (the failover time after its last renewal).
+    let opened = chrono::Utc::now();
+    proxy.fail_always("DynamoDB_20120810.UpdateItem", Fault::BlackHole);
+    let renewals = "lease renewals";
+    health_until(&run, renewals, |a| names(a, "failing", renewals)).await;
+    let renewed = last_renewals(&config, &stack).await;
+    let log = run.log_text();
+    proxy.clear();
+    health_until(&run, "healthy again", |a| a.healthy).await;
+    if let Some(log) = log {
+        let stopped = readers_stopped(&log, opened);
+        for (shard, renewed_at) in &renewed {
+            let stopped_at = stopped.get(shard).unwrap_or_else(|| {
+                panic!("{shard}: its reader was not stopped while renewals hung")
+            });
+            let after = (*stopped_at - *renewed_at).num_milliseconds();
+            eprintln!("{shard}: reader stopped {after} ms after its last renewal");
+            assert!(
+                *stopped_at < *renewed_at + FAILOVER_TIME,
+                "{shard}: stopped at {stopped_at}, renewed last at {renewed_at}"
+            );
+        }
+    }
     wait_for_checkpoints(&config, &stack.checkpoint_table, &last).await;
     let _log = terminate(run);
     assert_exactly_once(&config, &stack, valid).await;
+}
+
+/// The default `lease.failover-time`.
+const FAILOVER_TIME: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// When each shard's lease was last renewed, by the lease table.
+async fn last_renewals(
+    config: &SdkConfig,
+    stack: &Stack,
+) -> BTreeMap<String, chrono::DateTime<chrono::FixedOffset>> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let scan = dynamodb
+        .scan()
+        .table_name(&stack.checkpoint_table)
+        .send()
+        .await
+        .unwrap();
+    scan.items()
+        .iter()
+        .filter_map(|item| {
+            let at = item.get("lease_renewed_at")?.as_s().ok()?;
+            Some((
+                item["shard_id"].as_s().unwrap().clone(),
+                chrono::DateTime::parse_from_rfc3339(at).unwrap(),
+            ))
+        })
+        .collect()
+}
+
+/// When the run's log first says, after `since`, that it stopped each shard's reader.
+fn readers_stopped(
+    log: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> BTreeMap<String, chrono::DateTime<chrono::FixedOffset>> {
+    let mut stopped = BTreeMap::new();
+    for line in log.lines() {
+        let Ok(line) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if line["fields"]["message"] != "Lease lost; stopping the shard's reader." {
+            continue;
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str().unwrap()).unwrap();
+        let shard = line["fields"]["shard_id"].as_str().unwrap().to_owned();
+        if at >= since {
+            stopped.entry(shard).or_insert(at);
+        }
+    }
+    stopped
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -360,7 +360,11 @@ impl LeaseCoordinator {
                         Err(LeaseError::Conflict { shard }) => {
                             tracing::debug!(shard_id = %shard, "Lease taken by another worker first.")
                         }
-                        Err(error) => tracing::warn!(%error, "Taking a lease failed."),
+                        Err(error) => {
+                            tracing::warn!(%error, "Taking a lease failed.");
+                            let refused = !error.is_retryable();
+                            act.health.failing(Concern::LeaseRenewals, &error, refused);
+                        }
                     }
                 }),
         );
@@ -436,20 +440,24 @@ impl LeaseCoordinator {
                 async move { store.renew(&fence).await }
                     .into_actor(self)
                     .map(move |result, act, _| {
+                        // Reported even when the lease is gone meanwhile (lost on this worker's
+                        // clock because renewals hang): the table's trouble outlives the lease.
+                        match &result {
+                            Ok(()) => act.health.recovered(Concern::LeaseRenewals),
+                            Err(LeaseError::Conflict { .. }) => {}
+                            Err(error) => {
+                                tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed.");
+                                let refused = !error.is_retryable();
+                                act.health.failing(Concern::LeaseRenewals, error, refused);
+                            }
+                        }
                         let Some(running) = act.running.get(&shard_id) else {
                             return;
                         };
                         match result {
-                            Ok(()) => {
-                                act.clock.renewed(&shard_id, running.fence.counter, started);
-                                act.health.recovered(Concern::LeaseRenewals);
-                            }
+                            Ok(()) => act.clock.renewed(&shard_id, running.fence.counter, started),
                             Err(LeaseError::Conflict { .. }) => act.lose(&shard_id, "renewal refused"),
-                            Err(error) => {
-                                tracing::warn!(%error, shard_id = %shard_id, "Lease renewal failed.");
-                                let refused = !error.is_retryable();
-                                act.health.failing(Concern::LeaseRenewals, &error, refused);
-                            }
+                            Err(_) => {}
                         }
                     }),
             );
