@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
+use common::fault_proxy::{Fault, FaultProxy};
 use kinetick::alerts::AlertSink;
 use kinetick::alerts::sns::SnsAlertSink;
 use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
 use kinetick::checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, FilesEnd, Mark, Marks, ShardSnapshot,
 };
+use kinetick::failure::Failure;
 use kinetick::lease::dynamodb::DynamoLeaseStore;
 use kinetick::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
 use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
@@ -517,6 +519,27 @@ async fn sns_alerts_reach_a_subscribed_queue_with_attributes() {
         envelope["MessageAttributes"]["severity"]["Value"],
         "warning"
     );
+}
+
+/// How the error policy takes what SNS answers: an alert it finds invalid is that alert's
+/// refusal (dead-lettered), a missing permission a refusal of every publish (retried, reported).
+#[tokio::test]
+async fn sns_refusals_are_told_apart() {
+    let config = common::sdk_config();
+    let topic = common::topic(&config).await;
+    let proxy = FaultProxy::start(&common::endpoint()).await;
+    let sns = aws_sdk_sns::Client::new(&common::sdk_config_at(&proxy.url));
+    let alerts = SnsAlertSink::new(sns, &topic);
+    for (status, code, failure) in [
+        ("400 Bad Request", "InvalidParameter", Failure::ItemRefused),
+        ("403 Forbidden", "AuthorizationError", Failure::Refused),
+    ] {
+        proxy.fail("Action=Publish", 1, Fault::QueryError(status, code));
+        let error = alerts.publish(&alert()).await.unwrap_err();
+        assert_eq!(error.failure(), failure, "{code}: {error}");
+        assert!(error.to_string().contains(code), "{error}");
+    }
+    alerts.publish(&alert()).await.unwrap();
 }
 
 #[tokio::test]

@@ -21,6 +21,9 @@ pub enum Fault {
     JsonInternalError,
     /// Query protocols (SNS, CloudWatch): 500 InternalFailure.
     QueryInternalError,
+    /// Query protocols: a client error with the given HTTP status line and error code (for
+    /// SNS, `400 Bad Request` `InvalidParameter`, or `403 Forbidden` `AuthorizationError`).
+    QueryError(&'static str, &'static str),
     /// S3: 503 SlowDown.
     S3SlowDown,
     /// S3: 403 AccessDenied (a bucket policy or role without the permission).
@@ -48,6 +51,15 @@ impl Fault {
                 "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>\
                  <Message>injected</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
                     .to_owned(),
+            ),
+            Fault::QueryError(status, code) => (
+                status,
+                "text/xml",
+                format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                     <Message>injected {code}</Message></Error><RequestId>fault</RequestId>\
+                     </ErrorResponse>"
+                ),
             ),
             Fault::S3SlowDown => (
                 "503 Slow Down",
