@@ -30,7 +30,7 @@
 //!    [`CommittedPositions`] board ([`committed`]); a shard's next lake files wait for it there.
 //! 6. After the reader's last candidate (or when the store refuses the write because the lease
 //!    moved on) it sends [`ShardStopped`] to the lease coordinator ([`stop`];
-//!    `actors/lease_coordinator.rs`), which then releases or forgets the lease.
+//!    `actors/lease_coordinator/`), which then releases or forgets the lease.
 //!
 //! Every message carries the reader's generation (its lease counter): what an older reader of
 //! the shard sends after a newer one started is dropped at each step.
