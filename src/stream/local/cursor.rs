@@ -21,7 +21,7 @@ pub(super) enum Skip {
     ArrivedBefore(i64),
 }
 
-/// A cursor on one shard of a [`LocalStream`]; it takes the records it returns out of the shard.
+/// A cursor on one shard of a [`LocalStream`](super::LocalStream); it takes the records it returns out of the shard.
 #[derive(Debug)]
 pub struct LocalShardCursor {
     pub(super) shard: Arc<Shard>,

@@ -18,7 +18,7 @@
 //! [`LocalStream::trim`] plays the part of Kinesis's retention: it drops a shard's oldest records,
 //! read or not. Sequence numbers here have no holes, so a cursor resumed after a position knows
 //! exactly whether records after it were trimmed, and says so on its first read
-//! ([`ReadBatch::retention_gap`]).
+//! ([`ReadBatch::retention_gap`](crate::stream::ReadBatch::retention_gap)).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
