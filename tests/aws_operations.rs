@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -114,6 +114,15 @@ async fn hung_calls_make_the_worker_unhealthy_with_the_reason_and_lose_nothing()
 
     // Lease renewals (every UpdateItem) hang: the worker stops reading its shards on its own
     // clock, each before another worker could take it (the failover time after its last renewal).
+    // First it reads both shards again (a lease lost during the hung reads is being taken anew).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run.log_text().is_some_and(|log| reading(&log).len() < 2) {
+        assert!(
+            Instant::now() < deadline,
+            "the worker does not read both shards"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let opened = chrono::Utc::now();
     proxy.fail_always("DynamoDB_20120810.UpdateItem", Fault::BlackHole);
     let renewals = "lease renewals";
@@ -166,6 +175,27 @@ async fn last_renewals(
             ))
         })
         .collect()
+}
+
+/// The shards whose reader runs, by the run's log: the last word on each was a start.
+fn reading(log: &str) -> BTreeSet<String> {
+    let mut running = BTreeSet::new();
+    for line in log.lines() {
+        let Ok(line) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(shard) = line["fields"]["shard_id"].as_str() else {
+            continue;
+        };
+        match line["fields"]["message"].as_str() {
+            Some("Lease taken; starting the shard's reader.") => running.insert(shard.to_owned()),
+            Some("Lease lost; stopping the shard's reader." | "Shard reader finished.") => {
+                running.remove(shard)
+            }
+            _ => false,
+        };
+    }
+    running
 }
 
 /// When the run's log first says, after `since`, that it stopped each shard's reader.
