@@ -377,10 +377,12 @@ mod tests {
         }
     }
 
-    /// An alerter of `topic` for shardId-000000000001 (lease held); dead letters under `dir`.
-    fn picky_alerter(
+    /// An alerter of `topic` for shardId-000000000001 (lease held) with room for `backlog`
+    /// alerts; dead letters under `dir`.
+    fn alerter_of(
         dir: &std::path::Path,
-        topic: Arc<PickyTopic>,
+        topic: Arc<dyn AlertSink>,
+        backlog: usize,
     ) -> (Addr<Alerter>, Arc<Health>) {
         let (links, _) = sink_links(dir, SinkKind::Alerts);
         let shard = "shardId-000000000001".into();
@@ -392,7 +394,7 @@ mod tests {
         let checkpoints = Arc::new(FileCheckpointStore::new(dir.join("checkpoints")));
         let health = links.health.clone();
         (
-            Alerter::new(topic, checkpoints, refused, links, 100).start(),
+            Alerter::new(topic, checkpoints, refused, links, backlog).start(),
             health,
         )
     }
@@ -419,7 +421,7 @@ mod tests {
             refused: vec!["alert-1-2".to_owned()],
             ..PickyTopic::default()
         });
-        let (alerter, _) = picky_alerter(dir.path(), topic.clone());
+        let (alerter, _) = alerter_of(dir.path(), topic.clone(), 100);
         assert!(answered_ok(alerter.send(with_alerts(1, 5))).await);
         assert!(eventually(async || topic.delivered.lock().unwrap().len() == 4).await);
         assert!(eventually(async || dead_letters(dir.path()).await.len() == 1).await);
@@ -440,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let topic = Arc::new(PickyTopic::default());
         topic.refuses_all.store(true, Ordering::SeqCst);
-        let (alerter, health) = picky_alerter(dir.path(), topic.clone());
+        let (alerter, health) = alerter_of(dir.path(), topic.clone(), 100);
         assert!(answered_ok(alerter.send(with_alerts(1, 5))).await);
         let refused = async || {
             let report = health.report(std::time::Instant::now());
@@ -477,17 +479,8 @@ mod tests {
     #[actix::test]
     async fn an_unreachable_topic_holds_up_no_batch_until_the_backlog_is_full() {
         let dir = tempfile::tempdir().unwrap();
-        let (links, _) = sink_links(dir.path(), SinkKind::Alerts);
-        let shard = "shardId-000000000001".into();
-        links.leases.renewed(&shard, 1, std::time::Instant::now());
         let topic = Arc::new(ClosedTopic::default());
-        let refused = RefusedItems {
-            objects: Arc::new(LocalObjectStore::new(dir.path().to_path_buf())),
-            prefix: String::new(),
-        };
-        let checkpoints = Arc::new(FileCheckpointStore::new(dir.path().join("checkpoints")));
-        let health = links.health.clone();
-        let alerter = Alerter::new(topic.clone(), checkpoints, refused, links, 10).start();
+        let (alerter, health) = alerter_of(dir.path(), topic.clone(), 10);
 
         for sequence in 1..=2 {
             let reply = alerter.send(with_alerts(sequence, 5));
