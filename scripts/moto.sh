@@ -1,7 +1,7 @@
-# Shared by scripts/test.sh and scripts/local-aws.sh (source it from the repository root):
-# installs the AWS emulator (moto's server, pinned) into .venv and starts it on loopback, through
-# scripts/moto_server.py (which applies DynamoDB and Kinesis requests one at a time, as they are
-# atomic in AWS and not in moto).
+# Shared by scripts/test.sh, scripts/local-aws.sh and scripts/local-kafka.sh (source it from the
+# repository root): installs the AWS emulator (moto's server, pinned) into .venv and starts it on
+# loopback, through scripts/moto_server.py (which applies DynamoDB and Kinesis requests one at a
+# time, as they are atomic in AWS and not in moto).
 
 MOTO_VERSION=5.2.5
 venv=.venv

@@ -10,7 +10,7 @@ use crate::demo::{self, DemoOptions};
 use crate::producer::simulated::SimulatedRun;
 use crate::producer::simulator::SimulatorConfig;
 use crate::producer::yahoo::{DEFAULT_QUOTE_URL, YahooRun};
-use crate::producer::{self, ProducerError, Stats};
+use crate::producer::{self, Destination, ProducerError, Stats};
 use crate::telemetry::{LogFormat, LogTarget};
 
 #[derive(Debug, Parser)]
@@ -39,9 +39,10 @@ pub enum Command {
     /// Run the pipeline on AWS: read the Kinesis stream, write DynamoDB, S3, SNS and CloudWatch
     /// (what the ECS task runs; configured by file and `KINETICK_...` variables).
     Run,
-    /// Write ticks into a Kinesis stream: simulated at a target rate, or live quotes.
+    /// Write ticks into a Kinesis stream or a Kafka topic: simulated at a target rate, or live
+    /// quotes.
     Produce(ProduceArgs),
-    /// Replay historical bars or ticks from CSV files into a Kinesis stream.
+    /// Replay historical bars or ticks from CSV files into a Kinesis stream or a Kafka topic.
     Replay(ReplayArgs),
     /// Ask a running pipeline's health endpoint and print its answer; exits 0 when healthy (the
     /// container check).
@@ -91,8 +92,11 @@ pub enum Source {
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     /// Kinesis stream to write (AWS settings from the SDK's default chain).
-    #[arg(long, required_unless_present = "dry_run")]
+    #[arg(long, required_unless_present_any = ["dry_run", "topic"], conflicts_with = "topic")]
     pub stream: Option<String>,
+    /// Kafka topic to write instead (brokers, TLS and SASL from the `[kafka]` settings).
+    #[arg(long)]
+    pub topic: Option<String>,
     #[arg(long, value_enum, default_value_t = Source::Simulator)]
     pub source: Source,
     /// Simulator: records per second (0 = as fast as the stream takes them).
@@ -133,8 +137,12 @@ pub struct ReplayArgs {
     /// symbol from `--symbol` or the file name) or `timestamp,symbol,price,volume`.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    #[arg(long, required_unless_present = "dry_run")]
+    /// Kinesis stream to write (AWS settings from the SDK's default chain).
+    #[arg(long, required_unless_present_any = ["dry_run", "topic"], conflicts_with = "topic")]
     pub stream: Option<String>,
+    /// Kafka topic to write instead (brokers, TLS and SASL from the `[kafka]` settings).
+    #[arg(long)]
+    pub topic: Option<String>,
     /// Symbol of files without a symbol column (default: the file name, e.g. AAPL.csv).
     #[arg(long)]
     pub symbol: Option<String>,
@@ -196,8 +204,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => crate::run::run(config).await,
-        Command::Produce(args) => produce(args).await,
-        Command::Replay(args) => replay(args).await,
+        Command::Produce(args) => produce(args, &config).await,
+        Command::Replay(args) => replay(args, &config).await,
         Command::Health {
             address,
             ignore_refusals,
@@ -231,8 +239,23 @@ pub fn fail(error: &anyhow::Error) -> ExitCode {
     }
 }
 
-async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
-    let sink = producer::sink(args.stream.as_deref(), args.dry_run).await?;
+/// Where `--stream`, `--topic` and `--dry-run` say to write.
+fn destination<'a>(
+    stream: Option<&'a str>,
+    topic: Option<&'a str>,
+    dry_run: bool,
+) -> anyhow::Result<Destination<'a>> {
+    Ok(match (dry_run, stream, topic) {
+        (true, _, _) => Destination::DryRun,
+        (false, Some(stream), None) => Destination::Kinesis(stream),
+        (false, None, Some(topic)) => Destination::Kafka(topic),
+        _ => anyhow::bail!("one of --stream, --topic or --dry-run is required"),
+    })
+}
+
+async fn produce(args: ProduceArgs, config: &Config) -> anyhow::Result<()> {
+    let to = destination(args.stream.as_deref(), args.topic.as_deref(), args.dry_run)?;
+    let sink = producer::sink(to, &config.kafka).await?;
     let (stats, result) = match args.source {
         Source::Simulator => {
             let symbols: usize = args.symbols.parse().map_err(|_| {
@@ -292,7 +315,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     report(&stats, result)
 }
 
-async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+async fn replay(args: ReplayArgs, config: &Config) -> anyhow::Result<()> {
     if let Some(speed) = args.speed {
         anyhow::ensure!(speed > 0.0, "--speed must be positive");
     }
@@ -308,7 +331,8 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             bad_lines.len()
         );
     }
-    let sink = producer::sink(args.stream.as_deref(), args.dry_run).await?;
+    let to = destination(args.stream.as_deref(), args.topic.as_deref(), args.dry_run)?;
+    let sink = producer::sink(to, &config.kafka).await?;
     let (stats, result) =
         producer::replay::replay(ticks, args.speed, sink, !args.no_progress).await;
     if !bad_lines.is_empty() {

@@ -4,7 +4,7 @@
 //!
 //! | port          | local ([`Ports::local`], `kinetick demo`) | AWS ([`Ports::aws`], `kinetick run`) |
 //! |---------------|--------------------------------------------|--------------------------------------|
-//! | `stream`      | the caller's (in-process stream)           | Kinesis                              |
+//! | `stream`      | the caller's (in-process stream)           | Kinesis, or a Kafka topic            |
 //! | `leases`      | memory (one worker)                        | DynamoDB (lease and checkpoint table)|
 //! | `checkpoints` | `dir/checkpoints/*.json`                   | DynamoDB, large snapshots in S3      |
 //! | `table`       | `dir/table/ticks.jsonl`                    | DynamoDB ticks table                 |
@@ -25,7 +25,7 @@ use crate::aws::{self, CountRequests};
 use crate::checkpoint::CheckpointStore;
 use crate::checkpoint::dynamodb::DynamoCheckpointStore;
 use crate::checkpoint::file::FileCheckpointStore;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::lease::LeaseStore;
 use crate::lease::dynamodb::DynamoLeaseStore;
 use crate::lease::memory::MemoryLeaseStore;
@@ -36,6 +36,7 @@ use crate::objects::ObjectStore;
 use crate::objects::local::LocalObjectStore;
 use crate::objects::s3::S3ObjectStore;
 use crate::stream::StreamSource;
+use crate::stream::kafka::{self, KafkaStream};
 use crate::stream::kinesis::{KinesisStream, Polling};
 use crate::table::TicksTable;
 use crate::table::dynamodb::DynamoTicksTable;
@@ -121,12 +122,8 @@ impl Ports {
                 Arc::new(LogAlertSink)
             }
         };
-        let polling = Polling {
-            idle_interval: settings.idle_poll_interval,
-            ..Polling::default()
-        };
-        Ok(Self {
-            stream: Arc::new(KinesisStream::new(
+        let stream: Arc<dyn StreamSource> = match config.source.kind {
+            SourceKind::Kinesis => Arc::new(KinesisStream::new(
                 aws_sdk_kinesis::Client::from_conf(
                     aws_sdk_kinesis::config::Builder::from(sdk)
                         .interceptor(counting(Counter::KinesisRequests))
@@ -134,8 +131,19 @@ impl Ports {
                         .build(),
                 ),
                 &settings.stream_name,
-                polling,
+                Polling {
+                    idle_interval: settings.idle_poll_interval,
+                    ..Polling::default()
+                },
             )),
+            SourceKind::Kafka => Arc::new(KafkaStream::new(
+                kafka::connect::client(&config.kafka, Some(sdk)).await?,
+                &config.kafka.topic,
+                kafka::Fetching::of(&config.kafka),
+            )),
+        };
+        Ok(Self {
+            stream,
             leases: Arc::new(DynamoLeaseStore::new(
                 dynamodb(config.lease_call_timeout()),
                 &settings.checkpoint_table,

@@ -24,8 +24,13 @@ pub enum LogTarget {
 }
 
 pub fn init(format: LogFormat, target: LogTarget, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let mut directives =
+        std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_else(|_| default_level.to_owned());
+    // The Kafka client logs every connection it opens at info: kept for those who ask for it.
+    if !directives.contains("rskafka") {
+        directives.push_str(",rskafka=warn");
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level));
     let is_terminal = match target {
         LogTarget::Stdout => std::io::stdout().is_terminal(),
         LogTarget::Stderr => std::io::stderr().is_terminal(),

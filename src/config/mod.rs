@@ -8,6 +8,7 @@
 //! Loading refuses what cannot be read (an unknown setting, a wrong type), then what was read
 //! but breaks a rule ([`validate`]), all of it at once, before anything starts.
 
+mod kafka;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::model::decode::DecodeLimits;
 use crate::model::rules::RuleConfig;
 use crate::model::window::WindowConfig;
 
+pub use kafka::{KafkaConfig, SaslMechanism, SourceConfig, SourceKind};
 pub use validate::SettingError;
 
 /// Everything kinetick can be told.
@@ -28,6 +30,8 @@ pub use validate::SettingError;
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Config {
     pub pipeline: PipelineConfig,
+    pub source: SourceConfig,
+    pub kafka: KafkaConfig,
     pub input: InputConfig,
     pub checkpoint: CheckpointConfig,
     pub lease: LeaseConfig,
@@ -329,7 +333,7 @@ pub struct AwsConfig {
     pub topic_arn: Option<String>,
     /// Path-style S3 addressing (`endpoint/bucket/key`), for S3-compatible endpoints and emulators.
     pub s3_force_path_style: bool,
-    /// Where shards without a checkpoint start.
+    /// Where shards (or Kafka partitions) without a checkpoint start.
     pub start_position: InitialPosition,
     /// With `start-position = "at-timestamp"`: RFC 3339 time to start at.
     pub start_timestamp: Option<String>,

@@ -10,7 +10,7 @@
 use std::fmt::{self, Display};
 use std::time::Duration;
 
-use super::{AwsTimeouts, Config, InitialPosition, LeaseConfig};
+use super::{AwsTimeouts, Config, InitialPosition, KafkaConfig, LeaseConfig, SourceKind};
 use crate::model::rules::RuleConfig;
 
 /// One setting that breaks a rule.
@@ -83,6 +83,9 @@ impl Config {
             "must not be empty",
         );
         check.aws(self);
+        if self.source.kind == SourceKind::Kafka {
+            check.kafka(&self.kafka);
+        }
         check.require(
             is_host_port(&self.health.listen),
             "health.listen",
@@ -332,6 +335,39 @@ impl Check {
         if let Some(rule) = rule {
             self.require(false, "lake.prefix", Quoted(prefix), rule);
         }
+    }
+
+    fn kafka(&mut self, kafka: &KafkaConfig) {
+        self.require(
+            !kafka.brokers().is_empty() && kafka.brokers().iter().all(|b| is_host_port(b)),
+            "kafka.bootstrap-servers",
+            Quoted(&kafka.bootstrap_servers),
+            "must be one or more host:port, comma-separated, with source.kind = \"kafka\"",
+        );
+        self.not_empty("kafka.topic", &kafka.topic);
+        self.not_empty("kafka.client-id", &kafka.client_id);
+        if kafka.sasl_mechanism.takes_password() {
+            for (setting, value) in [
+                ("kafka.sasl-username", &kafka.sasl_username),
+                ("kafka.sasl-password", &kafka.sasl_password),
+            ] {
+                self.require(
+                    value.as_deref().is_some_and(|v| !v.is_empty()),
+                    setting,
+                    "(not set)",
+                    "is required by kafka.sasl-mechanism plain and scram-*",
+                );
+            }
+        }
+        self.require(
+            kafka.tls || !matches!(kafka.sasl_mechanism, super::SaslMechanism::AwsMskIam),
+            "kafka.tls",
+            false,
+            "must be true with kafka.sasl-mechanism = \"aws-msk-iam\" (MSK takes IAM on TLS only)",
+        );
+        self.positive("kafka.fetch-max-wait", kafka.fetch_max_wait);
+        self.at_least("kafka.fetch-max-bytes", kafka.fetch_max_bytes, 1024);
+        self.positive("kafka.request-timeout", kafka.request_timeout);
     }
 
     fn aws(&mut self, config: &Config) {

@@ -163,6 +163,9 @@ impl Latency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ShardGauge {
     MillisBehindLatest,
+    /// Records in the shard past the last one read, where the stream says (a Kafka consumer's
+    /// lag).
+    RecordsBehindLatest,
     /// Records read but not yet covered by a checkpoint.
     CheckpointLag,
 }
@@ -186,6 +189,7 @@ impl ShardGauge {
     pub fn name(self) -> &'static str {
         match self {
             ShardGauge::MillisBehindLatest => "MillisBehindLatest",
+            ShardGauge::RecordsBehindLatest => "RecordsBehindLatest",
             ShardGauge::CheckpointLag => "CheckpointLag",
         }
     }
@@ -193,7 +197,7 @@ impl ShardGauge {
     pub fn unit(self) -> Unit {
         match self {
             ShardGauge::MillisBehindLatest => Unit::Milliseconds,
-            ShardGauge::CheckpointLag => Unit::Count,
+            ShardGauge::RecordsBehindLatest | ShardGauge::CheckpointLag => Unit::Count,
         }
     }
 }

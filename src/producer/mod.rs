@@ -1,13 +1,14 @@
-//! `kinetick produce` and `kinetick replay`: ticks into a Kinesis stream.
+//! `kinetick produce` and `kinetick replay`: ticks into a Kinesis stream or a Kafka topic.
 //!
 //! Sources turn something into records in the seed JSON format, partition key = symbol: the
 //! market [`simulator`] (run at a target rate by [`simulated`]), CSV files of historical bars
 //! ([`replay`]), or a public quote endpoint ([`yahoo`]). The [`Producer`] batches them into `PutRecords` requests within the API
 //! limits, keeping the order per symbol (see [`batch`]), retries failed entries and throttled
-//! requests with backoff, and counts what happened. The sink is Kinesis, or nothing at all in a
-//! dry run that only encodes and batches.
+//! requests with backoff, and counts what happened. The sink is Kinesis, a Kafka topic
+//! ([`kafka`]), or nothing at all in a dry run that only encodes and batches.
 
 pub mod batch;
+pub mod kafka;
 pub mod replay;
 pub mod simulated;
 pub mod simulator;
@@ -37,7 +38,7 @@ pub enum EntryOutcome {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("PutRecords failed: {message}")]
 pub struct PutError {
     pub message: String,
@@ -343,15 +344,34 @@ impl Progress {
     }
 }
 
-/// The Kinesis client from the SDK's default chain (as `kinetick run` makes it), or the dry-run
-/// sink.
-pub async fn sink(stream: Option<&str>, dry_run: bool) -> anyhow::Result<Arc<dyn RecordSink>> {
-    if dry_run {
-        return Ok(Arc::new(DryRunSink));
-    }
-    let stream = stream.ok_or_else(|| anyhow::anyhow!("--stream is required (or --dry-run)"))?;
-    let sdk = aws::sdk_config().await;
-    Ok(Arc::new(KinesisSink::new(Client::new(&sdk), stream)))
+/// Where `produce` and `replay` write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// A Kinesis stream, with the SDK's default chain (as `kinetick run` makes it).
+    Kinesis(&'a str),
+    /// A Kafka topic of the brokers in `[kafka]`.
+    Kafka(&'a str),
+    /// Nowhere: encode and batch only.
+    DryRun,
+}
+
+/// The sink of `destination`.
+pub async fn sink(
+    destination: Destination<'_>,
+    kafka: &crate::config::KafkaConfig,
+) -> anyhow::Result<Arc<dyn RecordSink>> {
+    Ok(match destination {
+        Destination::DryRun => Arc::new(DryRunSink),
+        Destination::Kinesis(stream) => {
+            let sdk = aws::sdk_config().await;
+            Arc::new(KinesisSink::new(Client::new(&sdk), stream))
+        }
+        Destination::Kafka(topic) => {
+            let sdk = aws::sdk_config().await;
+            let client = crate::stream::kafka::connect::client(kafka, Some(&sdk)).await?;
+            Arc::new(kafka::KafkaSink::new(&client, topic).await?)
+        }
+    })
 }
 
 /// A tick as the seed producers send it (the record format of DESIGN.md).

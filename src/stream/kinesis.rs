@@ -357,6 +357,7 @@ impl ShardCursor for KinesisCursor {
         Ok(ReadBatch {
             records,
             millis_behind_latest,
+            records_behind_latest: None,
             shard_end: self.iterator.is_none(),
             retention_gap,
         })

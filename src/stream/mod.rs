@@ -2,10 +2,11 @@
 //!
 //! [`StreamSource`] lists shards and opens a [`ShardCursor`] at a start position; the cursor hands
 //! out batches in stream order and hides iterators, pacing and retries. Implementations: the
-//! in-process [`local::LocalStream`] (fed by the simulator) and Kinesis. A cursor that resumes
+//! in-process [`local::LocalStream`] (fed by the simulator), Kinesis and Kafka. A cursor that resumes
 //! after a position also says when the records that followed it were trimmed by the stream's
 //! retention before they were read ([`retention`]).
 
+pub mod kafka;
 pub mod kinesis;
 pub mod local;
 pub mod retention;
@@ -94,6 +95,8 @@ pub struct ReadBatch {
     pub records: Vec<Record>,
     /// How far the cursor is behind the tip of the shard, when the stream says.
     pub millis_behind_latest: Option<i64>,
+    /// How many records the shard holds past the batch, when the stream says (Kafka's lag).
+    pub records_behind_latest: Option<i64>,
     /// The shard is closed and every record has been returned: no batch follows.
     pub shard_end: bool,
     /// Set on the first read of a cursor opened [`StartPosition::After`] a position when the
@@ -114,6 +117,7 @@ impl ReadBatch {
         let rest = ReadBatch {
             records: self.records.split_off(cut),
             millis_behind_latest: self.millis_behind_latest,
+            records_behind_latest: self.records_behind_latest,
             shard_end: self.shard_end,
             retention_gap: if cut == 0 {
                 self.retention_gap.take()
@@ -188,6 +192,7 @@ mod tests {
                 })
                 .collect(),
             millis_behind_latest: Some(5),
+            records_behind_latest: None,
             shard_end,
             retention_gap: None,
         }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod kafka;
 pub mod stack;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -275,11 +275,12 @@ impl ShardReader {
         let ReadBatch {
             records,
             millis_behind_latest,
+            records_behind_latest,
             shard_end,
             retention_gap,
         } = batch;
         let record_count = records.len() as u64;
-        self.count_read(&records, millis_behind_latest);
+        self.count_read(&records, millis_behind_latest, records_behind_latest);
         self.reads += 1;
         let group_capacity = self.group_capacity(record_count as usize);
         let (settings, shard_id) = (&self.settings, &self.shard_id);
@@ -372,14 +373,20 @@ impl ShardReader {
     }
 
     /// Counts a read in the metrics and moves the reader's position to its last record.
-    fn count_read(&mut self, records: &[Record], millis_behind_latest: Option<i64>) {
+    fn count_read(
+        &mut self,
+        records: &[Record],
+        millis_behind_latest: Option<i64>,
+        records_behind_latest: Option<i64>,
+    ) {
         let metrics = &self.links.metrics;
-        if let Some(behind) = millis_behind_latest {
-            metrics.set_gauge(
-                ShardGauge::MillisBehindLatest,
-                &self.shard_id,
-                behind as f64,
-            );
+        for (gauge, value) in [
+            (ShardGauge::MillisBehindLatest, millis_behind_latest),
+            (ShardGauge::RecordsBehindLatest, records_behind_latest),
+        ] {
+            if let Some(value) = value {
+                metrics.set_gauge(gauge, &self.shard_id, value as f64);
+            }
         }
         metrics.add(Counter::RecordsProcessed, records.len() as u64);
         metrics.add(

@@ -56,6 +56,7 @@ impl LocalShardCursor {
             state.closed.then(|| ReadBatch {
                 records: Vec::new(),
                 millis_behind_latest: Some(0),
+                records_behind_latest: Some(0),
                 shard_end: true,
                 retention_gap: None,
             })
@@ -67,8 +68,9 @@ impl LocalShardCursor {
                 _ => 0,
             };
             Some(ReadBatch {
-                records,
                 millis_behind_latest: Some(behind.max(0)),
+                records_behind_latest: Some(state.unread.len() as i64),
+                records,
                 shard_end: state.closed && state.unread.is_empty(),
                 retention_gap: None,
             })

@@ -249,6 +249,7 @@ async fn an_idle_shard_returns_an_empty_batch_after_the_idle_wait() {
         ReadBatch {
             records: Vec::new(),
             millis_behind_latest: Some(0),
+            records_behind_latest: None,
             shard_end: false,
             retention_gap: None,
         }
