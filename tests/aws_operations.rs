@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use common::fault_proxy::{Fault, FaultProxy};
+use common::health::{health_until, reasons};
 use common::stack::{
     Run, Stack, assert_exactly_once, create_stack_with_shards, dead_letter_lines, lake_rows,
     owners, put_records, records, start_run, table_keys, terminate, wait_for_checkpoints,
 };
-use kinetick::health::endpoint::{Answer, check};
+use kinetick::health::endpoint::Answer;
 
 /// Short limits, so a hung write is abandoned, and reported, within seconds (lease-table calls
 /// have short ones by default).
@@ -41,36 +42,6 @@ fn run_through(stack: &Stack, proxy: &FaultProxy) -> Run {
     let mut settings = vec![("AWS_ENDPOINT_URL", proxy.url.as_str())];
     settings.extend(SETTINGS);
     start_run(stack, &settings)
-}
-
-/// Asks the run's health endpoint until `wanted` holds (or a minute passed).
-async fn health_until(run: &Run, what: &str, wanted: impl Fn(&Answer) -> bool) -> Answer {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(answer) = check(&run.health).await
-            && wanted(&answer)
-        {
-            return answer;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the health endpoint never said {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The reasons of an unhealthy answer: `(kind, what)`.
-fn reasons(answer: &Answer) -> Vec<(String, String)> {
-    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    let reasons = body["reasons"].as_array().cloned().unwrap_or_default();
-    reasons
-        .iter()
-        .map(|r| {
-            let text = |field: &str| r[field].as_str().unwrap_or_default().to_owned();
-            (text("kind"), text("what"))
-        })
-        .collect()
 }
 
 fn names(answer: &Answer, kind: &str, what: &str) -> bool {

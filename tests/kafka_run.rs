@@ -2,7 +2,8 @@
 //! the emulator: partitions play the shards and offsets the sequence numbers; every tick is
 //! written once to the table and the lake, alerts reach the queue, checkpoints hold offsets; two
 //! workers split the partitions, hand them over on SIGTERM and take them over after `kill -9`,
-//! with the same values as a run without faults.
+//! with the same values as a run without faults; a frozen broker makes the worker unhealthy,
+//! naming the partitions that do not move, and once it answers again nothing is lost.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use common::health::{health_until, reasons};
 use common::kafka;
 use common::stack::{
     Run, Stack, assert_exactly_once, assert_same_values, checkpoints, computed, create_stack,
@@ -127,4 +129,57 @@ async fn a_topic_is_processed_like_a_stream_and_workers_fail_over_without_loss()
     let _w3_log = terminate(w3);
     let actual = computed(assert_exactly_once(&config, &stack, valid).await);
     assert_same_values(&actual, &expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_broker_makes_the_worker_unhealthy_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let config = common::sdk_config();
+    let broker = kafka::PrivateBroker::start();
+    let stack = create_stack(&config).await;
+    let topic = kafka::create_topic_on(&broker.bootstrap, 2);
+    let (all, valid) = records(2_000, 53);
+    let half = all.len() / 2;
+    kafka::produce_on(&broker.bootstrap, &topic, &all[..half]).await;
+    let settings = kafka::settings_on(&broker.bootstrap, &topic);
+    let mut run_settings: Vec<(&str, &str)> =
+        settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_settings.extend([
+        ("KINETICK_KAFKA__REQUEST_TIMEOUT", "2s"),
+        ("KINETICK_HEALTH__UNHEALTHY_AFTER", "3s"),
+    ]);
+    let run = start_run(&stack, &run_settings);
+    wait_for_checkpoints(
+        &config,
+        &stack.checkpoint_table,
+        &kafka::last_offsets(&topic, 2, &all[..half]),
+    )
+    .await;
+
+    // Every call to the broker hangs: reads are abandoned at the request timeout, and the
+    // worker says which shards do not move and why.
+    broker.freeze();
+    let answer = health_until(&run, "a stalled partition", |a| {
+        reasons(a)
+            .iter()
+            .any(|(kind, what)| kind == "shard_stalled" && what.starts_with(&topic))
+    })
+    .await;
+    assert!(
+        answer.restart_helps,
+        "a hung broker may answer a new process"
+    );
+    assert!(answer.body.contains("no answer within"), "{}", answer.body);
+    broker.thaw();
+    health_until(&run, "healthy again", |a| a.healthy).await;
+
+    kafka::produce_on(&broker.bootstrap, &topic, &all[half..]).await;
+    wait_for_checkpoints(
+        &config,
+        &stack.checkpoint_table,
+        &kafka::last_offsets(&topic, 2, &all),
+    )
+    .await;
+    let _log = terminate(run);
+    assert_exactly_once(&config, &stack, valid).await;
 }

@@ -436,6 +436,8 @@ impl Default for AwsTimeouts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InitialPosition {
+    /// The oldest record kept (Kafka's `earliest`, which is taken too).
+    #[serde(alias = "earliest")]
     TrimHorizon,
     Latest,
     AtTimestamp,

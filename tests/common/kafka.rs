@@ -2,7 +2,8 @@
 //! the settings that point `kinetick run` at it.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kinetick::config::KafkaConfig;
@@ -19,38 +20,124 @@ pub fn bootstrap() -> String {
     )
 }
 
-/// A new topic with `partitions` partitions; returns its name.
-pub fn create_topic(partitions: usize) -> String {
-    let broker = std::env::var("KAFKA_BROKER_BIN").expect(
+fn broker_bin() -> String {
+    std::env::var("KAFKA_BROKER_BIN").expect(
         "KAFKA_BROKER_BIN is not set: run the tests with scripts/test.sh, which starts a Kafka broker",
-    );
+    )
+}
+
+/// A new topic with `partitions` partitions on the shared broker; returns its name.
+pub fn create_topic(partitions: usize) -> String {
+    create_topic_on(&bootstrap(), partitions)
+}
+
+/// A new topic with `partitions` partitions on the broker at `bootstrap`; returns its name.
+pub fn create_topic_on(bootstrap: &str, partitions: usize) -> String {
     let topic = unique("ticks");
-    let status = Command::new(broker)
+    let status = Command::new(broker_bin())
         .args(["topic", "create", &topic, "--partitions"])
         .arg(partitions.to_string())
         .arg("--broker")
-        .arg(format!("tcp://{}", bootstrap()))
+        .arg(format!("tcp://{bootstrap}"))
+        .stdout(Stdio::null())
         .status()
         .expect("the broker's topic command runs");
     assert!(status.success(), "creating topic {topic}: {status}");
     topic
 }
 
-/// `KINETICK_...` settings that make `kinetick run` read `topic`.
+/// A broker of the test's own (in memory, on a free loopback port), for tests that freeze or
+/// stop it; killed when dropped.
+pub struct PrivateBroker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl PrivateBroker {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(broker_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the broker starts");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&bootstrap).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not listen on {bootstrap}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, bootstrap }
+    }
+
+    /// SIGSTOP: every call to the broker hangs, as with a broker that stalls or a network that
+    /// drops packets, until [`PrivateBroker::thaw`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `KINETICK_...` settings that make `kinetick run` read `topic` of the shared broker.
 pub fn settings(topic: &str) -> Vec<(&'static str, String)> {
+    settings_on(&bootstrap(), topic)
+}
+
+/// `KINETICK_...` settings that make `kinetick run` read `topic` of the broker at `bootstrap`.
+pub fn settings_on(bootstrap: &str, topic: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KINETICK_SOURCE__KIND", "kafka".into()),
-        ("KINETICK_KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
+        ("KINETICK_KAFKA__BOOTSTRAP_SERVERS", bootstrap.into()),
         ("KINETICK_KAFKA__TOPIC", topic.into()),
         ("KINETICK_KAFKA__FETCH_MAX_WAIT", "100ms".into()),
     ]
 }
 
-/// Produces `records` (key, value) to `topic`, oldest first, to the partitions
-/// `kinetick produce --topic` chooses.
+/// Produces `records` (key, value) to `topic` of the shared broker, oldest first, to the
+/// partitions `kinetick produce --topic` chooses.
 pub async fn produce(topic: &str, records: &[(String, Bytes)]) {
+    produce_on(&bootstrap(), topic, records).await;
+}
+
+/// [`produce`] to the broker at `bootstrap`.
+pub async fn produce_on(bootstrap: &str, topic: &str, records: &[(String, Bytes)]) {
     let config = KafkaConfig {
-        bootstrap_servers: bootstrap(),
+        bootstrap_servers: bootstrap.into(),
         ..KafkaConfig::default()
     };
     let client = kinetick::stream::kafka::connect::client(&config, None)

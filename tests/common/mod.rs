@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod health;
 pub mod kafka;
 pub mod stack;
 
