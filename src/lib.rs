@@ -12,14 +12,14 @@
 //!   files and dead letters), [`alerts`] (alert sink), [`metrics`] (counters and the publisher's
 //!   sink). [`ports`] assembles the local set and the AWS set beside each other; [`aws`] holds
 //!   what the AWS implementations share (SDK configuration, error judgement), [`retry`] their
-//!   retry policy.
+//!   retry policy, and `local_files` what the local ones share (atomic writes, line logs).
 //! - Wiring and running: [`pipeline`] starts every stage connected to a set of ports;
 //!   [`shutdown`] runs it to its end (signals, flush, checkpoint, close) for both commands.
 //! - The front door: [`cli`] (commands and options), [`config`] (settings from defaults, file and
 //!   `KINETICK_...` variables), [`telemetry`] (logs), [`health`] (the container's health
 //!   endpoint), and one module per command: [`demo`] (the whole pipeline on local ports),
-//!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream, and the market
-//!   simulator the demo uses).
+//!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream or a Kafka
+//!   topic, and the market simulator the demo uses).
 
 pub mod actors;
 pub mod alerts;
@@ -32,6 +32,7 @@ pub mod demo;
 pub mod failure;
 pub mod health;
 pub mod lease;
+mod local_files;
 pub mod metrics;
 pub mod model;
 pub mod objects;

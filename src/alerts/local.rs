@@ -19,9 +19,9 @@ use serde::Serialize;
 
 use super::{AlertError, AlertSink};
 use crate::failure::Failure;
+use crate::local_files::is_transient;
+use crate::local_files::{LineLog, complete_lines};
 use crate::model::rules::Alert;
-use crate::objects::local::is_transient;
-use crate::table::file::{LineLog, complete_lines};
 
 /// Errors of opening and reading the alert file; publishing reports [`AlertError`].
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 
 use super::{Checkpoint, CheckpointError, CheckpointStore, Mark, Marks, snapshot};
 use crate::lease::Fence;
+use crate::local_files::{blocking, is_transient, write_atomic};
 use crate::model::tick::Position;
-use crate::objects::local::{blocking, is_transient, write_atomic};
 
 /// A directory of per-shard checkpoint files.
 #[derive(Debug, Clone)]

@@ -90,7 +90,10 @@ pub enum SaslMechanism {
     #[default]
     None,
     Plain,
+    // kebab-case alone would spell these `scram-sha256`, not as Kafka names them.
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    #[serde(rename = "scram-sha-512")]
     ScramSha512,
     /// MSK's IAM access control: a token signed with the task's AWS credentials (SigV4).
     AwsMskIam,

@@ -54,6 +54,23 @@ fn file_and_env_override_defaults() {
 }
 
 #[test]
+fn kafka_sasl_mechanisms_read_as_kafka_names_them() {
+    for (written, mechanism) in [
+        ("none", SaslMechanism::None),
+        ("plain", SaslMechanism::Plain),
+        ("scram-sha-256", SaslMechanism::ScramSha256),
+        ("scram-sha-512", SaslMechanism::ScramSha512),
+        ("aws-msk-iam", SaslMechanism::AwsMskIam),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KINETICK_KAFKA__SASL_MECHANISM", written);
+            assert_eq!(Config::load(None).unwrap().kafka.sasl_mechanism, mechanism);
+            Ok(())
+        });
+    }
+}
+
+#[test]
 fn unknown_settings_are_rejected() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("kinetick.toml", "[checkpoint]\nintervall = \"5s\"\n")?;
