@@ -28,9 +28,9 @@ use crate::actors::sink::{SinkLinks, Sinks};
 use crate::barrier::{CommittedPositions, FileEnds, SinkKind};
 use crate::config::Config;
 use crate::health::Health;
-use crate::lease::WorkerId;
 use crate::lease::clock::LeaseClock;
 use crate::metrics::Metrics;
+use crate::model::ids::WorkerId;
 use crate::stream::StartPosition;
 
 // The local and AWS sets are assembled side by side in `crate::ports`; the stages connect here.

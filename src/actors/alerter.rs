@@ -31,10 +31,10 @@ use crate::lease::Fence;
 use crate::metrics::Counter;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::digest::hex_md5;
+use crate::model::ids::ShardId;
 use crate::model::rules::Alert;
 use crate::model::tick::Position;
 use crate::retry::persistently;
-use crate::stream::ShardId;
 
 /// How many recent alert ids are remembered for de-duplication.
 const RECENT_IDS: usize = 100_000;

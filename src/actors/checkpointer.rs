@@ -20,8 +20,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::health::{Concern, Health};
 use crate::lease::clock::LeaseClock;
 use crate::metrics::{Counter, Latency, Metrics, ShardGauge};
+use crate::model::ids::ShardId;
 use crate::retry::{Reporting, Stopped, persistently};
-use crate::stream::ShardId;
 
 pub struct Checkpointer {
     store: Arc<dyn CheckpointStore>,

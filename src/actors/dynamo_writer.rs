@@ -24,9 +24,9 @@ use crate::config::TableMode;
 use crate::metrics::{Counter, Latency};
 use crate::model::bar::MinuteBar;
 use crate::model::enriched::EnrichedTick;
+use crate::model::ids::ShardId;
 use crate::model::item::Item;
 use crate::model::tick::{Position, Symbol};
-use crate::stream::ShardId;
 use crate::table::TicksTable;
 use crate::table::refused::{self, write_finding_refused};
 

@@ -25,10 +25,10 @@ use crate::barrier::{CommittedPositions, FileEnds, ShardBatch, SinkError, SinkKi
 use crate::health::Concern;
 use crate::lease::Fence;
 use crate::metrics::Metrics;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 use crate::objects::{ObjectError, ObjectStore};
 use crate::retry::{Stopped, persistently};
-use crate::stream::ShardId;
 
 /// One object ready to write.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use actix::prelude::*;
 
 use super::shard_reader::{Assignment, ReaderControl, ReaderLinks, ReaderSettings, ShardReader};
 use super::sink::Sinks;
-use crate::stream::ShardId;
+use crate::model::ids::ShardId;
 
 /// Starts shard readers on the worker arbiters, each on the least busy one.
 pub struct ReaderPool {

@@ -11,9 +11,9 @@ use crate::barrier::{Durable, ShardBatch, SinkError, SinkKind};
 use crate::health::{Concern, Health};
 use crate::lease::clock::LeaseClock;
 use crate::metrics::Counter;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 use crate::retry::Reporting;
-use crate::stream::ShardId;
 
 /// A sink's write running apart from its actor, so that the actor takes the next batches
 /// meanwhile. A failed write stops the process (see [`SinkError`]) and is also the answer of the

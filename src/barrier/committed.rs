@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
-use crate::stream::ShardId;
 
 /// The committed position of each shard, for sinks that must not run ahead of the checkpoint,
 /// and which generation (lease counter) of the shard is being read here, so that a wait of a

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, FilesEnd, Mark};
 use crate::lease::Fence;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 use crate::retry::{Reporting, Stopped, persistently};
-use crate::stream::ShardId;
 
 /// The last end reserved for a shard, and under which lease counter; locked across the store's
 /// write, so the second sink to ask for the same end waits for the first's write and skips it.

@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 
 use super::proposal::Propose;
 use super::sinks::SinkKind;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
-use crate::stream::ShardId;
 
 /// One shard's barriers between proposal and commit, for one reader generation.
 #[derive(Debug, Default)]

@@ -4,8 +4,8 @@ use actix::prelude::*;
 
 use crate::checkpoint::ShardSnapshot;
 use crate::lease::Fence;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
-use crate::stream::ShardId;
 
 /// A checkpoint candidate from a reader.
 #[derive(Debug, Message)]

@@ -9,9 +9,9 @@ use crate::lease::Fence;
 use crate::model::bar::MinuteBar;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::enriched::EnrichedTick;
+use crate::model::ids::ShardId;
 use crate::model::rules::Alert;
 use crate::model::tick::{Position, Symbol};
-use crate::stream::ShardId;
 
 /// Each sink that must make a position durable before it is checkpointed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

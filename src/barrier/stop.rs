@@ -3,7 +3,7 @@
 
 use actix::prelude::*;
 
-use crate::stream::ShardId;
+use crate::model::ids::ShardId;
 
 /// A shard's reader is done here: its last checkpoint is written, or was refused.
 #[derive(Debug, Clone, PartialEq, Message)]

@@ -36,7 +36,8 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// TLS to the brokers (MSK's TLS listeners, ports 9094/9096/9098).
     pub tls: bool,
-    /// PEM file of the certificate authorities to trust; without one, the system's roots.
+    /// PEM file of the certificate authorities to trust; without one, the Mozilla roots built
+    /// into kinetick (`webpki-roots`), not the system's.
     pub ca_file: Option<PathBuf>,
     /// How clients authenticate.
     pub sasl_mechanism: SaslMechanism,

@@ -6,7 +6,7 @@
 //! `KINETICK_RULES__DEFAULT__CHANGE_PERCENT=3` sets `[rules.default] change-percent`.
 //!
 //! Loading refuses what cannot be read (an unknown setting, a wrong type), then what was read
-//! but breaks a rule ([`validate`]), all of it at once, before anything starts.
+//! but breaks a rule ([`Config::validate`]), all of it at once, before anything starts.
 
 mod kafka;
 mod validate;

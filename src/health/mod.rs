@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::barrier::SinkKind;
 use crate::metrics::Metrics;
-use crate::stream::ShardId;
+use crate::model::ids::ShardId;
 
 /// A part of the worker that can be in trouble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -10,8 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Lease, WorkerId};
-use crate::stream::ShardId;
+use super::Lease;
+use crate::model::ids::ShardId;
+use crate::model::ids::WorkerId;
 
 /// What one worker does in a round.
 #[derive(Debug, Default, PartialEq)]

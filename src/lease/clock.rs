@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::stream::ShardId;
+use crate::model::ids::ShardId;
 
 #[derive(Debug, Default)]
 pub struct LeaseClock {

@@ -12,8 +12,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
+use super::{Fence, Lease, LeaseError, LeaseStore, Release};
 use crate::aws;
+use crate::model::ids::WorkerId;
 
 const OWNER: &str = "lease_owner";
 const COUNTER: &str = "lease_counter";

@@ -5,8 +5,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
-use crate::stream::ShardId;
+use super::{Fence, Lease, LeaseError, LeaseStore, Release};
+use crate::model::ids::ShardId;
+use crate::model::ids::WorkerId;
 
 #[derive(Debug, Default)]
 pub struct MemoryLeaseStore {

@@ -16,10 +16,8 @@ pub mod memory;
 
 use async_trait::async_trait;
 
-use crate::stream::{ShardId, ShardInfo};
-
-/// Names a worker (an ECS task) in the lease table.
-pub type WorkerId = std::sync::Arc<str>;
+use crate::model::ids::{ShardId, WorkerId};
+use crate::stream::ShardInfo;
 
 /// A worker's claim on a shard, as the lease store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

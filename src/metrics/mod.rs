@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::lease::WorkerId;
-use crate::stream::ShardId;
+use crate::model::ids::ShardId;
+use crate::model::ids::WorkerId;
 
 /// Monotonic counters, published as per-interval sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -28,10 +28,11 @@ use tokio::time::Instant;
 
 use super::retention::GapWatch;
 use super::{
-    HashRange, ReadBatch, Record, RetentionGap, ShardCursor, ShardId, ShardInfo, StartPosition,
-    StreamError, StreamSource,
+    HashRange, ReadBatch, Record, RetentionGap, ShardCursor, ShardInfo, StartPosition, StreamError,
+    StreamSource,
 };
 use crate::aws;
+use crate::model::ids::ShardId;
 use crate::model::kpl::deaggregate;
 use crate::model::tick::{Position, SequenceNumber};
 

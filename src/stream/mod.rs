@@ -11,18 +11,15 @@ pub mod kinesis;
 pub mod local;
 pub mod retention;
 
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use compact_str::CompactString;
 
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 
 pub use self::retention::RetentionGap;
-
-/// Shard id as the stream names it (`shardId-000000000000`).
-pub type ShardId = Arc<str>;
 
 /// A shard and its lineage (parents are read to the end before their children).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -134,7 +134,7 @@ impl TicksTable for FileTicksTable {
 /// back from memory.
 const CHUNK_BYTES: usize = 256 << 10;
 
-/// Appends the lines of `items` to `out` until it holds [`CHUNK_BYTES`] or the items run out,
+/// Appends the lines of `items` to `out` until it holds `CHUNK_BYTES` or the items run out,
 /// and returns how many were encoded: [`FileTicksTable::put_items`] writes a chunk at a time.
 /// Fails on an item that cannot be stored.
 pub fn encode_chunk(items: &[Item<'_>], out: &mut Vec<u8>) -> Result<usize, String> {

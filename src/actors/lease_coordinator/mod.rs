@@ -29,9 +29,11 @@ use crate::config::LeaseConfig;
 use crate::health::{Concern, Health};
 use crate::lease::balance::View;
 use crate::lease::clock::LeaseClock;
-use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
+use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release};
 use crate::metrics::{Counter, Metrics};
-use crate::stream::{ShardId, ShardInfo, StreamError, StreamSource};
+use crate::model::ids::ShardId;
+use crate::model::ids::WorkerId;
+use crate::stream::{ShardInfo, StreamError, StreamSource};
 
 /// Stop every reader, checkpoint, and release every lease.
 #[derive(Debug, Message)]

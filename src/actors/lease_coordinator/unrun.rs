@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use crate::lease::{Lease, WorkerId};
+use crate::lease::Lease;
+use crate::model::ids::WorkerId;
 
 /// When this worker last saw a lease change, to judge expiry on its own clock.
 pub(super) struct Seen {

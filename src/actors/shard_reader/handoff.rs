@@ -12,8 +12,8 @@ use crate::checkpoint::ShardSnapshot;
 use crate::lease::Fence;
 use crate::metrics::Counter;
 use crate::model::dead_letter::DeadLetter;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
-use crate::stream::ShardId;
 
 /// A batch being handed to the sinks; its error ends the reader.
 pub(super) type SinkHandoff = tokio::task::JoinHandle<Result<(), String>>;

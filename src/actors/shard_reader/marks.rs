@@ -4,8 +4,9 @@
 //! sends no alert again. The reader cuts its reads at both, so that a batch never runs across one.
 
 use crate::checkpoint::Marks;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
-use crate::stream::{ReadBatch, ShardId};
+use crate::stream::ReadBatch;
 
 #[derive(Debug, Default)]
 pub(super) struct ResumeMarks {

@@ -39,14 +39,13 @@ use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
 use crate::model::dead_letter::DeadLetter;
 use crate::model::decode::DecodeLimits;
+use crate::model::ids::ShardId;
 use crate::model::rules::RuleConfig;
 use crate::model::state::SymbolState;
 use crate::model::symbol_table::{SymbolLimits, SymbolTable};
 use crate::model::tick::{Position, Symbol};
 use crate::model::window::WindowConfig;
-use crate::stream::{
-    ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamSource,
-};
+use crate::stream::{ReadBatch, Record, ShardCursor, ShardInfo, StartPosition, StreamSource};
 
 /// What every reader of a pipeline shares.
 #[derive(Debug, Clone)]

@@ -4,7 +4,8 @@
 use backon::Retryable;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, Marks, ShardSnapshot};
-use crate::stream::{ShardId, ShardInfo};
+use crate::model::ids::ShardId;
+use crate::stream::ShardInfo;
 
 /// The shard's marks ([`Marks`]), the files end only where it follows `checkpoint`.
 pub(super) async fn load_marks(

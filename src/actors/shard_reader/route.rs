@@ -9,9 +9,10 @@
 use crate::actors::symbol_aggregator::PendingTick;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::decode::{DecodeLimits, decode_tick};
+use crate::model::ids::ShardId;
 use crate::model::symbol_table::{Admission, SYMBOL_LIMIT, SymbolTable};
 use crate::model::tick::Symbol;
-use crate::stream::{Record, ShardId};
+use crate::stream::Record;
 
 /// A kept symbol's aggregator (`A`: its address), and the group its ticks joined in the latest
 /// read that had any.

@@ -24,7 +24,7 @@
 //! (RFC 3339 or epoch milliseconds).
 //!
 //! A record that starts with the KPL magic bytes is an aggregate that could not be split (a whole
-//! one is split before it gets here; see [`kpl`](super::kpl)): it is refused with the problem
+//! one is split before it gets here; see [`super::kpl`]): it is refused with the problem
 //! [`try_deaggregate`] finds, whatever its size.
 
 mod field;

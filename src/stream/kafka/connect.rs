@@ -10,7 +10,8 @@ use rskafka::client::{Client, ClientBuilder, Credentials, OauthBearerCredentials
 
 use super::msk_iam;
 use crate::config::{KafkaConfig, SaslMechanism};
-use crate::stream::{ShardId, StreamError};
+use crate::model::ids::ShardId;
+use crate::stream::StreamError;
 
 /// A connected client: it has read the cluster's metadata from one of the bootstrap brokers.
 pub async fn client(

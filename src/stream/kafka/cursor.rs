@@ -17,8 +17,9 @@ use tokio::time::Instant;
 
 use super::connect::{stream_error, timed_out};
 use super::{Fetching, within};
+use crate::model::ids::ShardId;
 use crate::model::tick::{Position, SequenceNumber};
-use crate::stream::{ReadBatch, Record, RetentionGap, ShardCursor, ShardId, StreamError};
+use crate::stream::{ReadBatch, Record, RetentionGap, ShardCursor, StreamError};
 
 pub struct KafkaCursor {
     shard_id: ShardId,

@@ -24,8 +24,9 @@ use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling
 
 use self::connect::{stream_error, timed_out};
 use self::cursor::KafkaCursor;
-use super::{ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource};
+use super::{ShardCursor, ShardInfo, StartPosition, StreamError, StreamSource};
 use crate::config::KafkaConfig;
+use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 
 /// How a cursor fetches.

@@ -30,9 +30,9 @@ use compact_str::CompactString;
 use tokio::sync::Notify;
 
 use super::{
-    Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource,
-    partition_key_hash,
+    Record, ShardCursor, ShardInfo, StartPosition, StreamError, StreamSource, partition_key_hash,
 };
+use crate::model::ids::ShardId;
 use crate::model::tick::{Position, SequenceNumber};
 
 mod cursor;
