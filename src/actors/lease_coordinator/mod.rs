@@ -11,6 +11,10 @@
 //! On shutdown it stops every reader, and as each one's last checkpoint is written it releases
 //! the lease with a hand-off marker, so another worker takes it on its next poll instead of
 //! waiting for the lease to expire.
+//!
+//! What to do on a read of the table is decided by pure functions of it ([`decide`], with the
+//! rule for leases that name this worker but that it does not read in [`unrun`]); this actor
+//! carries the decisions out. Letting leases go is in [`release`].
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -19,26 +23,24 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::watch;
 
+mod decide;
+mod release;
 mod unrun;
 
-use self::unrun::{Seen, UnrunLease, handed_over_as_asked, renewed_by_another, unrun_lease};
+use self::decide::{Reading, Worker};
+pub use self::release::Shutdown;
+use self::unrun::Seen;
 use super::reader_pool::ReaderPool;
 use super::shard_reader::{Assignment, ReaderControl};
-use crate::barrier::{CommittedPositions, ShardStopped, StopOutcome};
+use crate::barrier::CommittedPositions;
 use crate::config::LeaseConfig;
 use crate::health::{Concern, Health};
-use crate::lease::balance::View;
 use crate::lease::clock::LeaseClock;
 use crate::lease::{Fence, Lease, LeaseError, LeaseStore, Release};
 use crate::metrics::{Counter, Metrics};
 use crate::model::ids::ShardId;
 use crate::model::ids::WorkerId;
 use crate::stream::{ShardInfo, StreamError, StreamSource};
-
-/// Stop every reader, checkpoint, and release every lease.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
 
 /// A reader this worker runs.
 struct Running {
@@ -184,56 +186,32 @@ impl LeaseCoordinator {
         }));
     }
 
-    /// One round of decisions on a fresh read of the lease table; `synced`: the stream's shards
-    /// were listed (and a lease made for each) just before it was read.
+    /// One round of decisions on a fresh read of the lease table ([`decide`]); `synced`: the
+    /// stream's shards were listed (and a lease made for each) just before it was read.
     fn act_on(&mut self, leases: &[Lease], synced: bool, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        for lease in leases {
-            let unchanged = self.seen.get(&lease.shard_id).is_some_and(|seen| {
-                (&seen.owner, seen.counter, seen.heartbeat)
-                    == (&lease.owner, lease.counter, lease.heartbeat)
-            });
-            if !unchanged
-                && lease.is_owned_by(&self.me)
-                && !self.running.contains_key(&lease.shard_id)
-                && !self.taking.contains(&lease.shard_id)
-                && let Some(seen) = self.seen.get(&lease.shard_id)
-                && renewed_by_another(seen, lease, self.released.get(&lease.shard_id).copied())
-                && self.shared_id.insert(lease.shard_id.clone())
-            {
-                let error = format!(
-                    "another worker renews the lease of {} under this worker's id {}: \
-                     lease.worker-id must be unique per task",
-                    lease.shard_id, self.me
-                );
-                tracing::error!(%error, "Leaving the shard to the other worker.");
-                self.health.failing(Concern::WorkerId, &error, true);
-            }
-            if !unchanged {
-                let seen = Seen {
-                    owner: lease.owner.clone(),
-                    counter: lease.counter,
-                    heartbeat: lease.heartbeat,
-                    at: now,
-                };
-                self.seen.insert(lease.shard_id.clone(), seen);
-            }
+        let reading = self.reading();
+        let observed = decide::observe(&self.worker(&reading, now), leases);
+        for shard_id in observed.shared_id {
+            let error = format!(
+                "another worker renews the lease of {shard_id} under this worker's id {}: \
+                 lease.worker-id must be unique per task",
+                self.me
+            );
+            tracing::error!(%error, "Leaving the shard to the other worker.");
+            self.health.failing(Concern::WorkerId, &error, true);
+            self.shared_id.insert(shard_id);
         }
+        self.seen.extend(observed.changed);
 
-        for lease in leases {
-            let Some(running) = self.running.get_mut(&lease.shard_id) else {
-                continue;
-            };
-            if lease.counter > running.fence.counter {
-                self.lose(&lease.shard_id.clone(), "another worker took the lease");
-                continue;
-            }
-            if let Some(to) = &lease.handoff_to
-                && running.handing_to.is_none()
-                && !self.shutting_down
-            {
-                tracing::info!(shard_id = %lease.shard_id, to = %to, "Handing the lease over.");
-                running.handing_to = Some(Release::To(to.clone()));
+        let changes = decide::readers(&self.worker(&reading, now), leases, self.shutting_down);
+        for shard_id in changes.lose {
+            self.lose(&shard_id, "another worker took the lease");
+        }
+        for (shard_id, to) in changes.hand_over {
+            if let Some(running) = self.running.get_mut(&shard_id) {
+                tracing::info!(shard_id = %shard_id, to = %to, "Handing the lease over.");
+                running.handing_to = Some(Release::To(to));
                 running.control.stop();
             }
         }
@@ -244,84 +222,33 @@ impl LeaseCoordinator {
             return;
         }
 
-        // Leases the table says this worker holds but it does not run.
-        for lease in leases {
-            if !lease.is_owned_by(&self.me)
-                || lease.shard_end
-                || self.running.contains_key(&lease.shard_id)
-                || self.taking.contains(&lease.shard_id)
-            {
-                continue;
-            }
-            let released = self.released.get(&lease.shard_id).copied();
-            let handed_over = handed_over_as_asked(lease, self.asked.get(&lease.shard_id).copied());
-            let abandoned = self.seen[&lease.shard_id].at.elapsed() >= self.config.failover_time;
-            if self.shared_id.contains(&lease.shard_id) && !abandoned {
-                continue;
-            }
-            let releasing = self.releasing.contains(&lease.shard_id);
-            match unrun_lease(lease, released, releasing, handed_over, abandoned) {
-                UnrunLease::Start => {
-                    // Handed over at least a poll ago: others started timing it then.
-                    let changed = now
-                        .checked_sub(2 * self.config.poll_interval)
-                        .unwrap_or(now);
-                    self.start_reader(lease.clone(), changed);
-                }
-                UnrunLease::TakeAnew => {
-                    tracing::info!(shard_id = %lease.shard_id, "Taking anew a lease that names this worker but that it does not read.");
-                    if self.shared_id.remove(&lease.shard_id) && self.shared_id.is_empty() {
-                        self.health.recovered(Concern::WorkerId);
-                    }
-                    self.take(lease.clone(), ctx);
-                }
-                UnrunLease::Wait => {}
-            }
+        let reading = self.reading();
+        let plan = decide::plan(&self.worker(&reading, now), leases);
+        for lease in plan.start {
+            // Handed over at least a poll ago: others started timing it then.
+            let changed = now
+                .checked_sub(2 * self.config.poll_interval)
+                .unwrap_or(now);
+            self.start_reader(lease, changed);
         }
-
-        let expired: BTreeSet<ShardId> = leases
-            .iter()
-            .filter(|l| l.owner.is_some() && !l.is_owned_by(&self.me))
-            .filter(|l| self.seen[&l.shard_id].at.elapsed() >= self.config.failover_time)
-            .map(|l| l.shard_id.clone())
-            .collect();
-        let plan = View {
-            me: &self.me,
-            leases,
-            expired: &expired,
-            max_moves: self.config.max_moves_per_poll,
+        for lease in plan.take_anew {
+            tracing::info!(shard_id = %lease.shard_id, "Taking anew a lease that names this worker but that it does not read.");
+            if self.shared_id.remove(&lease.shard_id) && self.shared_id.is_empty() {
+                self.health.recovered(Concern::WorkerId);
+            }
+            self.take(lease, ctx);
         }
-        .plan();
         for lease in plan.take {
-            if !self.taking.contains(&lease.shard_id) {
-                self.take(lease, ctx);
-            }
+            self.take(lease, ctx);
         }
         for lease in plan.request {
-            let (store, me) = (self.store.clone(), self.me.clone());
-            ctx.spawn(
-                async move {
-                    let asked = store.request_handoff(&lease, &me).await;
-                    (lease, asked)
-                }
-                .into_actor(self)
-                .map(|(lease, asked), act, _| match asked {
-                    Ok(()) => {
-                        tracing::info!(shard_id = %lease.shard_id, owner = ?lease.owner,
-                            "Asked for a lease to balance the load.");
-                        act.asked.insert(lease.shard_id, lease.counter);
-                    }
-                    Err(error) => tracing::debug!(%error, "Hand-off request refused."),
-                }),
-            );
+            self.request_handoff(lease, ctx);
         }
 
         // Every lease finished may only mean that the children of the last parents are not in
         // the table yet: the stream is finished once a listing of its shards made after that
         // was seen still finds nothing left.
-        let finished =
-            !leases.is_empty() && leases.iter().all(|l| l.shard_end) && self.running.is_empty();
-        match (finished, self.finish_suspected && synced) {
+        match (plan.all_finished, self.finish_suspected && synced) {
             (true, true) => {
                 tracing::info!("Every shard of the stream is finished.");
                 self.done.send_replace(true);
@@ -334,6 +261,57 @@ impl LeaseCoordinator {
             (false, _) => self.finish_suspected = false,
         }
         self.metrics.set_leases_held(self.running.len());
+    }
+
+    /// The readers this worker runs, as the decisions see them.
+    fn reading(&self) -> HashMap<ShardId, Reading> {
+        self.running
+            .iter()
+            .map(|(shard_id, running)| {
+                let reading = Reading {
+                    counter: running.fence.counter,
+                    handing_over: running.handing_to.is_some(),
+                };
+                (shard_id.clone(), reading)
+            })
+            .collect()
+    }
+
+    /// What this worker knows besides the lease table, for the decisions.
+    fn worker<'a>(&'a self, reading: &'a HashMap<ShardId, Reading>, now: Instant) -> Worker<'a> {
+        Worker {
+            me: &self.me,
+            reading,
+            taking: &self.taking,
+            releasing: &self.releasing,
+            released: &self.released,
+            asked: &self.asked,
+            shared_id: &self.shared_id,
+            seen: &self.seen,
+            failover_time: self.config.failover_time,
+            max_moves: self.config.max_moves_per_poll,
+            now,
+        }
+    }
+
+    /// Asks the owner of `lease` to hand it over, to balance the load.
+    fn request_handoff(&mut self, lease: Lease, ctx: &mut Context<Self>) {
+        let (store, me) = (self.store.clone(), self.me.clone());
+        ctx.spawn(
+            async move {
+                let asked = store.request_handoff(&lease, &me).await;
+                (lease, asked)
+            }
+            .into_actor(self)
+            .map(|(lease, asked), act, _| match asked {
+                Ok(()) => {
+                    tracing::info!(shard_id = %lease.shard_id, owner = ?lease.owner,
+                        "Asked for a lease to balance the load.");
+                    act.asked.insert(lease.shard_id, lease.counter);
+                }
+                Err(error) => tracing::debug!(%error, "Hand-off request refused."),
+            }),
+        );
     }
 
     fn take(&mut self, lease: Lease, ctx: &mut Context<Self>) {
@@ -475,17 +453,6 @@ impl LeaseCoordinator {
             self.lose(&shard_id, "not renewed within the failover time");
         }
     }
-
-    fn check_done(&mut self) {
-        self.metrics.set_leases_held(self.running.len());
-        if self.shutting_down
-            && self.running.is_empty()
-            && self.releasing.is_empty()
-            && !self.releasing_unstarted
-        {
-            self.done.send_replace(true);
-        }
-    }
 }
 
 /// A failed poll: retried next time, unless retrying cannot help (a missing table or stream).
@@ -540,114 +507,5 @@ impl Actor for LeaseCoordinator {
             act.expire_unrenewed(ctx);
             act.poll(ctx);
         });
-    }
-}
-
-impl Handler<ShardStopped> for LeaseCoordinator {
-    type Result = ();
-
-    fn handle(&mut self, stopped: ShardStopped, ctx: &mut Context<Self>) {
-        let current = self
-            .running
-            .get(&stopped.shard_id)
-            .is_some_and(|r| r.fence.counter == stopped.generation);
-        if !current {
-            return;
-        }
-        let release = match stopped.outcome {
-            StopOutcome::LeaseLost => {
-                self.lose(&stopped.shard_id, "checkpoint refused");
-                return;
-            }
-            StopOutcome::Checkpointed { shard_end: true } => Release::ShardEnd,
-            StopOutcome::Checkpointed { shard_end: false } => {
-                match self.running[&stopped.shard_id].handing_to.clone() {
-                    Some(release) => release,
-                    None if self.shutting_down => Release::Free,
-                    None => {
-                        // A reader stopped on its own without being asked: nothing should do
-                        // that, so let the shard go to whoever takes it next.
-                        tracing::warn!(shard_id = %stopped.shard_id, "Reader stopped unasked; releasing its lease.");
-                        Release::Free
-                    }
-                }
-            }
-        };
-        let running = self
-            .running
-            .remove(&stopped.shard_id)
-            .expect("checked above");
-        self.committed
-            .retire(&stopped.shard_id, running.fence.counter);
-        self.clock.end(&stopped.shard_id, running.fence.counter);
-        self.pool.stopped(&stopped.shard_id);
-        self.released
-            .insert(stopped.shard_id.clone(), running.fence.counter + 1);
-        let (store, fence) = (self.store.clone(), running.fence);
-        let shard_id = stopped.shard_id;
-        self.releasing.insert(shard_id.clone());
-        ctx.spawn(
-            async move {
-                let result = store.release(&fence, release.clone()).await;
-                (release, result)
-            }
-            .into_actor(self)
-            .map(move |(release, result), act, ctx| {
-                match result {
-                    Ok(()) => tracing::info!(shard_id = %shard_id, ?release, "Lease released."),
-                    Err(error) => tracing::warn!(%error, shard_id = %shard_id, "Releasing a lease failed; it will expire."),
-                }
-                act.releasing.remove(&shard_id);
-                act.check_done();
-                // A finished shard may free its children, or end the stream: look now rather
-                // than at the next poll.
-                if release == Release::ShardEnd && !act.shutting_down {
-                    act.poll(ctx);
-                }
-            }),
-        );
-        self.metrics.set_leases_held(self.running.len());
-    }
-}
-
-impl Handler<Shutdown> for LeaseCoordinator {
-    type Result = ();
-
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
-        tracing::info!(
-            leases = self.running.len(),
-            "Shutting down: checkpointing and releasing every lease."
-        );
-        self.shutting_down = true;
-        for running in self.running.values_mut() {
-            running.handing_to.get_or_insert(Release::Free);
-            running.control.stop();
-        }
-        // Leases handed to this worker at its request whose readers it has not started yet: free
-        // them too, or they would wait out the failover time.
-        self.releasing_unstarted = true;
-        let (store, me, asked) = (self.store.clone(), self.me.clone(), self.asked.clone());
-        let running: BTreeSet<ShardId> = self.running.keys().cloned().collect();
-        let release_unstarted = async move {
-            let leases = store.list().await?;
-            for lease in leases {
-                let unstarted = lease.is_owned_by(&me)
-                    && !lease.shard_end
-                    && !running.contains(&lease.shard_id)
-                    && handed_over_as_asked(&lease, asked.get(&lease.shard_id).copied());
-                if let (true, Some(fence)) = (unstarted, lease.fence()) {
-                    store.release(&fence, Release::Free).await?;
-                    tracing::info!(shard_id = %lease.shard_id, "Lease released before its reader started.");
-                }
-            }
-            Ok::<_, LeaseError>(())
-        };
-        ctx.spawn(release_unstarted.into_actor(self).map(|result, act, _| {
-            if let Err(error) = result {
-                tracing::warn!(%error, "Releasing unstarted leases failed; they will expire.");
-            }
-            act.releasing_unstarted = false;
-            act.check_done();
-        }));
     }
 }

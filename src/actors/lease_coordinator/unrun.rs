@@ -10,6 +10,7 @@ use crate::lease::Lease;
 use crate::model::ids::WorkerId;
 
 /// When this worker last saw a lease change, to judge expiry on its own clock.
+#[derive(Debug, PartialEq)]
 pub(super) struct Seen {
     pub owner: Option<WorkerId>,
     pub counter: u64,
