@@ -147,6 +147,10 @@ impl ShardCursor for KafkaCursor {
                 Ok(Err(error)) => return Err(stream_error("Fetch", Some(&self.shard_id), error)),
                 Ok(Ok(fetched)) => fetched,
             };
+        // Real Kafka refuses a fetch past the end (handled above); some brokers answer it empty.
+        if self.next > high_watermark {
+            return Err(self.past_the_end());
+        }
         let (records, next) = self.records(fetched);
         let (Some(last), Some(next)) = (records.last(), next) else {
             // A broker that answers an idle fetch at once is not asked again at once.
