@@ -16,10 +16,11 @@ use kinetick::checkpoint::{
 };
 use kinetick::failure::Failure;
 use kinetick::lease::dynamodb::DynamoLeaseStore;
-use kinetick::lease::{Fence, Lease, LeaseError, LeaseStore, Release, WorkerId};
+use kinetick::lease::{Fence, Lease, LeaseError, LeaseStore, Release};
 use kinetick::metrics::cloudwatch::CloudWatchMetricsSink;
 use kinetick::metrics::{Counter, Drain, Metrics, MetricsSink};
 use kinetick::model::bar::MinuteBar;
+use kinetick::model::ids::WorkerId;
 use kinetick::model::item::{AttrValue, Item};
 use kinetick::model::kpl;
 use kinetick::model::rules::{Alert, AlertKind, Severity};

@@ -32,14 +32,13 @@ use kinetick::checkpoint::file::FileCheckpointStore;
 use kinetick::checkpoint::{Checkpoint, CheckpointStore};
 use kinetick::config::Config;
 use kinetick::metrics::Counter;
+use kinetick::model::ids::ShardId;
 use kinetick::model::kpl;
 use kinetick::model::tick::{Position, SequenceNumber};
 use kinetick::pipeline::{Pipeline, Ports};
 use kinetick::stream::kinesis::{KinesisStream, Polling};
 use kinetick::stream::local::LocalStream;
-use kinetick::stream::{
-    Record, RetentionGap, ShardId, StartPosition, StreamSource, partition_key_hash,
-};
+use kinetick::stream::{Record, RetentionGap, StartPosition, StreamSource, partition_key_hash};
 
 const LOST: &str = "Records were lost to the stream's retention before they were read.";
 

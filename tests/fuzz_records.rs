@@ -30,12 +30,13 @@ use arrow_array::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use kinetick::config::{Config, TableMode};
+use kinetick::model::ids::ShardId;
 use kinetick::model::kpl;
 use kinetick::model::tick::Position;
 use kinetick::pipeline::{Pipeline, Ports};
 use kinetick::stream::local::LocalStream;
 use kinetick::stream::{
-    ReadBatch, Record, ShardCursor, ShardId, ShardInfo, StartPosition, StreamError, StreamSource,
+    ReadBatch, Record, ShardCursor, ShardInfo, StartPosition, StreamError, StreamSource,
 };
 use kinetick::table::file::FileTicksTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

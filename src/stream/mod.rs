@@ -11,7 +11,6 @@ pub mod kinesis;
 pub mod local;
 pub mod retention;
 
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use compact_str::CompactString;
