@@ -1,7 +1,8 @@
 """Reads deploy/ecs/template.yaml for the deployment checks: a YAML loader that accepts
 CloudFormation's short tags (!Ref, !Sub, !GetAtt, ...), and a resolver that evaluates the few
-intrinsic functions the checks need (Ref, Fn::Sub, Fn::If, Fn::Equals, ...) with the parameters'
-defaults, overridable, and placeholder names for the resources."""
+intrinsic functions the checks need (Ref, Fn::Sub, Fn::If, Fn::Equals, Fn::Split, ...) with the
+parameters' defaults, overridable, and placeholder names for the resources; it knows which
+resources and outputs a set of parameters creates (their Condition)."""
 
 import re
 
@@ -139,6 +140,14 @@ class Resolver:
                 return all(str(m) in [str(a) for a in allowed] for m in members)
             if key == "Fn::Join":
                 return value[0].join(str(v) for v in self.resolve(value[1]))
+            if key == "Fn::Split":
+                return str(self.resolve(value[1])).split(value[0])
+            if key == "Fn::Select":
+                items = self.resolve(value[1])
+                index = int(self.resolve(value[0]))
+                if not 0 <= index < len(items):
+                    raise ValueError(f"Fn::Select of item {index} of {items}")
+                return items[index]
             if key == "Fn::GetAtt":
                 return f"<{value[0]}.{value[1]}>"
             if key.startswith("Fn::"):
@@ -149,6 +158,21 @@ class Resolver:
             if value is not NO_VALUE:
                 out[key] = value
         return out
+
+
+    def exists(self, entry):
+        """Whether a resource or output is created with these parameters (its Condition)."""
+        return "Condition" not in entry or self.condition(entry["Condition"])
+
+    def resources(self):
+        """The resources created with these parameters, resolved, by logical id."""
+        return {name: dict(r, Properties=self.resolve(r.get("Properties", {})))
+                for name, r in self.template["Resources"].items() if self.exists(r)}
+
+    def outputs(self):
+        """The outputs given with these parameters, resolved, by name."""
+        return {name: self.resolve(o["Value"])
+                for name, o in self.template.get("Outputs", {}).items() if self.exists(o)}
 
 
 def resources_of_type(template, type_name):

@@ -1,23 +1,30 @@
 """Deploys deploy/ecs/template.yaml on the AWS emulator and runs kinetick as the stack's ECS
 service would (run by scripts/check-deploy.sh).
 
-  check_stack.py TEMPLATE KINETICK_BIN    with AWS_EMULATOR_URL set (moto's server)
+  check_stack.py TEMPLATE KINETICK_BIN [kinesis|kafka]
+      with AWS_EMULATOR_URL set (moto's server); kafka also with KAFKA_BOOTSTRAP_SERVERS (a
+      Kafka-protocol broker without TLS or SASL) and KAFKA_BROKER_BIN (its binary, which creates
+      the topic), as scripts/test.sh and scripts/check-deploy.sh provide
 
-The stack is created with CreateStack; the service's task definition is read back from ECS and
+The stack is created with CreateStack (with kafka: SourceKind kafka, on a new topic of
+PARTITIONS partitions on that broker); the service's task definition is read back from ECS and
 its container run here as ECS would run it: the same command and environment, plus only what the
 emulator needs (endpoint, credentials, path-style S3) and a free port for the health endpoint.
-kinetick produce writes ticks (some malformed) into the stack's stream. Then: the container's
-health check command passes; every valid tick lands in the stack's table (with the attribute its
-TTL is on) and lake, each malformed one in the lake's dead letters with its reason; SIGTERM ends
-the run with exit 0 after it checkpointed every shard in the lease table; RecordsProcessed is in
-the stack's metrics namespace and alerts reach the stack's topic. Last, the stack is deleted: the
-stream, the tables and the bucket stay, with their data (DeletionPolicy Retain).
+kinetick produce writes ticks (some malformed) into the stack's stream (with kafka: the topic,
+with the task's [kafka] settings). Then: the container's health check command passes; every
+valid tick lands in the stack's table (with the attribute its TTL is on) and lake, each malformed
+one in the lake's dead letters with its reason; SIGTERM ends the run with exit 0 after it
+checkpointed every shard (partition) in the lease table; RecordsProcessed is in the stack's
+metrics namespace (with kafka also RecordsBehindLatest, for every partition) and alerts reach the
+stack's topic. With kafka, the stack has no stream and its task role no Kinesis right. Last, the stack is deleted: the stream,
+the tables and the bucket stay, with their data (DeletionPolicy Retain).
 
 moto cannot create every resource type of the template: those are taken out first, with what
 refers to them (NOT_ON_EMULATOR says which and where they are checked instead); the check fails if
 the template gains a type moto is not known to create, or if a kept resource refers to one taken
 out (it would be deployed without it)."""
 
+import ast
 import json
 import os
 import signal
@@ -31,7 +38,7 @@ import boto3
 import botocore.exceptions
 import duckdb
 
-from cfn_template import load
+from cfn_template import Resolver, load
 
 # Resource types moto 5.2.5's CloudFormation does not implement (it skips them, then fails on the
 # first reference to one), and what covers them instead.
@@ -63,6 +70,7 @@ ON_EMULATOR = {
     "AWS::ECS::Service",
     "AWS::Logs::LogGroup",
     "AWS::IAM::Role",
+    "AWS::IAM::ManagedPolicy",
     "AWS::EC2::SecurityGroup",
     "AWS::CloudWatch::Dashboard",
 }
@@ -74,6 +82,8 @@ HEALTH_LISTEN = "KINETICK_HEALTH__LISTEN"
 TICKS = 2000
 MALFORMED_RATE = "0.02"
 WAIT_SECONDS = 120
+# Partitions of the topic of a Kafka source.
+PARTITIONS = 2
 
 
 def fail(message):
@@ -126,10 +136,30 @@ def alarm_arns_as_text(value, alarms):
     return rewritten
 
 
-def for_emulator(template):
+def decide_optional_items(value, resolver):
+    """`value` with each list item `!If [condition, item, !Ref AWS::NoValue]` (or the other way
+    round) decided for the stack's parameters: CloudFormation leaves out an item that is
+    AWS::NoValue, moto keeps it as null (an environment variable without a name)."""
+    if isinstance(value, dict):
+        return {key: decide_optional_items(item, resolver) for key, item in value.items()}
+    if not isinstance(value, list):
+        return value
+    kept = []
+    for item in value:
+        if isinstance(item, dict) and list(item) == ["Fn::If"] and {"Ref": "AWS::NoValue"} in item["Fn::If"][1:]:
+            name, then, otherwise = item["Fn::If"]
+            item = then if resolver.condition(name) else otherwise
+            if item == {"Ref": "AWS::NoValue"}:
+                continue
+        kept.append(decide_optional_items(item, resolver))
+    return kept
+
+
+def for_emulator(template, parameters):
     """The template without the resources moto cannot create, nor the outputs and DependsOn
-    entries that name them (alarm ARNs a dashboard lists are spelt out); and the names of the
-    outputs taken out."""
+    entries that name them (alarm ARNs a dashboard lists are spelt out), with optional list
+    items decided for `parameters`; and the names of the outputs taken out."""
+    template = dict(template, Resources=decide_optional_items(template["Resources"], Resolver(template, parameters)))
     removed = set()
     for name, resource in template["Resources"].items():
         kind = resource["Type"]
@@ -229,20 +259,41 @@ def objects(s3, bucket, prefix):
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def main(template_path, kinetick):
+class KafkaTopic:
+    """A new topic of PARTITIONS partitions on the broker at KAFKA_BOOTSTRAP_SERVERS."""
+
+    def __init__(self, name):
+        self.servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or fail(
+            "KAFKA_BOOTSTRAP_SERVERS is not set (a Kafka broker for the kafka source)")
+        broker = os.environ.get("KAFKA_BROKER_BIN") or fail("KAFKA_BROKER_BIN is not set (it creates the topic)")
+        self.name = name
+        self.port = self.servers.split(",")[0].rsplit(":", 1)[1]
+        created = subprocess.run([broker, "topic", "create", name, "--partitions", str(PARTITIONS),
+                                  "--broker", f"tcp://{self.servers.split(',')[0]}"], capture_output=True, text=True)
+        if created.returncode != 0:
+            fail(f"creating topic {name}: {created.stdout}{created.stderr}")
+
+    def parameters(self):
+        return {"SourceKind": "kafka", "KafkaBootstrapServers": self.servers, "KafkaTopic": self.name,
+                "KafkaPort": self.port, "KafkaTls": "false", "KafkaSaslMechanism": "none"}
+
+    def shards(self):
+        return {f"{self.name}-{partition}" for partition in range(PARTITIONS)}
+
+
+def main(template_path, kinetick, source_kind="kinesis"):
+    if source_kind not in ("kinesis", "kafka"):
+        sys.exit(__doc__)
     url = os.environ.get("AWS_EMULATOR_URL") or fail("AWS_EMULATOR_URL is not set")
     aws = Emulator(url)
-    source = load(template_path)
-    template, dropped = for_emulator(source)
-    print(f"deploying without {len(source['Resources']) - len(template['Resources'])} resources "
-          f"moto cannot create; outputs left out: {', '.join(dropped) or 'none'}")
+    stack_name = f"kinetick-{os.getpid()}-{time.time_ns() % 10**9}"
+    kafka = KafkaTopic(f"{stack_name}-ticks") if source_kind == "kafka" else None
 
     ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    stack_name = f"kinetick-{os.getpid()}-{time.time_ns() % 10**9}"
     namespace = f"Kinetick-{stack_name}"
-    outputs = create_stack(aws.client("cloudformation"), stack_name, template, {
+    parameters = {
         "ImageUri": "localhost/kinetick:latest",
         "VpcId": vpc,
         "Subnets": subnet,
@@ -250,11 +301,19 @@ def main(template_path, kinetick):
         "MaxTasks": "2",
         "MetricsNamespace": namespace,
         "AlertEmail": "ops@example.com",
-    })
-    for name in ["StreamName", "TicksTableName", "LeaseTableName", "BucketName", "TopicArn",
-                 "ClusterName", "ServiceName", "LogGroupName"]:
+        **(kafka.parameters() if kafka else {}),
+    }
+    source = load(template_path)
+    template, dropped = for_emulator(source, parameters)
+    print(f"{source_kind} source: deploying without {len(source['Resources']) - len(template['Resources'])} "
+          f"resources moto cannot create; outputs left out: {', '.join(dropped) or 'none'}")
+    outputs = create_stack(aws.client("cloudformation"), stack_name, template, parameters)
+    for name in ["TicksTableName", "LeaseTableName", "BucketName", "TopicArn", "ClusterName",
+                 "ServiceName", "LogGroupName", "TaskSecurityGroupId"] + ([] if kafka else ["StreamName"]):
         if name not in outputs:
             fail(f"output {name} missing: {sorted(outputs)}")
+    if kafka:
+        check_kafka_stack(aws, stack_name, outputs, kafka)
 
     # The container as the service's task definition describes it.
     ecs = aws.client("ecs")
@@ -268,13 +327,23 @@ def main(template_path, kinetick):
     if health_command[:2] != ["CMD", "/usr/local/bin/kinetick"]:
         fail(f"the health check does not run kinetick: {health_command}")
     task_env = {pair["name"]: pair["value"] for pair in container["environment"]}
-    for name, output in [("KINETICK_AWS__STREAM_NAME", "StreamName"),
-                         ("KINETICK_AWS__TICKS_TABLE", "TicksTableName"),
+    for name, output in [("KINETICK_AWS__TICKS_TABLE", "TicksTableName"),
                          ("KINETICK_AWS__CHECKPOINT_TABLE", "LeaseTableName"),
                          ("KINETICK_AWS__BUCKET", "BucketName"),
-                         ("KINETICK_AWS__TOPIC_ARN", "TopicArn")]:
+                         ("KINETICK_AWS__TOPIC_ARN", "TopicArn")] + ([] if kafka else [
+                         ("KINETICK_AWS__STREAM_NAME", "StreamName")]):
         if task_env.get(name) != outputs[output]:
             fail(f"the task's {name} is {task_env.get(name)!r}, the stack's {output} {outputs[output]!r}")
+    expected_source = {"KINETICK_SOURCE__KIND": source_kind}
+    if kafka:
+        expected_source.update({"KINETICK_KAFKA__BOOTSTRAP_SERVERS": kafka.servers, "KINETICK_KAFKA__TOPIC": kafka.name,
+                                "KINETICK_KAFKA__TLS": "false", "KINETICK_KAFKA__SASL_MECHANISM": "none"})
+    else:
+        expected_source["KINETICK_AWS__STREAM_NAME"] = outputs["StreamName"]
+    got_source = {k: v for k, v in task_env.items()
+                  if k.startswith(("KINETICK_SOURCE__", "KINETICK_KAFKA__", "KINETICK_AWS__STREAM_NAME"))}
+    if got_source != expected_source:
+        fail(f"the task's source settings are {got_source}, not {expected_source}")
 
     sqs, sns = aws.client("sqs"), aws.client("sns")
     queue = sqs.create_queue(QueueName=f"{stack_name}-alerts")["QueueUrl"]
@@ -300,26 +369,69 @@ def main(template_path, kinetick):
                 return subprocess.run(check, capture_output=True).returncode == 0
 
             wait_for("the container's health check passes", healthy)
+            # A producer of the topic uses the [kafka] settings of the task (brokers, TLS, SASL).
+            into, producer_env = (["--topic", kafka.name], {**base_env, **{
+                k: v for k, v in task_env.items() if k.startswith("KINETICK_KAFKA__")}}) if kafka \
+                else (["--stream", outputs["StreamName"]], base_env)
             produced = subprocess.run(
-                [kinetick, "produce", "--stream", outputs["StreamName"], "--count", str(TICKS),
+                [kinetick, "produce", *into, "--count", str(TICKS),
                  "--rate", "0", "--symbols", "20", "--seed", "11", "--malformed-rate", MALFORMED_RATE,
                  "--log-format", "pretty"],
-                env=base_env, capture_output=True, text=True)
+                env=producer_env, capture_output=True, text=True)
             if produced.returncode != 0:
                 fail(f"kinetick produce failed:\n{produced.stdout}{produced.stderr}")
             ttl = source["Resources"]["TicksTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
-            verify_run(aws, outputs, task_env["KINETICK_LAKE__PREFIX"], ttl, namespace, queue, run, log)
+            shards = kafka.shards() if kafka else {
+                s["ShardId"] for s in aws.client("kinesis").list_shards(StreamName=outputs["StreamName"])["Shards"]}
+            verify_run(aws, outputs, task_env["KINETICK_LAKE__PREFIX"], ttl, namespace, queue, run, log, shards,
+                       kafka is not None)
         finally:
             if run.poll() is None:
                 run.kill()
     check_retained(aws, stack_name, outputs)
-    print(f"check_stack: stack {stack_name} deployed on the emulator, ran kinetick as its task "
-          f"definition says, and kept its data when deleted")
+    print(f"check_stack: stack {stack_name} ({source_kind} source) deployed on the emulator, ran "
+          f"kinetick as its task definition says, and kept its data when deleted")
+
+
+def policy_document(document):
+    """A policy document as IAM returns it: JSON (or a dict); moto gives a role's inline policy
+    from a template as Python's text of the dict."""
+    if not isinstance(document, str):
+        return document
+    try:
+        return json.loads(document)
+    except ValueError:
+        return ast.literal_eval(document)
+
+
+def check_kafka_stack(aws, stack_name, outputs, kafka):
+    """A stack on a Kafka topic: no stream, and its task role has no Kinesis right. (moto leaves
+    out a security group's egress rules; check_template.py sources checks them.)"""
+    cloudformation, iam = aws.client("cloudformation"), aws.client("iam")
+    created = cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+    streams = [r["LogicalResourceId"] for r in created if r["ResourceType"] == "AWS::Kinesis::Stream"]
+    names = aws.client("kinesis").list_streams()["StreamNames"]
+    if streams or f"{stack_name}-ticks" in names:
+        fail(f"the stack on a Kafka topic made a Kinesis stream: {streams or names}")
+    (role,) = [r["PhysicalResourceId"] for r in created if r["LogicalResourceId"] == "TaskRole"]
+    role = role.rsplit("/", 1)[-1]
+    documents = [iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+                 for name in iam.list_role_policies(RoleName=role)["PolicyNames"]]
+    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
+            "PolicyVersion"]["Document"])
+    documents = [policy_document(d) for d in documents]
+    actions = [a for d in documents for st in d["Statement"]
+               for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+    if not actions or any(a.startswith(("kinesis:", "kafka-cluster:")) for a in actions):
+        fail(f"the task role of a stack on Kafka without IAM access control may {sorted(actions)}")
+    print(f"no stream; the task role may {', '.join(sorted(set(actions)))}")
 
 
 def check_retained(aws, stack_name, outputs):
     """Deletes the stack, as a teardown would, and checks that what holds data is still there:
-    the stream, both tables and the bucket with the lake in it."""
+    the stream (if the stack has one), both tables and the bucket with the lake in it."""
     cloudformation = aws.client("cloudformation")
     stack_id = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackId"]
     cloudformation.delete_stack(StackName=stack_name)
@@ -332,7 +444,8 @@ def check_retained(aws, stack_name, outputs):
 
     wait_for(f"stack {stack_name} deleted", deleted)
     try:
-        aws.client("kinesis").describe_stream_summary(StreamName=outputs["StreamName"])
+        if "StreamName" in outputs:
+            aws.client("kinesis").describe_stream_summary(StreamName=outputs["StreamName"])
         dynamodb = aws.client("dynamodb")
         for table in (outputs["TicksTableName"], outputs["LeaseTableName"]):
             if not item_count(dynamodb, table):
@@ -343,9 +456,31 @@ def check_retained(aws, stack_name, outputs):
         fail(f"deleting the stack deleted data: {error}")
 
 
-def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log):
+def wait_for_partition_lag(cloudwatch, namespace, partitions):
+    """Waits for the first metrics of the run (the task publishes every minute; a reader's gauges
+    go with its shard at SIGTERM) and checks that RecordsBehindLatest, the lag Kafka's own tools
+    cannot see as no offsets are committed, is there for every partition and 0: all was read."""
+    latest = {}
+
+    def published():
+        for metric in cloudwatch.list_metrics(Namespace=namespace, MetricName="RecordsBehindLatest")["Metrics"]:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=namespace, MetricName="RecordsBehindLatest", Dimensions=metric["Dimensions"],
+                StartTime=time.time() - 3600, EndTime=time.time() + 600, Period=60, Statistics=["Maximum"],
+            )["Datapoints"]
+            if points:
+                shard = {d["Name"]: d["Value"] for d in metric["Dimensions"]}.get("ShardId")
+                latest[shard] = max(points, key=lambda p: p["Timestamp"])["Maximum"]
+        return set(latest) >= partitions
+
+    wait_for("RecordsBehindLatest published for every partition", published)
+    if set(latest) != partitions or any(latest.values()):
+        fail(f"RecordsBehindLatest in {namespace} is {latest}, not 0 for each of the partitions {sorted(partitions)}")
+
+
+def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log, shards, kafka):
     """Waits for the run to take in every record, stops it as ECS would and checks where the
-    records went."""
+    records went; `shards` are the stream's shards (the topic's partitions with `kafka`)."""
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     bucket = outputs["BucketName"]
 
@@ -359,6 +494,8 @@ def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log):
     table = outputs["TicksTableName"]
     wait_for("every tick in the table or the dead letters",
              lambda: item_count(dynamodb, table) + len(dead_letters()) >= TICKS)
+    if kafka:
+        wait_for_partition_lag(aws.client("cloudwatch"), namespace, shards)
 
     # SIGTERM, as ECS stops a task: flush, checkpoint, release the leases, exit 0.
     run.send_signal(signal.SIGTERM)
@@ -388,19 +525,21 @@ def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log):
     if rows != items:
         fail(f"{rows} rows in the lake, {items} items in the table")
 
-    shards = aws.client("kinesis").list_shards(StreamName=outputs["StreamName"])["Shards"]
     leases = dynamodb.scan(TableName=outputs["LeaseTableName"])["Items"]
     checkpointed = {i["shard_id"]["S"] for i in leases if "sequence_number" in i}
-    missing = {s["ShardId"] for s in shards} - checkpointed
+    missing = shards - checkpointed
     if missing:
         fail(f"shards not checkpointed in the lease table: {sorted(missing)}")
 
     cloudwatch = aws.client("cloudwatch")
+    # moto lists a metric once per publish: each set of dimensions is summed once.
+    dimension_sets = {json.dumps(metric["Dimensions"], sort_keys=True)
+                      for metric in cloudwatch.list_metrics(Namespace=namespace, MetricName="RecordsProcessed")["Metrics"]}
     processed = sum(
         point["Sum"]
-        for metric in cloudwatch.list_metrics(Namespace=namespace, MetricName="RecordsProcessed")["Metrics"]
+        for dimensions in dimension_sets
         for point in cloudwatch.get_metric_statistics(
-            Namespace=namespace, MetricName="RecordsProcessed", Dimensions=metric["Dimensions"],
+            Namespace=namespace, MetricName="RecordsProcessed", Dimensions=json.loads(dimensions),
             StartTime=time.time() - 3600, EndTime=time.time() + 600, Period=60, Statistics=["Sum"],
         )["Datapoints"]
     )
@@ -411,11 +550,11 @@ def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log):
     if not alerts.get("Messages"):
         fail("no alert reached the stack's topic")
     print(f"{items} ticks in the table (all with {ttl}) and the lake, {len(rejected)} dead letters "
-          f"with reasons, {len(checkpointed)} shards checkpointed, RecordsProcessed {processed:.0f}, "
-          f"alerts on the topic")
+          f"with reasons, {len(checkpointed)} shards checkpointed, RecordsProcessed {processed:.0f}"
+          f"{', RecordsBehindLatest per partition' if kafka else ''}, alerts on the topic")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     main(*sys.argv[1:])

@@ -1,23 +1,39 @@
 """Checks of deploy/ecs/template.yaml that cfn-lint cannot make (run by scripts/check-deploy.sh).
 
   check_template.py TEMPLATE rules      The Rules section accepts exactly the valid parameter sets:
-                                        MinTasks <= MaxTasks <= ShardCount (PROVISIONED), known
-                                        alert severities; LakePrefix's pattern.
-  check_template.py TEMPLATE env        Prints the container's KINETICK_* variables (parameter
-                                        defaults) as NAME=VALUE lines, for a kinetick run that
+                                        MinTasks <= MaxTasks <= ShardCount (PROVISIONED Kinesis),
+                                        known alert severities, the Kafka settings that go
+                                        together; the patterns of LakePrefix and the Kafka
+                                        parameters.
+  check_template.py TEMPLATE sources    For each source in SOURCES (Kinesis; Kafka without
+                                        authentication, with SCRAM, with MSK IAM): the stream
+                                        exists only with Kinesis; the task role reads the stream,
+                                        or the one MSK cluster and topic, and nothing else of
+                                        either; the execution role reads the one SASL secret (and
+                                        its key through Secrets Manager) only with a password; the
+                                        container's source settings, secret, egress and the
+                                        outputs are those of the source; everything else is the
+                                        same for every source.
+  check_template.py TEMPLATE env [SOURCE]
+                                        Prints the container's KINETICK_* variables (parameter
+                                        defaults, or those of SOURCE) as NAME=VALUE lines, a
+                                        placeholder for a secret, for a kinetick run that
                                         validates their names and values.
   check_template.py TEMPLATE table DIR  The ticks table's TTL attribute is the one kinetick wrote
                                         into DIR/table/ticks.jsonl with those variables.
   check_template.py TEMPLATE metrics SRC
                                         The dashboard body is JSON, and every metric and dimension
                                         that the alarms and the dashboard read in kinetick's
-                                        namespace is one kinetick publishes (SRC: src/metrics/mod.rs).
+                                        namespace is one kinetick publishes (SRC: src/metrics/mod.rs),
+                                        with a Kinesis and a Kafka source (whose dashboard shows
+                                        RecordsBehindLatest).
   check_template.py TEMPLATE durability The stream, the tables and the bucket are retained when the
                                         stack is deleted or replaces them; the bucket is versioned,
                                         expires noncurrent versions after NoncurrentVersionDays and
                                         aborts incomplete multipart uploads.
   check_template.py TEMPLATE alarms     Every alarm that scales nothing notifies the alarm topic;
-                                        the records-lost and unhealthy alarms are there, as set.
+                                        the records-lost and unhealthy alarms are there, as set
+                                        (with either source).
 """
 
 import itertools
@@ -30,6 +46,57 @@ from cfn_template import Resolver, load, resources_of_type
 
 def fail(message):
     sys.exit(f"check_template: {message}")
+
+
+# A cluster's ARN, a SCRAM secret (MSK's names start with AmazonMSK_) and its key, as AWS spells them.
+MSK_CLUSTER = "arn:aws:kafka:us-east-1:123456789012:cluster/market/2f0c61b5-7d1a-4c9e-9d4b-0e6f1c2a3b4d-3"
+SCRAM_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_kinetick-Ab12Cd"
+SCRAM_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+BROKERS = ("b-1.market.abc123.c3.kafka.us-east-1.amazonaws.com:{port},"
+           "b-2.market.abc123.c3.kafka.us-east-1.amazonaws.com:{port}")
+
+# The sources the checks deploy in thought: parameters given on top of the defaults.
+SOURCES = {
+    "kinesis": {},
+    "kafka": {"SourceKind": "kafka", "KafkaBootstrapServers": BROKERS.format(port=9094)},
+    "kafka-scram": {
+        "SourceKind": "kafka", "KafkaBootstrapServers": BROKERS.format(port=9096), "KafkaPort": "9096",
+        "KafkaSaslMechanism": "scram-sha-512", "KafkaSaslUsername": "kinetick",
+        "KafkaSaslSecretArn": SCRAM_SECRET, "KafkaSaslSecretKeyArn": SCRAM_KEY,
+    },
+    "kafka-msk-iam": {
+        "SourceKind": "kafka", "KafkaBootstrapServers": BROKERS.format(port=9098), "KafkaPort": "9098",
+        "KafkaSaslMechanism": "aws-msk-iam", "MskClusterArn": MSK_CLUSTER, "KafkaTopic": "ticks.v2",
+    },
+}
+
+# Parameter sets the Kafka rules must accept (True) or refuse (False).
+KAFKA_RULE_CASES = [
+    ({"SourceKind": "kafka"}, False),  # no brokers
+    ({"SourceKind": "kinesis", "KafkaSaslMechanism": "aws-msk-iam"}, True),  # Kafka settings unused
+    ({**SOURCES["kafka"], "KafkaTls": "false"}, True),
+    ({**SOURCES["kafka-msk-iam"], "KafkaTls": "false"}, False),
+    ({**SOURCES["kafka-msk-iam"], "MskClusterArn": ""}, False),
+    ({**SOURCES["kafka-scram"], "KafkaSaslUsername": ""}, False),
+    ({**SOURCES["kafka-scram"], "KafkaSaslSecretArn": ""}, False),
+    ({**SOURCES["kafka-scram"], "KafkaSaslSecretKeyArn": ""}, True),  # a secret on aws/secretsmanager
+    ({**SOURCES["kafka-scram"], "KafkaSaslMechanism": "plain", "KafkaTls": "false"}, True),
+    ({**SOURCES["kafka"], "KafkaSaslMechanism": "scram-sha-256"}, False),
+]
+
+# Values each pattern must accept (True) or refuse (False).
+PATTERN_CASES = {
+    "LakePrefix": [("", True), ("kinetick/", True), ("a/b-c_d.e/", True), ("kinetick", False), ("/x/", False),
+                   ("a//", False)],
+    "KafkaBootstrapServers": [("", True), ("broker:9092", True), ("10.0.1.5:9098,10.0.2.5:9098", True),
+                              ("broker", False), ("broker:9092,", False), ("a:1, b:2", False)],
+    "KafkaTopic": [("kinetick-ticks", True), ("ticks.v2_eu", True), ("", False), ("ticks/eu", False)],
+    "MskClusterArn": [("", True), (MSK_CLUSTER, True), ("arn:aws:kafka:us-east-1:123456789012:topic/a/b/c", False),
+                      ("market", False)],
+    "KafkaSaslSecretArn": [("", True), (SCRAM_SECRET, True),
+                           ("arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_kinetick", False)],
+    "KafkaSaslSecretKeyArn": [("", True), (SCRAM_KEY, True), ("alias/aws/secretsmanager", False)],
+}
 
 
 def rules_accept(template, params):
@@ -50,12 +117,19 @@ def check_rules(template):
     min_tasks = range(params["MinTasks"]["MinValue"], params["MinTasks"]["MaxValue"] + 1)
     shards = range(1, params["MaxTasks"]["MaxValue"] + 5)
     checked = 0
-    for mode, shard_count, low, high in itertools.product(
-        params["StreamMode"]["AllowedValues"], shards, min_tasks, tasks
+    for source, mode, shard_count, low, high in itertools.product(
+        params["SourceKind"]["AllowedValues"], params["StreamMode"]["AllowedValues"], shards, min_tasks, tasks
     ):
-        values = {"StreamMode": mode, "ShardCount": str(shard_count), "MinTasks": str(low), "MaxTasks": str(high)}
+        values = {**SOURCES[source], "StreamMode": mode, "ShardCount": str(shard_count),
+                  "MinTasks": str(low), "MaxTasks": str(high)}
         accepted, why = rules_accept(template, values)
-        valid = low <= high and (mode == "ON_DEMAND" or high <= shard_count)
+        # A topic's partitions are no parameter: with Kafka, ShardCount does not bound MaxTasks.
+        valid = low <= high and (source == "kafka" or mode == "ON_DEMAND" or high <= shard_count)
+        if accepted != valid:
+            fail(f"Rules {'accept' if accepted else 'reject'} {values} ({why})")
+        checked += 1
+    for values, valid in KAFKA_RULE_CASES:
+        accepted, why = rules_accept(template, values)
         if accepted != valid:
             fail(f"Rules {'accept' if accepted else 'reject'} {values} ({why})")
         checked += 1
@@ -63,27 +137,42 @@ def check_rules(template):
         accepted, _ = rules_accept(template, {"AlertEmailSeverities": severities})
         if accepted != valid:
             fail(f"Rules {'accept' if accepted else 'reject'} AlertEmailSeverities={severities}")
-    pattern = re.compile(params["LakePrefix"]["AllowedPattern"])
-    for prefix, valid in [("", True), ("kinetick/", True), ("a/b-c_d.e/", True), ("kinetick", False), ("/x/", False), ("a//", False)]:
-        if bool(pattern.fullmatch(prefix)) != valid:
-            fail(f"LakePrefix pattern {'accepts' if not valid else 'rejects'} {prefix!r}")
-    print(f"check_template: Rules give the expected verdict for {checked} parameter sets; LakePrefix pattern ok")
+    for name, cases in PATTERN_CASES.items():
+        pattern = re.compile(params[name]["AllowedPattern"])
+        for value, valid in cases:
+            if bool(pattern.fullmatch(value)) != valid:
+                fail(f"{name} pattern {'accepts' if not valid else 'rejects'} {value!r}")
+    for source, values in SOURCES.items():
+        for name, value in values.items():
+            pattern = params[name].get("AllowedPattern")
+            if pattern and not re.fullmatch(pattern, value):
+                fail(f"source {source}: {name}={value!r} does not match the parameter's pattern")
+            if "AllowedValues" in params[name] and value not in [str(v) for v in params[name]["AllowedValues"]]:
+                fail(f"source {source}: {name}={value!r} is not an allowed value")
+    print(f"check_template: Rules give the expected verdict for {checked} parameter sets; "
+          f"{', '.join(PATTERN_CASES)} patterns ok")
 
 
-def container(template):
+def container(template, params=None):
     (definition,) = resources_of_type(template, "AWS::ECS::TaskDefinition").values()
-    resolved = Resolver(template).resolve(definition["Properties"])
+    resolved = Resolver(template, params).resolve(definition["Properties"])
     (container,) = resolved["ContainerDefinitions"]
     return container
 
 
-def kinetick_env(template):
-    env = {e["Name"]: e["Value"] for e in container(template)["Environment"]}
+def kinetick_env(template, params=None):
+    env = {e["Name"]: e["Value"] for e in container(template, params)["Environment"]}
     return {name: value for name, value in env.items() if name.startswith("KINETICK_")}
 
 
-def print_env(template):
-    for name, value in kinetick_env(template).items():
+def print_env(template, source="kinesis"):
+    if source not in SOURCES:
+        fail(f"no source {source!r}: one of {', '.join(SOURCES)}")
+    env = kinetick_env(template, SOURCES[source])
+    # ECS injects a secret's value; kinetick only needs one to be there.
+    for secret in container(template, SOURCES[source]).get("Secrets", []):
+        env[secret["Name"]] = "not-the-secret"
+    for name, value in env.items():
         if "\n" in value:
             fail(f"{name} has a line break")
         print(f"{name}={value}")
@@ -129,7 +218,17 @@ def published_metrics(source_path):
 
 def check_metrics(template, source_path):
     names, per_shard, per_worker = published_metrics(source_path)
-    resolver = Resolver(template)
+    counts = [f"{metric_references(template, SOURCES[source], names, per_shard, per_worker)} with {source}"
+              for source in ("kinesis", "kafka")]
+    print(f"check_template: {' and '.join(counts)} metric references in alarms and dashboard, "
+          f"all published by kinetick")
+
+
+def metric_references(template, params, names, per_shard, per_worker):
+    """Checks the metrics that the alarms and the dashboard read with these parameters; returns
+    how many references there are."""
+    resolver = Resolver(template, params)
+    kafka = params.get("SourceKind") == "kafka"
     namespace = resolver.ref("MetricsNamespace")
     filters = {
         t["MetricName"]
@@ -151,8 +250,11 @@ def check_metrics(template, source_path):
         for metric, dimension in re.findall(r'SELECT \w+\((\w+)\) FROM SCHEMA\("' + re.escape(namespace) + r'", (\w+)\)', text):
             by_dimension(dimension, metric, where)
 
+    created = resolver.resources()
     for name, alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").items():
-        props = resolver.resolve(alarm["Properties"])
+        if name not in created:
+            continue
+        props = created[name]["Properties"]
         if props.get("Namespace") == namespace:
             by_dimension(None, props["MetricName"], name)
         for query in props.get("Metrics", []):
@@ -162,7 +264,9 @@ def check_metrics(template, source_path):
             expressions(query.get("Expression", ""), name)
 
     for name, dashboard in resources_of_type(template, "AWS::CloudWatch::Dashboard").items():
-        body = resolver.resolve(dashboard["Properties"])["DashboardBody"]
+        if name not in created:
+            continue
+        body = created[name]["Properties"]["DashboardBody"]
         try:
             widgets = json.loads(body)["widgets"]
         except (ValueError, KeyError) as error:
@@ -174,14 +278,18 @@ def check_metrics(template, source_path):
                 elif line[0] == namespace:
                     dimension = line[2] if len(line) > 2 and isinstance(line[2], str) else None
                     by_dimension(dimension, line[1], f"{name} widget {widget['properties'].get('title')}")
+    source = "Kafka" if kafka else "Kinesis"
     for required in [
         "RecordsProcessed", "MillisBehindLatest", "DeadLetters", "AlertsPublished", "EndToEndLatency",
         "LeasesHeld", "CheckpointLag", "KinesisRequests", "DynamoDBRequests", "S3Requests",
         "SNSRequests", "CloudWatchRequests",
-    ]:
+    ] + (["RecordsBehindLatest"] if kafka else []):
         if required not in used:
-            fail(f"neither an alarm nor the dashboard shows {required}")
-    print(f"check_template: {len(used)} metric references in alarms and dashboard, all published by kinetick")
+            fail(f"with a {source} source, neither an alarm nor the dashboard shows {required}")
+    # Kinesis publishes no RecordsBehindLatest: a widget of it would stay empty.
+    if not kafka and "RecordsBehindLatest" in used:
+        fail("with a Kinesis source, the dashboard shows RecordsBehindLatest, which only Kafka's reads give")
+    return len(used)
 
 
 # What holds kinetick's data: the input stream, the ticks and lease tables, the lake bucket.
@@ -228,12 +336,21 @@ SELF_REPORTED_ALARMS = {
 
 
 def check_alarms(template):
-    resolver = Resolver(template)
+    for source in ("kinesis", "kafka"):
+        count = alarms_of(template, SOURCES[source])
+    print(f"check_template: {count} alarms scale the service or notify the alarm topic; "
+          f"{', '.join(SELF_REPORTED_ALARMS)} alarms as set (Kinesis and Kafka sources)")
+
+
+def alarms_of(template, params):
+    """Checks the alarms created with these parameters; returns how many there are."""
+    resolver = Resolver(template, params)
     namespace = resolver.ref("MetricsNamespace")
     topic = resolver.ref("AlarmTopic")
-    scaling = {resolver.ref(name) for name in resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")}
-    alarms = {name: resolver.resolve(a["Properties"])
-              for name, a in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
+    created = resolver.resources()
+    scaling = {resolver.ref(name) for name in resources_of_type(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
+               if name in created}
+    alarms = {name: r["Properties"] for name, r in created.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     for name, props in alarms.items():
         actions = props.get("AlarmActions", [])
         if not actions or not (set(actions) <= scaling or topic in actions):
@@ -251,8 +368,153 @@ def check_alarms(template):
             fail(f"{name}: kinetick publishes {metric} without a dimension, the alarm reads {props['Dimensions']}")
         if topic not in props.get("AlarmActions", []):
             fail(f"{name} does not notify the alarm topic")
-    print(f"check_template: {len(alarms)} alarms scale the service or notify the alarm topic; "
-          f"{', '.join(SELF_REPORTED_ALARMS)} alarms as set")
+    return len(alarms)
+
+
+# The rights that depend on the source: (action, resource, condition) for each action of these
+# services; every other statement must be the same whatever the source.
+SOURCE_SERVICES = ("kinesis:", "kafka-cluster:", "secretsmanager:", "kms:")
+
+
+def statements(resources, role):
+    """The statements of `role`'s inline policies and of the stack's managed policies attached
+    to it; and the ARNs of the other managed policies attached (AWS's)."""
+    props = resources[role]["Properties"]
+    found = [st for policy in props.get("Policies", []) for st in policy["PolicyDocument"]["Statement"]]
+    others = []
+    for arn in props.get("ManagedPolicyArns", []):
+        logical = arn[1:-1] if arn.startswith("<") else None
+        if logical in resources and resources[logical]["Type"] == "AWS::IAM::ManagedPolicy":
+            found += resources[logical]["Properties"]["PolicyDocument"]["Statement"]
+        else:
+            others.append(arn)
+    return found, others
+
+
+def rights(found, source_specific):
+    """(action, resource, condition) of each action in `found`, those of SOURCE_SERVICES if
+    `source_specific`, else the others."""
+    out = set()
+    for st in found:
+        if st.get("Effect") != "Allow" or "NotAction" in st or "NotResource" in st:
+            fail(f"statement {st.get('Sid')} is not a plain Allow: {st}")
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        targets = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in actions:
+            if action.startswith(SOURCE_SERVICES) == source_specific:
+                out |= {(action, target, json.dumps(st.get("Condition"), sort_keys=True)) for target in targets}
+    return out
+
+
+def expected_rights(params, region):
+    """What the task role and the execution role may do with the source, with these parameters."""
+    kafka = params.get("SourceKind") == "kafka"
+    mechanism = params.get("KafkaSaslMechanism", "none")
+    task, execution = set(), set()
+    if not kafka:
+        task |= {(f"kinesis:{a}", "<Stream.Arn>", "null") for a in ("ListShards", "GetShardIterator", "GetRecords")}
+    elif mechanism == "aws-msk-iam":
+        cluster = params["MskClusterArn"]
+        topic = cluster.replace(":cluster/", ":topic/", 1) + "/" + params.get("KafkaTopic", "kinetick-ticks")
+        task |= {("kafka-cluster:Connect", cluster, "null"),
+                 ("kafka-cluster:DescribeTopic", topic, "null"), ("kafka-cluster:ReadData", topic, "null")}
+    elif mechanism != "none":
+        execution.add(("secretsmanager:GetSecretValue", params["KafkaSaslSecretArn"], "null"))
+        if params.get("KafkaSaslSecretKeyArn"):
+            via = json.dumps({"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}, sort_keys=True)
+            execution.add(("kms:Decrypt", params["KafkaSaslSecretKeyArn"], via))
+    return task, execution
+
+
+def source_settings(params, template):
+    """The container's KINETICK_* variables that depend on the source, and its secrets."""
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    value = {**defaults, **params}
+    env = {"KINETICK_SOURCE__KIND": value["SourceKind"]}
+    secrets = []
+    if value["SourceKind"] == "kinesis":
+        env["KINETICK_AWS__STREAM_NAME"] = "<Stream>"
+    else:
+        env.update({
+            "KINETICK_KAFKA__BOOTSTRAP_SERVERS": value["KafkaBootstrapServers"],
+            "KINETICK_KAFKA__TOPIC": value["KafkaTopic"],
+            "KINETICK_KAFKA__TLS": value["KafkaTls"],
+            "KINETICK_KAFKA__SASL_MECHANISM": value["KafkaSaslMechanism"],
+        })
+        if value["KafkaSaslMechanism"] not in ("none", "aws-msk-iam"):
+            env["KINETICK_KAFKA__SASL_USERNAME"] = value["KafkaSaslUsername"]
+            secrets = [{"Name": "KINETICK_KAFKA__SASL_PASSWORD", "ValueFrom": f"{value['KafkaSaslSecretArn']}:password::"}]
+    return env, secrets
+
+
+SOURCE_VARIABLES = ("KINETICK_SOURCE__", "KINETICK_KAFKA__", "KINETICK_AWS__STREAM_NAME")
+
+
+def check_sources(template):
+    baseline = None
+    for source, params in SOURCES.items():
+        accepted, why = rules_accept(template, params)
+        if not accepted:
+            fail(f"source {source}: the Rules refuse its parameters ({why})")
+        resolver = Resolver(template, params)
+        resources, outputs = resolver.resources(), resolver.outputs()
+        kafka = params.get("SourceKind") == "kafka"
+        where = f"source {source}"
+
+        # Nothing created refers to a resource that is not.
+        absent = set(template["Resources"]) - set(resources)
+        dangling = set(re.findall(r"<(\w+)(?:\.\w+)?>", json.dumps([resources, outputs]))) & absent
+        if dangling:
+            fail(f"{where}: refers to {sorted(dangling)}, which it does not create")
+        streams = [n for n, r in resources.items() if r["Type"] == "AWS::Kinesis::Stream"]
+        if len(streams) != (0 if kafka else 1):
+            fail(f"{where}: creates {len(streams)} Kinesis streams")
+        for name in ("StreamName", "StreamArn"):
+            if (name in outputs) == kafka:
+                fail(f"{where}: output {name} {'given' if kafka else 'missing'}")
+
+        # The roles: the source's rights exactly, everything else as with any other source.
+        task_found, task_managed = statements(resources, "TaskRole")
+        exec_found, exec_managed = statements(resources, "TaskExecutionRole")
+        want_task, want_exec = expected_rights(params, resolver.ref("AWS::Region"))
+        for role, found, want in (("task role", task_found, want_task), ("execution role", exec_found, want_exec)):
+            got = rights(found, True)
+            if got != want:
+                fail(f"{where}: the {role} may {sorted(got - want) or 'not'}"
+                     f"{' and lacks ' + str(sorted(want - got)) if want - got else ''}")
+
+        # The container: the source's settings and secret, the rest as with any other source.
+        box = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+        env = {e["Name"]: e["Value"] for e in box["Environment"]}
+        want_env, want_secrets = source_settings(params, template)
+        got_env = {k: v for k, v in env.items() if k.startswith(SOURCE_VARIABLES)}
+        if got_env != want_env:
+            fail(f"{where}: the container's source settings are {got_env}, not {want_env}")
+        if box.get("Secrets", []) != want_secrets:
+            fail(f"{where}: the container's secrets are {box.get('Secrets')}, not {want_secrets}")
+        egress = resources["TaskSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+        ports = {str(rule["FromPort"]) for rule in egress} | {str(rule["ToPort"]) for rule in egress}
+        kafka_port = params.get("KafkaPort", str(template["Parameters"]["KafkaPort"]["Default"]))
+        want_ports = {"443", kafka_port} if kafka else {"443"}
+        if ports != want_ports:
+            fail(f"{where}: the tasks may connect out to ports {sorted(ports)}, not {sorted(want_ports)}")
+
+        rest = {
+            "resources": sorted(n for n in resources if n not in ("Stream", "MskReadPolicy", "KafkaSaslPasswordPolicy")),
+            "task role": sorted(rights(task_found, False)), "task role managed": task_managed,
+            "execution role": sorted(rights(exec_found, False)), "execution role managed": exec_managed,
+            "environment": {k: v for k, v in env.items() if not k.startswith(SOURCE_VARIABLES)},
+            "container": {k: v for k, v in box.items() if k not in ("Environment", "Secrets")},
+        }
+        if baseline is None:
+            baseline = rest
+        for key, value in rest.items():
+            if value != baseline[key]:
+                fail(f"{where}: {key} differs from the Kinesis source's: {value} against {baseline[key]}")
+        print(f"check_template: source {source}: {'no stream' if kafka else 'the stream'}; task role "
+              f"{', '.join(sorted({a for a, _, _ in want_task})) or 'no source rights'}; execution role "
+              f"{', '.join(sorted({a for a, _, _ in want_exec})) or 'no secret'}; "
+              f"egress {', '.join(sorted(want_ports))}")
 
 
 def main():
@@ -262,8 +524,10 @@ def main():
     command = sys.argv[2]
     if command == "rules":
         check_rules(template)
-    elif command == "env":
-        print_env(template)
+    elif command == "env" and len(sys.argv) in (3, 4):
+        print_env(template, *sys.argv[3:])
+    elif command == "sources":
+        check_sources(template)
     elif command == "table" and len(sys.argv) == 4:
         check_table(template, sys.argv[3])
     elif command == "metrics" and len(sys.argv) == 4:
