@@ -2,20 +2,26 @@
 # Checks the ECS deployment (deploy/ecs/): installs cfn-lint and DuckDB (pinned) into .venv if
 # needed, then
 #   1. cfn-lint deploy/ecs/template.yaml: no errors, no warnings;
-#   2. the template's Rules accept exactly the valid parameter sets; the alarms and the
-#      dashboard read only metrics kinetick publishes; the stream, tables and bucket are retained
-#      with the stack, the bucket versioned with noncurrent versions and incomplete uploads
-#      expiring; every alarm notifies the alarm topic or scales, the records-lost and unhealthy
-#      alarms as set (deploy/ecs/check_template.py);
+#   2. the template's Rules accept exactly the valid parameter sets; with each source (Kinesis,
+#      Kafka without authentication, with SCRAM, with MSK IAM) the stack has the stream only with
+#      Kinesis, and the roles, container settings and egress of that source only; the alarms and
+#      the dashboard read only metrics kinetick publishes; the stream, tables and bucket are
+#      retained with the stack, the bucket versioned with noncurrent versions and incomplete
+#      uploads expiring; every alarm notifies the alarm topic or scales, the records-lost and
+#      unhealthy alarms as set (deploy/ecs/check_template.py);
 #   3. kinetick demo, run with the container's KINETICK_* variables (so a misspelt or invalid
 #      setting fails it: kinetick refuses unknown settings and invalid values), writes items with
-#      the TTL attribute the ticks table expires on;
+#      the TTL attribute the ticks table expires on; and kinetick accepts the container's
+#      variables of each Kafka source too;
 #   4. the Glue table matches that demo's Parquet files and every Athena named query runs on
-#      them in DuckDB (deploy/ecs/check_athena.py);
+#      them in DuckDB (deploy/ecs/check_athena.py); kinetick report on that lake writes its page
+#      and charts, and answers the four seed queries as DuckDB does (deploy/ecs/check_report.py);
 #   5. the stack deploys on the AWS emulator, and kinetick run, configured as its task definition
 #      says, processes ticks into the stack's table, lake, lease table, topic and metrics; deleted,
-#      the stack leaves the stream, tables and bucket with their data
-#      (deploy/ecs/check_stack.py; the emulator at AWS_EMULATOR_URL, or one started here).
+#      the stack leaves the stream, tables and bucket with their data; then the same with a Kafka
+#      source on a Kafka-protocol broker (deploy/ecs/check_stack.py; the emulator at
+#      AWS_EMULATOR_URL and the broker at KAFKA_BOOTSTRAP_SERVERS with KAFKA_BROKER_BIN, or ones
+#      started here).
 # Needs a built kinetick: its path as the first argument, or target/debug/kinetick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,21 +57,31 @@ echo "cfn-lint: no findings"
 
 echo "== Rules, metric names, retained data, alarms"
 "$venv/bin/python" deploy/ecs/check_template.py "$template" rules
+"$venv/bin/python" deploy/ecs/check_template.py "$template" sources
 "$venv/bin/python" deploy/ecs/check_template.py "$template" metrics src/metrics/mod.rs
 "$venv/bin/python" deploy/ecs/check_template.py "$template" durability
 "$venv/bin/python" deploy/ecs/check_template.py "$template" alarms
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+cleanup() {
+  kill ${moto_pid:-} ${kafka_broker_pid:-} 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# task_env SOURCE: the arguments of env(1) that run kinetick with the task definition's KINETICK_*
+# variables for SOURCE (see check_template.py) and no others, since kinetick reads every
+# KINETICK_* variable as a setting; into the array task_env.
+task_env() {
+  "$venv/bin/python" deploy/ecs/check_template.py "$template" env "$1" > "$tmp/env"
+  task_env=()
+  for name in $(compgen -e | grep '^KINETICK_' || true); do task_env+=(-u "$name"); done
+  while IFS= read -r line; do task_env+=("$line"); done < "$tmp/env"
+}
 
 echo "== kinetick demo with the task definition's KINETICK_* variables"
-"$venv/bin/python" deploy/ecs/check_template.py "$template" env > "$tmp/env"
-# kinetick reads every KINETICK_* variable as a setting, so the demo gets the template's and no
-# others.
-demo_env=()
-for name in $(compgen -e | grep '^KINETICK_' || true); do demo_env+=(-u "$name"); done
-while IFS= read -r line; do demo_env+=("$line"); done < "$tmp/env"
-if ! env "${demo_env[@]}" "$kinetick_bin" demo --ticks 20000 --symbols 50 --out "$tmp/out" --no-progress \
+task_env kinesis
+if ! env "${task_env[@]}" "$kinetick_bin" demo --ticks 20000 --symbols 50 --out "$tmp/out" --no-progress \
     > "$tmp/demo.log" 2>&1; then
   cat "$tmp/demo.log" >&2
   echo "check-deploy: kinetick demo failed with the task definition's variables (above)" >&2
@@ -73,19 +89,50 @@ if ! env "${demo_env[@]}" "$kinetick_bin" demo --ticks 20000 --symbols 50 --out 
 fi
 grep -v '^{' "$tmp/demo.log" | sed -n '1,6p'
 "$venv/bin/python" deploy/ecs/check_template.py "$template" table "$tmp/out"
+# kinetick checks every setting before it starts, the [kafka] ones too when the source is Kafka
+# (the demo itself reads its simulated market).
+for source in kafka kafka-scram kafka-msk-iam; do
+  task_env "$source"
+  if ! env "${task_env[@]}" "$kinetick_bin" demo --ticks 1000 --symbols 10 --out "$tmp/out-$source" \
+      --no-progress > "$tmp/demo.log" 2>&1; then
+    cat "$tmp/demo.log" >&2
+    echo "check-deploy: kinetick refused the task definition's variables with source $source (above)" >&2
+    exit 1
+  fi
+  echo "kinetick accepts the task definition's variables with source $source"
+done
 
 echo "== Glue table and Athena named queries (DuckDB $DUCKDB_VERSION)"
 "$venv/bin/python" deploy/ecs/check_athena.py "$template" "$tmp/out"
 
+echo "== kinetick report on that lake: its seed answers against DuckDB's"
+task_env kinesis
+if ! env "${task_env[@]}" "$kinetick_bin" report --lake "$tmp/out" --out "$tmp/report" --no-progress \
+    > "$tmp/report.log" 2>&1; then
+  cat "$tmp/report.log" >&2
+  echo "check-deploy: kinetick report failed on the demo's lake (above)" >&2
+  exit 1
+fi
+"$venv/bin/python" deploy/ecs/check_report.py "$tmp/out" "$tmp/report"
+
 echo "== The stack on the AWS emulator, and kinetick run as its task definition says"
+source scripts/moto.sh
+source scripts/kafka.sh
 if [ -z "${AWS_EMULATOR_URL:-}" ]; then
-  source scripts/moto.sh
   ensure_moto
   port=$(free_port)
   start_moto "$port" "$tmp/moto.log"
-  trap 'kill "$moto_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
   export AWS_EMULATOR_URL="http://127.0.0.1:$port"
 fi
-"$venv/bin/python" deploy/ecs/check_stack.py "$template" "$kinetick_bin"
+"$venv/bin/python" deploy/ecs/check_stack.py "$template" "$kinetick_bin" kinesis
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  ensure_kafka_broker
+  port=$(free_port)
+  start_kafka_broker "$port" "$tmp/kafka.log"
+  export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$port"
+  KAFKA_BROKER_BIN=$(kafka_broker_bin)
+  export KAFKA_BROKER_BIN
+fi
+"$venv/bin/python" deploy/ecs/check_stack.py "$template" "$kinetick_bin" kafka
 
 echo "check-deploy: all checks passed"

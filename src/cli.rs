@@ -11,6 +11,7 @@ use crate::producer::simulated::SimulatedRun;
 use crate::producer::simulator::SimulatorConfig;
 use crate::producer::yahoo::{DEFAULT_QUOTE_URL, YahooRun};
 use crate::producer::{self, Destination, ProducerError, Stats};
+use crate::report::ReportOptions;
 use crate::telemetry::{LogFormat, LogTarget};
 
 #[derive(Debug, Parser)]
@@ -44,6 +45,9 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Replay historical bars or ticks from CSV files into a Kinesis stream or a Kafka topic.
     Replay(ReplayArgs),
+    /// Write an HTML report of the lake for a date: charts of the top movers, the day at a
+    /// glance and the answers to the seed queries, with `summary.json` and the charts as SVG.
+    Report(ReportArgs),
     /// Ask a running pipeline's health endpoint and print its answer; exits 0 when healthy (the
     /// container check).
     Health {
@@ -158,6 +162,53 @@ pub struct ReplayArgs {
     pub no_progress: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The lake: a directory `kinetick demo` wrote (its `--out`; the `lake.prefix` setting
+    /// applies, as for the demo), or `s3://bucket/prefix` (read with the SDK's default chain, as
+    /// `kinetick run` writes it; path-style addressing and timeouts from the `aws` settings).
+    #[arg(long)]
+    pub lake: String,
+    /// Event date to report, YYYY-MM-DD (UTC) [default: the newest date in the lake].
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Last date of a range starting at `--date`, YYYY-MM-DD.
+    #[arg(long, requires = "date")]
+    pub to: Option<String>,
+    /// Symbols to chart, comma-separated [default: the top movers].
+    #[arg(long, value_delimiter = ',', conflicts_with = "top")]
+    pub symbols: Option<Vec<String>>,
+    /// How many symbols to chart: those whose last price moved most against the previous close.
+    #[arg(long, default_value_t = crate::report::DEFAULT_TOP)]
+    pub top: usize,
+    /// Output directory: report.html, summary.json and charts/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl ReportArgs {
+    pub fn options(self) -> ReportOptions {
+        ReportOptions {
+            lake: self.lake,
+            date: self.date,
+            to: self.to,
+            symbols: self.symbols.map(|symbols| {
+                symbols
+                    .into_iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+            top: self.top,
+            out: self.out,
+            progress: !self.no_progress,
+        }
+    }
+}
+
 impl DemoArgs {
     /// The demo's options; the output directory defaults to the `local.dir` setting.
     pub fn options(self, config: &Config) -> DemoOptions {
@@ -179,7 +230,8 @@ impl Command {
             Command::Demo(_)
             | Command::Health { .. }
             | Command::Produce(_)
-            | Command::Replay(_) => LogTarget::Stderr,
+            | Command::Replay(_)
+            | Command::Report(_) => LogTarget::Stderr,
             Command::Run => LogTarget::Stdout,
         }
     }
@@ -187,7 +239,7 @@ impl Command {
     /// Log level unless `RUST_LOG` says otherwise.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Demo(_) | Command::Health { .. } => "warn",
+            Command::Demo(_) | Command::Health { .. } | Command::Report(_) => "warn",
             Command::Run | Command::Produce(_) | Command::Replay(_) => "info",
         }
     }
@@ -206,6 +258,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => crate::run::run(config).await,
         Command::Produce(args) => produce(args, &config).await,
         Command::Replay(args) => replay(args, &config).await,
+        Command::Report(args) => {
+            let outcome = crate::report::run(&config, args.options()).await?;
+            print!("{outcome}");
+            Ok(())
+        }
         Command::Health {
             address,
             ignore_refusals,

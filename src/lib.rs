@@ -19,7 +19,8 @@
 //!   `KINETICK_...` variables), [`telemetry`] (logs), [`health`] (the container's health
 //!   endpoint), and one module per command: [`demo`] (the whole pipeline on local ports),
 //!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream or a Kafka
-//!   topic, and the market simulator the demo uses).
+//!   topic, and the market simulator the demo uses), [`report`] (an HTML report of the lake:
+//!   charts, the day at a glance, the seed queries' answers).
 
 pub mod actors;
 pub mod alerts;
@@ -39,6 +40,7 @@ pub mod objects;
 pub mod pipeline;
 pub mod ports;
 pub mod producer;
+pub mod report;
 pub mod retry;
 pub mod run;
 pub mod shutdown;

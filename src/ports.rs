@@ -25,7 +25,7 @@ use crate::aws::{self, CountRequests};
 use crate::checkpoint::CheckpointStore;
 use crate::checkpoint::dynamodb::DynamoCheckpointStore;
 use crate::checkpoint::file::FileCheckpointStore;
-use crate::config::{Config, SourceKind};
+use crate::config::{AwsConfig, Config, SourceKind};
 use crate::lease::LeaseStore;
 use crate::lease::dynamodb::DynamoLeaseStore;
 use crate::lease::memory::MemoryLeaseStore;
@@ -41,6 +41,23 @@ use crate::stream::kinesis::{KinesisStream, Polling};
 use crate::table::TicksTable;
 use crate::table::dynamodb::DynamoTicksTable;
 use crate::table::file::FileTicksTable;
+
+/// The S3 object store of `bucket`, with the S3 settings of `settings` (addressing, timeouts)
+/// and its requests counted into `metrics`: the lake of `kinetick run`, and the lake
+/// `kinetick report` reads from S3.
+pub fn s3_objects(
+    settings: &AwsConfig,
+    sdk: &SdkConfig,
+    bucket: &str,
+    metrics: &Arc<Metrics>,
+) -> S3ObjectStore {
+    let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(settings.s3_force_path_style)
+        .interceptor(CountRequests::new(metrics, Counter::S3Requests))
+        .timeout_config(aws::timeouts(sdk, settings.timeouts.objects))
+        .build();
+    S3ObjectStore::new(aws_sdk_s3::Client::from_conf(s3_config), bucket)
+}
 
 /// One implementation of every port.
 #[derive(Clone)]
@@ -89,15 +106,8 @@ impl Ports {
         );
         let counting = |counter| CountRequests::new(metrics, counter);
         let limits = &settings.timeouts;
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(settings.s3_force_path_style)
-            .interceptor(counting(Counter::S3Requests))
-            .timeout_config(aws::timeouts(sdk, limits.objects))
-            .build();
-        let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(
-            aws_sdk_s3::Client::from_conf(s3_config),
-            &settings.bucket,
-        ));
+        let objects: Arc<dyn ObjectStore> =
+            Arc::new(s3_objects(settings, sdk, &settings.bucket, metrics));
         // One client per kind of call, each with its own timeouts (they share the connections).
         let dynamodb = |call| {
             aws_sdk_dynamodb::Client::from_conf(

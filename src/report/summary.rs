@@ -1,0 +1,443 @@
+//! The day at a glance: top gainers and losers against the previous close, the symbols with most
+//! anomalies, alerts by kind and hour (or, with no alert log, the lake's anomalies and trend
+//! changes by hour), dead letters by reason.
+//!
+//! In: the sorted [`Series`], the alerts of the alert log if there is one, the dead letters'
+//! reason codes and reasons. Out: [`Glance`], which `summary.json` holds and the page shows.
+//! Pure: no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::row::iso_millis;
+use super::series::{Series, trend_changes};
+use crate::model::lake::partition_date;
+use crate::model::rules::{Alert, Trend};
+
+/// Gainers and losers shown.
+pub const MOVERS: usize = 5;
+/// Symbols shown by anomaly count.
+pub const MOST_ANOMALIES: usize = 10;
+
+const MS_PER_HOUR: i64 = 3_600_000;
+
+/// A symbol's last tick of the report's range against its previous close.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mover {
+    pub symbol: String,
+    pub event_time: String,
+    pub price: f64,
+    pub previous_close: f64,
+    pub change_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyCount {
+    pub symbol: String,
+    pub anomalies: u64,
+    pub ticks: u64,
+}
+
+/// Alerts of one hour (UTC) by kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertHour {
+    /// `2026-01-05 14:00`, UTC.
+    pub hour: String,
+    pub total: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// The alert log's alerts of the report's dates, once each (by id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertSummary {
+    pub total: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub by_hour: Vec<AlertHour>,
+}
+
+/// What the lake itself says per hour (UTC): rows flagged as anomalies, and trend changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LakeHour {
+    pub hour: String,
+    pub ticks: u64,
+    pub anomalies: u64,
+    pub trend_up: u64,
+    pub trend_down: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasonCount {
+    pub reason_code: String,
+    pub count: u64,
+    /// One of the reasons given (they name the field and value).
+    pub example: String,
+}
+
+/// The day at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Glance {
+    pub symbols: usize,
+    pub first_event_time: Option<String>,
+    pub last_event_time: Option<String>,
+    pub gainers: Vec<Mover>,
+    pub losers: Vec<Mover>,
+    pub most_anomalies: Vec<AnomalyCount>,
+    /// `None` when there is no alert log (a lake on S3, or a directory without `alerts.jsonl`).
+    pub alerts: Option<AlertSummary>,
+    pub lake_by_hour: Vec<LakeHour>,
+    pub dead_letters: u64,
+    pub dead_letters_by_reason: Vec<ReasonCount>,
+}
+
+/// Dead letters by reason code, fed one at a time.
+#[derive(Debug, Default)]
+pub struct DeadLetterCounts {
+    by_code: BTreeMap<String, (u64, String)>,
+}
+
+impl DeadLetterCounts {
+    pub fn add(&mut self, reason_code: &str, reason: &str) {
+        match self.by_code.get_mut(reason_code) {
+            Some((count, _)) => *count += 1,
+            None => {
+                self.by_code
+                    .insert(reason_code.to_owned(), (1, reason.to_owned()));
+            }
+        }
+    }
+
+    /// Most frequent first, then by code.
+    fn ranked(self) -> Vec<ReasonCount> {
+        let mut ranked: Vec<ReasonCount> = self
+            .by_code
+            .into_iter()
+            .map(|(reason_code, (count, example))| ReasonCount {
+                reason_code,
+                count,
+                example,
+            })
+            .collect();
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.count));
+        ranked
+    }
+}
+
+/// `2026-01-05 14:00` of an hour number since the epoch.
+fn hour_label(hour: i64) -> String {
+    let text = iso_millis(hour * MS_PER_HOUR);
+    format!("{} {}", &text[..10], &text[11..16])
+}
+
+/// The day at a glance of `series`; `alerts` (the alert log, if any) are counted when their
+/// event date is one of `dates`, each id once.
+pub fn glance(
+    series: &Series,
+    alerts: Option<&[Alert]>,
+    dates: &BTreeSet<String>,
+    dead_letters: DeadLetterCounts,
+) -> Glance {
+    let mut movers = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut by_hour: BTreeMap<i64, LakeHour> = BTreeMap::new();
+    let (mut first, mut last) = (None::<i64>, None::<i64>);
+    for (symbol, points) in series.symbols() {
+        let (Some(head), Some(tail)) = (points.first(), points.last()) else {
+            continue;
+        };
+        first = Some(first.map_or(head.time_ms, |t| t.min(head.time_ms)));
+        last = Some(last.map_or(tail.time_ms, |t| t.max(tail.time_ms)));
+        if let (Some(close), Some(change)) = (tail.previous_close, tail.change_vs_close()) {
+            movers.push(Mover {
+                symbol: symbol.to_owned(),
+                event_time: iso_millis(tail.time_ms),
+                price: tail.price,
+                previous_close: close,
+                change_percent: change,
+            });
+        }
+        let flagged = points.iter().filter(|p| p.anomaly).count() as u64;
+        if flagged > 0 {
+            anomalies.push(AnomalyCount {
+                symbol: symbol.to_owned(),
+                anomalies: flagged,
+                ticks: points.len() as u64,
+            });
+        }
+        for point in points {
+            let hour = by_hour
+                .entry(point.time_ms.div_euclid(MS_PER_HOUR))
+                .or_default();
+            hour.ticks += 1;
+            hour.anomalies += u64::from(point.anomaly);
+        }
+        for (index, trend) in trend_changes(points) {
+            let hour = by_hour
+                .entry(points[index].time_ms.div_euclid(MS_PER_HOUR))
+                .or_default();
+            match trend {
+                Trend::Up => hour.trend_up += 1,
+                Trend::Down => hour.trend_down += 1,
+            }
+        }
+    }
+
+    movers.sort_by(|a, b| {
+        b.change_percent
+            .total_cmp(&a.change_percent)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
+    let gainers: Vec<Mover> = movers
+        .iter()
+        .filter(|m| m.change_percent > 0.0)
+        .take(MOVERS)
+        .cloned()
+        .collect();
+    let losers: Vec<Mover> = movers
+        .iter()
+        .rev()
+        .filter(|m| m.change_percent < 0.0)
+        .take(MOVERS)
+        .cloned()
+        .collect();
+    anomalies.sort_by(|a, b| {
+        b.anomalies
+            .cmp(&a.anomalies)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
+    anomalies.truncate(MOST_ANOMALIES);
+    let dead_letters_total = dead_letters.by_code.values().map(|(count, _)| count).sum();
+
+    Glance {
+        symbols: series.len(),
+        first_event_time: first.map(iso_millis),
+        last_event_time: last.map(iso_millis),
+        gainers,
+        losers,
+        most_anomalies: anomalies,
+        alerts: alerts.map(|alerts| alert_summary(alerts, dates)),
+        lake_by_hour: by_hour
+            .into_iter()
+            .map(|(hour, counts)| LakeHour {
+                hour: hour_label(hour),
+                ..counts
+            })
+            .collect(),
+        dead_letters: dead_letters_total,
+        dead_letters_by_reason: dead_letters.ranked(),
+    }
+}
+
+/// Alerts whose event date is one of `dates`, each id once (a replay after a crash may have
+/// appended an alert twice), by kind and by hour.
+fn alert_summary(alerts: &[Alert], dates: &BTreeSet<String>) -> AlertSummary {
+    let mut seen = BTreeSet::new();
+    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_hour: BTreeMap<i64, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for alert in alerts {
+        if !dates.contains(&partition_date(alert.event_time_ms)) || !seen.insert(&alert.id) {
+            continue;
+        }
+        let kind = alert.kind.as_str();
+        *by_kind.entry(kind).or_default() += 1;
+        *by_hour
+            .entry(alert.event_time_ms.div_euclid(MS_PER_HOUR))
+            .or_default()
+            .entry(kind)
+            .or_default() += 1;
+    }
+    AlertSummary {
+        total: by_kind.values().sum(),
+        by_kind,
+        by_hour: by_hour
+            .into_iter()
+            .map(|(hour, by_kind)| AlertHour {
+                hour: hour_label(hour),
+                total: by_kind.values().sum(),
+                by_kind,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::row::Row;
+    use super::*;
+    use crate::model::rules::{AlertKind, Severity};
+
+    const DAY: i64 = 1_767_571_200_000; // 2026-01-05T00:00:00Z
+
+    fn series(rows: &[Row]) -> Series {
+        let mut series = Series::default();
+        for row in rows {
+            series.add(row);
+        }
+        series.sorted()
+    }
+
+    fn tick(symbol: &str, time_ms: i64, price: f64, close: Option<f64>) -> Row {
+        Row {
+            symbol: symbol.into(),
+            event_time_ms: time_ms,
+            price,
+            previous_close: close,
+            ..Row::default()
+        }
+    }
+
+    fn dates() -> BTreeSet<String> {
+        BTreeSet::from(["2026-01-05".to_owned()])
+    }
+
+    fn alert(id: &str, kind: AlertKind, time_ms: i64) -> Alert {
+        Alert {
+            id: id.into(),
+            symbol: "AAPL".into(),
+            kind,
+            severity: Severity::Info,
+            event_time_ms: time_ms,
+            price: 1.0,
+            value: 1.0,
+            threshold: 1.0,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn movers_compare_each_symbols_last_tick_with_its_previous_close() {
+        let mut rows = Vec::new();
+        // Eight symbols whose last tick is +8 %, +6 %, ..., -6 %; an earlier tick says otherwise.
+        for (i, percent) in [8.0, 6.0, 4.0, 2.0, 1.0, -2.0, -4.0, -6.0]
+            .iter()
+            .enumerate()
+        {
+            let symbol = format!("S{i}");
+            rows.push(tick(&symbol, DAY + 2_000, 100.0 + percent, Some(100.0)));
+            rows.push(tick(&symbol, DAY + 1_000, 50.0, Some(100.0)));
+        }
+        // The last tick has no previous close: no change to rank.
+        rows.push(tick("NOCLOSE", DAY + 5_000, 10.0, None));
+        let glance = glance(&series(&rows), None, &dates(), DeadLetterCounts::default());
+        let symbols =
+            |movers: &[Mover]| -> Vec<String> { movers.iter().map(|m| m.symbol.clone()).collect() };
+        assert_eq!(symbols(&glance.gainers), ["S0", "S1", "S2", "S3", "S4"]);
+        assert_eq!(symbols(&glance.losers), ["S7", "S6", "S5"]);
+        assert!((glance.gainers[0].change_percent - 8.0).abs() < 1e-9);
+        assert_eq!(glance.gainers[0].event_time, "2026-01-05T00:00:02.000Z");
+        assert_eq!(glance.symbols, 9);
+        assert_eq!(
+            glance.last_event_time.as_deref(),
+            Some("2026-01-05T00:00:05.000Z")
+        );
+    }
+
+    #[test]
+    fn anomalies_and_trend_changes_are_counted_per_symbol_and_hour() {
+        let mut rows = Vec::new();
+        let trends = [None, Some(Trend::Up), Some(Trend::Down), Some(Trend::Up)];
+        for (i, trend) in trends.into_iter().enumerate() {
+            rows.push(Row {
+                trend,
+                anomaly: i == 2,
+                ..tick("A", DAY + i as i64 * 1_800_000, 1.0, None)
+            });
+        }
+        rows.push(Row {
+            anomaly: true,
+            ..tick("B", DAY, 1.0, None)
+        });
+        rows.push(Row {
+            anomaly: true,
+            ..tick("B", DAY + 1, 1.0, None)
+        });
+        let glance = glance(&series(&rows), None, &dates(), DeadLetterCounts::default());
+        assert_eq!(
+            glance.most_anomalies,
+            [
+                AnomalyCount {
+                    symbol: "B".into(),
+                    anomalies: 2,
+                    ticks: 2
+                },
+                AnomalyCount {
+                    symbol: "A".into(),
+                    anomalies: 1,
+                    ticks: 4
+                },
+            ]
+        );
+        assert_eq!(
+            glance.lake_by_hour,
+            [
+                LakeHour {
+                    hour: "2026-01-05 00:00".into(),
+                    ticks: 4,
+                    anomalies: 2,
+                    trend_up: 0,
+                    trend_down: 0,
+                },
+                LakeHour {
+                    hour: "2026-01-05 01:00".into(),
+                    ticks: 2,
+                    anomalies: 1,
+                    trend_up: 1,
+                    trend_down: 1,
+                },
+            ]
+        );
+        assert_eq!(glance.alerts, None);
+    }
+
+    #[test]
+    fn alerts_count_once_per_id_within_the_dates() {
+        let alerts = [
+            alert("a", AlertKind::TrendUp, DAY + 10),
+            alert("a", AlertKind::TrendUp, DAY + 10), // replayed
+            alert("b", AlertKind::VolumeSpike, DAY + 20),
+            alert("c", AlertKind::TrendUp, DAY + 3_600_000),
+            alert("d", AlertKind::TrendUp, DAY - 1), // the day before
+        ];
+        let glance = glance(
+            &series(&[]),
+            Some(&alerts),
+            &dates(),
+            DeadLetterCounts::default(),
+        );
+        let summary = glance.alerts.unwrap();
+        assert_eq!(summary.total, 3);
+        assert_eq!(
+            summary.by_kind,
+            BTreeMap::from([("trend_up", 2), ("volume_spike", 1)])
+        );
+        assert_eq!(summary.by_hour.len(), 2);
+        assert_eq!(summary.by_hour[0].hour, "2026-01-05 00:00");
+        assert_eq!(
+            summary.by_hour[0].by_kind,
+            BTreeMap::from([("trend_up", 1), ("volume_spike", 1)])
+        );
+        assert_eq!(summary.by_hour[1].total, 1);
+    }
+
+    #[test]
+    fn dead_letters_rank_by_count_with_an_example_reason() {
+        let mut counts = DeadLetterCounts::default();
+        counts.add("missing_field", "missing required field `price`");
+        counts.add("malformed_json", "expected value at line 1");
+        counts.add("missing_field", "missing required field `symbol`");
+        let glance = glance(&series(&[]), None, &dates(), counts);
+        assert_eq!(glance.dead_letters, 3);
+        assert_eq!(
+            glance.dead_letters_by_reason[0],
+            ReasonCount {
+                reason_code: "missing_field".into(),
+                count: 2,
+                example: "missing required field `price`".into(),
+            }
+        );
+        assert_eq!(
+            glance.dead_letters_by_reason[1].reason_code,
+            "malformed_json"
+        );
+    }
+}
