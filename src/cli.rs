@@ -18,7 +18,7 @@ use crate::telemetry::{LogFormat, LogTarget};
 #[command(
     name = "kinetick",
     version,
-    about = "Stream processor for market ticks: Kinesis in; DynamoDB, S3 Parquet, SNS and CloudWatch out."
+    about = "Stream processor for market ticks: Kinesis or Kafka in; DynamoDB, S3 Parquet, SNS and CloudWatch out."
 )]
 pub struct Cli {
     /// TOML configuration file; `KINETICK_...` environment variables override it.
@@ -37,8 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline on a simulated market with local storage (no AWS account needed).
     Demo(DemoArgs),
-    /// Run the pipeline on AWS: read the Kinesis stream, write DynamoDB, S3, SNS and CloudWatch
-    /// (what the ECS task runs; configured by file and `KINETICK_...` variables).
+    /// Run the pipeline on AWS: read the Kinesis stream (or a Kafka topic), write DynamoDB, S3,
+    /// SNS and CloudWatch (what the ECS task runs; configured by file and `KINETICK_...`
+    /// variables).
     Run,
     /// Write ticks into a Kinesis stream or a Kafka topic: simulated at a target rate, or live
     /// quotes.

@@ -1,5 +1,5 @@
-//! `kinetick run`: the pipeline on AWS (Kinesis in; DynamoDB, S3, SNS and CloudWatch out), as the
-//! ECS task runs it, on the AWS ports ([`Ports::aws`]). Stops on SIGTERM or SIGINT
+//! `kinetick run`: the pipeline on AWS (Kinesis or Kafka in; DynamoDB, S3, SNS and CloudWatch
+//! out), as the ECS task runs it, on the AWS ports ([`Ports::aws`]). Stops on SIGTERM or SIGINT
 //! ([`shutdown::run_to_end`]): readers stop, every sink flushes, every shard checkpoints, and the
 //! process exits 0.
 
