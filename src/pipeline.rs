@@ -55,6 +55,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts every stage, counting into `metrics` (shared with ports that count too). Must run
     /// inside an actix `System`.
+    ///
+    /// One page of wiring, kept whole: each stage is started once the links it needs exist, in
+    /// that order, and splitting it would only pass those links around between functions.
     pub async fn start(
         config: &Config,
         ports: Ports,

@@ -117,43 +117,8 @@ impl Ports {
                     .build(),
             )
         };
-        let alerts: Arc<dyn AlertSink> = match &settings.topic_arn {
-            Some(topic) => Arc::new(SnsAlertSink::new(
-                aws_sdk_sns::Client::from_conf(
-                    aws_sdk_sns::config::Builder::from(sdk)
-                        .interceptor(counting(Counter::SnsRequests))
-                        .timeout_config(aws::timeouts(sdk, limits.alerts))
-                        .build(),
-                ),
-                topic,
-            )),
-            None => {
-                tracing::warn!("No aws.topic-arn: alerts are logged, not published.");
-                Arc::new(LogAlertSink)
-            }
-        };
-        let stream: Arc<dyn StreamSource> = match config.source.kind {
-            SourceKind::Kinesis => Arc::new(KinesisStream::new(
-                aws_sdk_kinesis::Client::from_conf(
-                    aws_sdk_kinesis::config::Builder::from(sdk)
-                        .interceptor(counting(Counter::KinesisRequests))
-                        .timeout_config(aws::timeouts(sdk, limits.stream))
-                        .build(),
-                ),
-                &settings.stream_name,
-                Polling {
-                    idle_interval: settings.idle_poll_interval,
-                    ..Polling::default()
-                },
-            )),
-            SourceKind::Kafka => Arc::new(KafkaStream::new(
-                kafka::connect::client(&config.kafka, Some(sdk)).await?,
-                &config.kafka.topic,
-                kafka::Fetching::of(&config.kafka),
-            )),
-        };
         Ok(Self {
-            stream,
+            stream: aws_stream(config, sdk, metrics).await?,
             leases: Arc::new(DynamoLeaseStore::new(
                 dynamodb(config.lease_call_timeout()),
                 &settings.checkpoint_table,
@@ -170,7 +135,7 @@ impl Ports {
                 settings.table_write_concurrency,
             )),
             objects,
-            alerts,
+            alerts: aws_alerts(config, sdk, metrics),
             metrics: Arc::new(CloudWatchMetricsSink::new(
                 aws_sdk_cloudwatch::Client::from_conf(
                     aws_sdk_cloudwatch::config::Builder::from(sdk)
@@ -181,5 +146,54 @@ impl Ports {
                 &config.metrics.namespace,
             )),
         })
+    }
+}
+
+/// The stream `kinetick run` reads: the Kinesis stream, or the Kafka topic (`source.kind`).
+async fn aws_stream(
+    config: &Config,
+    sdk: &SdkConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn StreamSource>> {
+    let settings = &config.aws;
+    Ok(match config.source.kind {
+        SourceKind::Kinesis => Arc::new(KinesisStream::new(
+            aws_sdk_kinesis::Client::from_conf(
+                aws_sdk_kinesis::config::Builder::from(sdk)
+                    .interceptor(CountRequests::new(metrics, Counter::KinesisRequests))
+                    .timeout_config(aws::timeouts(sdk, settings.timeouts.stream))
+                    .build(),
+            ),
+            &settings.stream_name,
+            Polling {
+                idle_interval: settings.idle_poll_interval,
+                ..Polling::default()
+            },
+        )),
+        SourceKind::Kafka => Arc::new(KafkaStream::new(
+            kafka::connect::client(&config.kafka, Some(sdk)).await?,
+            &config.kafka.topic,
+            kafka::Fetching::of(&config.kafka),
+        )),
+    })
+}
+
+/// The SNS topic of the alerts, or the log without one.
+fn aws_alerts(config: &Config, sdk: &SdkConfig, metrics: &Arc<Metrics>) -> Arc<dyn AlertSink> {
+    let settings = &config.aws;
+    match &settings.topic_arn {
+        Some(topic) => Arc::new(SnsAlertSink::new(
+            aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk)
+                    .interceptor(CountRequests::new(metrics, Counter::SnsRequests))
+                    .timeout_config(aws::timeouts(sdk, settings.timeouts.alerts))
+                    .build(),
+            ),
+            topic,
+        )),
+        None => {
+            tracing::warn!("No aws.topic-arn: alerts are logged, not published.");
+            Arc::new(LogAlertSink)
+        }
     }
 }

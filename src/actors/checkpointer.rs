@@ -21,7 +21,17 @@ use crate::health::{Concern, Health};
 use crate::lease::clock::LeaseClock;
 use crate::metrics::{Counter, Latency, Metrics, ShardGauge};
 use crate::model::ids::ShardId;
+use crate::model::tick::Position;
 use crate::retry::{Reporting, Stopped, persistently};
+
+/// What a checkpoint write covered, for what follows it once written.
+struct Written {
+    position: Position,
+    last: bool,
+    shard_end: bool,
+    records: u64,
+    newest_arrival_ms: i64,
+}
 
 pub struct Checkpointer {
     store: Arc<dyn CheckpointStore>,
@@ -94,53 +104,72 @@ impl Checkpointer {
             )
             .await
         };
-        let position = candidate.position;
-        let (last, shard_end, records, newest_arrival_ms) = (
-            candidate.last,
-            candidate.shard_end,
-            candidate.records,
-            candidate.newest_arrival_ms,
-        );
-        ctx.spawn(save.into_actor(self).map(move |result, act, ctx| {
-            match result {
-                Ok(()) => {}
-                Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
-                    tracing::warn!(shard_id = %shard_id, "Checkpoint refused: the lease has moved on.");
-                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
-                    return;
-                }
-                Err(Stopped::Abandoned) => {
-                    tracing::warn!(shard_id = %shard_id, %position,
-                        "Lease may have expired; the checkpoint is not written.");
-                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
-                    return;
-                }
-                Err(Stopped::Rejected(error)) => {
-                    act.links.fatal
-                        .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
-                    return;
-                }
+        let written = Written {
+            position: candidate.position,
+            last: candidate.last,
+            shard_end: candidate.shard_end,
+            records: candidate.records,
+            newest_arrival_ms: candidate.newest_arrival_ms,
+        };
+        ctx.spawn(save.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) => act.committed(shard_id, generation, written, ctx),
+            Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
+                tracing::warn!(shard_id = %shard_id, "Checkpoint refused: the lease has moved on.");
+                act.stop(&shard_id, generation, StopOutcome::LeaseLost);
             }
-            act.links.committed.publish(&shard_id, &position);
-            act.links.metrics.add(Counter::CheckpointsWritten, 1);
-            let now = chrono::Utc::now().timestamp_millis();
-            act.links.metrics.observe(
-                Latency::EndToEndLatency,
-                (now - newest_arrival_ms).max(0) as f64,
-            );
-            let Some(progress) = act.progress.current(&shard_id, generation) else {
-                return;
-            };
-            progress.saved(records);
-            act.links.metrics
-                .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag() as f64);
-            tracing::debug!(shard_id = %shard_id, %position, "Checkpoint written.");
-            if last {
-                act.stop(&shard_id, generation, StopOutcome::Checkpointed { shard_end });
-            } else {
-                act.commit_ready(shard_id, ctx);
+            Err(Stopped::Abandoned) => {
+                tracing::warn!(shard_id = %shard_id, position = %written.position,
+                    "Lease may have expired; the checkpoint is not written.");
+                act.stop(&shard_id, generation, StopOutcome::LeaseLost);
+            }
+            Err(Stopped::Rejected(error)) => {
+                act.links
+                    .fatal
+                    .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
             }
         }));
+    }
+
+    /// A checkpoint is written: the sinks waiting on it may go on, and the shard's next
+    /// candidate is committed (or, after its last, the shard is stopped).
+    fn committed(
+        &mut self,
+        shard_id: ShardId,
+        generation: u64,
+        written: Written,
+        ctx: &mut Context<Self>,
+    ) {
+        let Written {
+            position,
+            last,
+            shard_end,
+            records,
+            newest_arrival_ms,
+        } = written;
+        self.links.committed.publish(&shard_id, &position);
+        self.links.metrics.add(Counter::CheckpointsWritten, 1);
+        let now = chrono::Utc::now().timestamp_millis();
+        self.links.metrics.observe(
+            Latency::EndToEndLatency,
+            (now - newest_arrival_ms).max(0) as f64,
+        );
+        let Some(progress) = self.progress.current(&shard_id, generation) else {
+            return;
+        };
+        progress.saved(records);
+        self.links
+            .metrics
+            .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag() as f64);
+        tracing::debug!(shard_id = %shard_id, %position, "Checkpoint written.");
+        if last {
+            self.stop(
+                &shard_id,
+                generation,
+                StopOutcome::Checkpointed { shard_end },
+            );
+        } else {
+            self.commit_ready(shard_id, ctx);
+        }
     }
 
     fn stop(&mut self, shard_id: &ShardId, generation: u64, outcome: StopOutcome) {

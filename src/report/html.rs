@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::Report;
 use super::seed::Answer;
-use super::summary::{Glance, Mover};
+use super::summary::{AlertSummary, Glance, Mover};
 
 /// Rows of the big-moves answer shown on the page (`summary.json` has them all).
 const MOVES_SHOWN: usize = 20;
@@ -189,7 +189,19 @@ fn glance_section(html: &mut String, report: &Report) {
         &glance.losers,
         "No symbol closed the range below its previous close.",
     );
+    anomalies_card(html, glance);
+    dead_letters_card(html, report);
+    html.push_str("</div>\n");
+    html.push_str("<div class=\"card wide\">");
+    match (&glance.alerts, &report.alert_log) {
+        (Some(alerts), Some(log)) => alerts_by_hour(html, alerts, log),
+        _ => lake_marks_by_hour(html, glance),
+    }
+    html.push_str("</div>\n");
+}
 
+/// The symbols with the most rows flagged as anomalies.
+fn anomalies_card(html: &mut String, glance: &Glance) {
     html.push_str("<div class=\"card\"><h3>Most anomalies</h3>");
     if glance.most_anomalies.is_empty() {
         html.push_str("<p class=\"note\">No row is flagged as an anomaly.</p>");
@@ -210,7 +222,11 @@ fn glance_section(html: &mut String, report: &Report) {
         html.push_str("</table>");
     }
     html.push_str("</div>\n");
+}
 
+/// Rejected records by reason, with an example of each.
+fn dead_letters_card(html: &mut String, report: &Report) {
+    let glance: &Glance = &report.glance;
     let _ = write!(
         html,
         "<div class=\"card\"><h3>Dead letters by reason</h3>\
@@ -235,70 +251,69 @@ fn glance_section(html: &mut String, report: &Report) {
         }
         html.push_str("</table>");
     }
-    html.push_str("</div>\n</div>\n");
-
-    html.push_str("<div class=\"card wide\">");
-    match (&glance.alerts, &report.alert_log) {
-        (Some(alerts), Some(log)) => {
-            let _ = write!(
-                html,
-                "<h3>Alerts by kind and hour (UTC)</h3><p class=\"note\">{} alerts from \
-                 <code>{}</code>, each id once.</p>",
-                count(alerts.total),
-                escape(log)
-            );
-            let kinds: BTreeSet<&str> = alerts.by_kind.keys().copied().collect();
-            html.push_str("<div class=\"wide-table\"><table><tr><th>hour</th>");
-            for kind in &kinds {
-                let _ = write!(html, "<th class=\"n\">{}</th>", escape(kind));
-            }
-            html.push_str("<th class=\"n\">total</th></tr>");
-            for hour in &alerts.by_hour {
-                let _ = write!(html, "<tr><td>{}</td>", escape(&hour.hour));
-                for kind in &kinds {
-                    let n = hour.by_kind.get(kind).copied().unwrap_or(0);
-                    let _ = write!(html, "<td class=\"n\">{}</td>", count(n));
-                }
-                let _ = write!(html, "<td class=\"n\">{}</td></tr>", count(hour.total));
-            }
-            html.push_str("<tr><th>all hours</th>");
-            for kind in &kinds {
-                let _ = write!(html, "<th class=\"n\">{}</th>", count(alerts.by_kind[kind]));
-            }
-            let _ = write!(
-                html,
-                "<th class=\"n\">{}</th></tr></table></div>",
-                count(alerts.total)
-            );
-        }
-        _ => {
-            html.push_str(
-                "<h3>Anomalies and trend changes by hour (UTC)</h3><p class=\"note\">The lake \
-                 alone has no alert log (a demo's <code>alerts.jsonl</code> sits beside its \
-                 lake; on AWS the alerts went to the SNS topic). Shown instead: the lake's rows \
-                 flagged as anomalies, and its trend changes (the rows where the trend turned, \
-                 before any alert cooldown).</p>",
-            );
-            html.push_str(
-                "<table><tr><th>hour</th><th class=\"n\">ticks</th><th class=\"n\">anomalies</th>\
-                 <th class=\"n\">trend up</th><th class=\"n\">trend down</th></tr>",
-            );
-            for hour in &glance.lake_by_hour {
-                let _ = write!(
-                    html,
-                    "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                     <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                    escape(&hour.hour),
-                    count(hour.ticks),
-                    count(hour.anomalies),
-                    count(hour.trend_up),
-                    count(hour.trend_down)
-                );
-            }
-            html.push_str("</table>");
-        }
-    }
     html.push_str("</div>\n");
+}
+
+/// The alert log's alerts by kind and hour.
+fn alerts_by_hour(html: &mut String, alerts: &AlertSummary, log: &str) {
+    let _ = write!(
+        html,
+        "<h3>Alerts by kind and hour (UTC)</h3><p class=\"note\">{} alerts from \
+             <code>{}</code>, each id once.</p>",
+        count(alerts.total),
+        escape(log)
+    );
+    let kinds: BTreeSet<&str> = alerts.by_kind.keys().copied().collect();
+    html.push_str("<div class=\"wide-table\"><table><tr><th>hour</th>");
+    for kind in &kinds {
+        let _ = write!(html, "<th class=\"n\">{}</th>", escape(kind));
+    }
+    html.push_str("<th class=\"n\">total</th></tr>");
+    for hour in &alerts.by_hour {
+        let _ = write!(html, "<tr><td>{}</td>", escape(&hour.hour));
+        for kind in &kinds {
+            let n = hour.by_kind.get(kind).copied().unwrap_or(0);
+            let _ = write!(html, "<td class=\"n\">{}</td>", count(n));
+        }
+        let _ = write!(html, "<td class=\"n\">{}</td></tr>", count(hour.total));
+    }
+    html.push_str("<tr><th>all hours</th>");
+    for kind in &kinds {
+        let _ = write!(html, "<th class=\"n\">{}</th>", count(alerts.by_kind[kind]));
+    }
+    let _ = write!(
+        html,
+        "<th class=\"n\">{}</th></tr></table></div>",
+        count(alerts.total)
+    );
+}
+
+/// Without an alert log: the lake's anomalies and trend changes by hour.
+fn lake_marks_by_hour(html: &mut String, glance: &Glance) {
+    html.push_str(
+        "<h3>Anomalies and trend changes by hour (UTC)</h3><p class=\"note\">The lake \
+             alone has no alert log (a demo's <code>alerts.jsonl</code> sits beside its \
+             lake; on AWS the alerts went to the SNS topic). Shown instead: the lake's rows \
+             flagged as anomalies, and its trend changes (the rows where the trend turned, \
+             before any alert cooldown).</p>",
+    );
+    html.push_str(
+        "<table><tr><th>hour</th><th class=\"n\">ticks</th><th class=\"n\">anomalies</th>\
+             <th class=\"n\">trend up</th><th class=\"n\">trend down</th></tr>",
+    );
+    for hour in &glance.lake_by_hour {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&hour.hour),
+            count(hour.ticks),
+            count(hour.anomalies),
+            count(hour.trend_up),
+            count(hour.trend_down)
+        );
+    }
+    html.push_str("</table>");
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -21,7 +21,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::row::Row;
 use super::summary::DeadLetterCounts;
-use crate::model::lake::partition_date;
+use crate::model::lake::{MEASURE_COLUMNS, partition_date};
 use crate::model::rules::Trend;
 use crate::objects::{ObjectError, ObjectStore};
 
@@ -288,26 +288,8 @@ fn batch_rows(batch: &RecordBatch, dt: &Arc<str>, rows: &mut Vec<Row>) -> Result
             .ok_or_else(|| wrong(name))
     };
     let (symbol, event_time, price) = (strings("symbol")?, times("event_time")?, doubles("price")?);
-    let measures = [
-        "open",
-        "high",
-        "low",
-        "previous_close",
-        "change",
-        "change_percent",
-        "volume",
-        "sma_short",
-        "sma_long",
-        "ema",
-        "vwap",
-        "window_high",
-        "window_low",
-        "volatility",
-        "log_return",
-        "return_zscore",
-        "volume_ratio",
-    ]
-    .map(doubles);
+    // In the lake's order: `at(j)` below reads measure `j`.
+    let measures = MEASURE_COLUMNS.map(doubles);
     let mut m = Vec::with_capacity(measures.len());
     for measure in measures {
         m.push(measure?);

@@ -72,9 +72,28 @@ fn draw(spec: &ChartSpec, svg: &mut String) -> Result<(), String> {
     let (header, body) = root.split_vertically(HEADER);
     let (upper, lower) = body.split_vertically(PRICE_PANE);
     header_band(spec, &header).map_err(failed)?;
+    price_pane(spec, &upper).map_err(failed)?;
+    volume_pane(spec, &lower).map_err(failed)?;
+    root.present().map_err(failed)?;
+    Ok(())
+}
 
+/// The chart's time axis: its first and last tick (one millisecond at least).
+fn times(spec: &ChartSpec) -> std::ops::Range<i64> {
     let (t0, t1) = spec.time_range;
-    let times = t0..t1.max(t0 + 1);
+    t0..t1.max(t0 + 1)
+}
+
+fn label_font() -> TextStyle<'static> {
+    ("sans-serif", 12).into_font().color(&TEXT_COLOR)
+}
+
+/// The price with its averages and VWAP, anomalies circled and trend changes marked.
+fn price_pane<DB: DrawingBackend>(
+    spec: &ChartSpec,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let times = times(spec);
     let (low, high) = padded(spec.value_range);
     let decimals = if high - low < 1.0 { 4 } else { 2 };
     // Many trend changes beside the price would hide it: they line the top of the pane then,
@@ -85,15 +104,14 @@ fn draw(spec: &ChartSpec, svg: &mut String) -> Result<(), String> {
     } else {
         high
     };
-    let label_font = ("sans-serif", 12).into_font().color(&TEXT_COLOR);
+    let label_font = label_font();
 
-    let mut price = ChartBuilder::on(&upper)
+    let mut price = ChartBuilder::on(area)
         .margin_left(10)
         .margin_right(20)
         .margin_top(6)
         .y_label_area_size(Y_LABELS)
-        .build_cartesian_2d(times.clone(), low..high)
-        .map_err(failed)?;
+        .build_cartesian_2d(times, low..high)?;
     price
         .configure_mesh()
         .x_labels(10)
@@ -103,8 +121,7 @@ fn draw(spec: &ChartSpec, svg: &mut String) -> Result<(), String> {
         .label_style(label_font.clone())
         .bold_line_style(GRID_COLOR)
         .light_line_style(TRANSPARENT)
-        .draw()
-        .map_err(failed)?;
+        .draw()?;
     // Trend changes sit beside the price (up below it, down above it) so that a few leave the
     // line in sight, or in two rows along the top; anomalies are circled on the line, over it.
     let (up_dy, down_dy) = if lane {
@@ -114,39 +131,41 @@ fn draw(spec: &ChartSpec, svg: &mut String) -> Result<(), String> {
     };
     let anchor =
         |(time, value): (i64, f64)| EmptyElement::at((time, if lane { high } else { value }));
-    price
-        .draw_series(
-            spec.trend_up
-                .iter()
-                .map(|&at| anchor(at) + up_triangle(TREND_UP_COLOR, up_dy)),
-        )
-        .map_err(failed)?;
-    price
-        .draw_series(
-            spec.trend_down
-                .iter()
-                .map(|&at| anchor(at) + down_triangle(TREND_DOWN_COLOR, down_dy)),
-        )
-        .map_err(failed)?;
+    price.draw_series(
+        spec.trend_up
+            .iter()
+            .map(|&at| anchor(at) + up_triangle(TREND_UP_COLOR, up_dy)),
+    )?;
+    price.draw_series(
+        spec.trend_down
+            .iter()
+            .map(|&at| anchor(at) + down_triangle(TREND_DOWN_COLOR, down_dy)),
+    )?;
     // The price last, over its averages.
     for line in spec.lines.iter().rev() {
         let (color, _) = line_style(line.name);
         let width = if line.name == PRICE { 2 } else { 1 };
-        price
-            .draw_series(std::iter::once(PathElement::new(
-                line.points.clone(),
-                color.stroke_width(width),
-            )))
-            .map_err(failed)?;
+        price.draw_series(std::iter::once(PathElement::new(
+            line.points.clone(),
+            color.stroke_width(width),
+        )))?;
     }
-    price
-        .draw_series(
-            spec.anomalies
-                .iter()
-                .map(|&at| Circle::new(at, 5, ANOMALY_COLOR.stroke_width(2))),
-        )
-        .map_err(failed)?;
+    price.draw_series(
+        spec.anomalies
+            .iter()
+            .map(|&at| Circle::new(at, 5, ANOMALY_COLOR.stroke_width(2))),
+    )?;
+    Ok(())
+}
 
+/// The volume of each stretch of time, as bars under the price.
+fn volume_pane<DB: DrawingBackend>(
+    spec: &ChartSpec,
+    area: &DrawingArea<DB, Shift>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let times = times(spec);
+    let (t0, t1) = spec.time_range;
+    let label_font = label_font();
     let volume_max = spec
         .volume
         .iter()
@@ -154,15 +173,14 @@ fn draw(spec: &ChartSpec, svg: &mut String) -> Result<(), String> {
         .fold(0.0_f64, f64::max)
         .max(1.0);
     let span = t1 - t0;
-    let mut volume = ChartBuilder::on(&lower)
+    let mut volume = ChartBuilder::on(area)
         .margin_left(10)
         .margin_right(20)
         .margin_top(8)
         .margin_bottom(6)
         .x_label_area_size(28)
         .y_label_area_size(Y_LABELS)
-        .build_cartesian_2d(times, 0.0..volume_max * 1.1)
-        .map_err(failed)?;
+        .build_cartesian_2d(times, 0.0..volume_max * 1.1)?;
     volume
         .configure_mesh()
         .x_labels(10)
@@ -174,22 +192,18 @@ fn draw(spec: &ChartSpec, svg: &mut String) -> Result<(), String> {
         .axis_desc_style(label_font)
         .bold_line_style(GRID_COLOR)
         .light_line_style(TRANSPARENT)
-        .draw()
-        .map_err(failed)?;
-    volume
-        .draw_series(
-            spec.volume
-                .iter()
-                .filter(|bar| bar.volume > 0.0)
-                .map(|bar| {
-                    Rectangle::new(
-                        [(bar.start_ms, 0.0), (bar.end_ms, bar.volume)],
-                        VOLUME_COLOR.filled(),
-                    )
-                }),
-        )
-        .map_err(failed)?;
-    root.present().map_err(failed)?;
+        .draw()?;
+    volume.draw_series(
+        spec.volume
+            .iter()
+            .filter(|bar| bar.volume > 0.0)
+            .map(|bar| {
+                Rectangle::new(
+                    [(bar.start_ms, 0.0), (bar.end_ms, bar.volume)],
+                    VOLUME_COLOR.filled(),
+                )
+            }),
+    )?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::row::iso_millis;
-use super::series::{Series, trend_changes};
+use super::series::{Point, Series, trend_changes};
 use crate::model::lake::partition_date;
 use crate::model::rules::{Alert, Trend};
 
@@ -164,42 +164,10 @@ pub fn glance(
                 ticks: points.len() as u64,
             });
         }
-        for point in points {
-            let hour = by_hour
-                .entry(point.time_ms.div_euclid(MS_PER_HOUR))
-                .or_default();
-            hour.ticks += 1;
-            hour.anomalies += u64::from(point.anomaly);
-        }
-        for (index, trend) in trend_changes(points) {
-            let hour = by_hour
-                .entry(points[index].time_ms.div_euclid(MS_PER_HOUR))
-                .or_default();
-            match trend {
-                Trend::Up => hour.trend_up += 1,
-                Trend::Down => hour.trend_down += 1,
-            }
-        }
+        count_by_hour(points, &mut by_hour);
     }
 
-    movers.sort_by(|a, b| {
-        b.change_percent
-            .total_cmp(&a.change_percent)
-            .then_with(|| a.symbol.cmp(&b.symbol))
-    });
-    let gainers: Vec<Mover> = movers
-        .iter()
-        .filter(|m| m.change_percent > 0.0)
-        .take(MOVERS)
-        .cloned()
-        .collect();
-    let losers: Vec<Mover> = movers
-        .iter()
-        .rev()
-        .filter(|m| m.change_percent < 0.0)
-        .take(MOVERS)
-        .cloned()
-        .collect();
+    let (gainers, losers) = gainers_and_losers(movers);
     anomalies.sort_by(|a, b| {
         b.anomalies
             .cmp(&a.anomalies)
@@ -226,6 +194,49 @@ pub fn glance(
         dead_letters: dead_letters_total,
         dead_letters_by_reason: dead_letters.ranked(),
     }
+}
+
+/// Adds a symbol's ticks, anomalies and trend changes to the hours they fell in.
+fn count_by_hour(points: &[Point], by_hour: &mut BTreeMap<i64, LakeHour>) {
+    for point in points {
+        let hour = by_hour
+            .entry(point.time_ms.div_euclid(MS_PER_HOUR))
+            .or_default();
+        hour.ticks += 1;
+        hour.anomalies += u64::from(point.anomaly);
+    }
+    for (index, trend) in trend_changes(points) {
+        let hour = by_hour
+            .entry(points[index].time_ms.div_euclid(MS_PER_HOUR))
+            .or_default();
+        match trend {
+            Trend::Up => hour.trend_up += 1,
+            Trend::Down => hour.trend_down += 1,
+        }
+    }
+}
+
+/// The [`MOVERS`] symbols that rose most and those that fell most, vs previous close.
+fn gainers_and_losers(mut movers: Vec<Mover>) -> (Vec<Mover>, Vec<Mover>) {
+    movers.sort_by(|a, b| {
+        b.change_percent
+            .total_cmp(&a.change_percent)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
+    let gainers = movers
+        .iter()
+        .filter(|m| m.change_percent > 0.0)
+        .take(MOVERS)
+        .cloned()
+        .collect();
+    let losers = movers
+        .iter()
+        .rev()
+        .filter(|m| m.change_percent < 0.0)
+        .take(MOVERS)
+        .cloned()
+        .collect();
+    (gainers, losers)
 }
 
 /// Alerts whose event date is one of `dates`, each id once (a replay after a crash may have

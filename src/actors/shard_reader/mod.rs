@@ -268,6 +268,10 @@ impl ShardReader {
     }
 
     /// Decodes and routes one read, then hands it to the sinks (with a barrier when one is due).
+    ///
+    /// Kept as one sequence of named steps (cut at marks, count, route, evict, decide the
+    /// barrier, hand off): each step reads or moves the reader's state the next one uses, and
+    /// the order is the protocol (`src/barrier/mod.rs`).
     fn process(&mut self, mut batch: ReadBatch) -> Pin<Box<dyn ActorFuture<Self, Output = Flow>>> {
         let cut = self.marks.cut(&self.shard_id, &mut batch);
         self.carried = cut.rest;

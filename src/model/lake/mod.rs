@@ -30,7 +30,7 @@ pub enum LakeError {
 
 /// Nullable `Float64` columns after the required ones, in schema order; [`measures`] gives
 /// their values.
-pub(super) const MEASURE_COLUMNS: [&str; 17] = [
+pub const MEASURE_COLUMNS: [&str; 17] = [
     "open",
     "high",
     "low",

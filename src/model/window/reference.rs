@@ -36,7 +36,8 @@ fn mean_std(xs: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-/// The indicators computed the slow, obvious way from the whole history.
+/// The indicators computed the slow, obvious way from the whole history: one indicator after
+/// another in a single function, as a reader checking it against the definitions reads them.
 pub(super) fn reference(config: &WindowConfig, ticks: &[Tick]) -> Vec<(Indicators, Conditioning)> {
     let prices: Vec<f64> = ticks.iter().map(|t| t.price).collect();
     let volumes: Vec<Option<f64>> = ticks
