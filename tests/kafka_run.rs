@@ -25,8 +25,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn worker(stack: &Stack, topic: &str, name: &str, extra: &[(&str, &str)]) -> Run {
     let settings = kafka::settings(topic);
-    let mut all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.push(("KINETICK_LEASE__WORKER_ID", name));
+    let mut all = kafka::with(&settings, &[("KINETICK_LEASE__WORKER_ID", name)]);
     all.extend_from_slice(extra);
     start_run(stack, &all)
 }
@@ -142,12 +141,13 @@ async fn a_frozen_broker_makes_the_worker_unhealthy_and_loses_nothing() {
     let half = all.len() / 2;
     kafka::produce_on(&broker.bootstrap, &topic, &all[..half]).await;
     let settings = kafka::settings_on(&broker.bootstrap, &topic);
-    let mut run_settings: Vec<(&str, &str)> =
-        settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    run_settings.extend([
-        ("KINETICK_KAFKA__REQUEST_TIMEOUT", "2s"),
-        ("KINETICK_HEALTH__UNHEALTHY_AFTER", "3s"),
-    ]);
+    let run_settings = kafka::with(
+        &settings,
+        &[
+            ("KINETICK_KAFKA__REQUEST_TIMEOUT", "2s"),
+            ("KINETICK_HEALTH__UNHEALTHY_AFTER", "3s"),
+        ],
+    );
     let run = start_run(&stack, &run_settings);
     wait_for_checkpoints(
         &config,

@@ -12,9 +12,6 @@ use common::stack::{
     assert_exactly_once, create_stack, records, start_run, terminate, wait_for_checkpoints,
 };
 use kinetick::config::KafkaConfig;
-use kinetick::producer::RecordSink;
-use kinetick::producer::batch::Outgoing;
-use kinetick::producer::kafka::KafkaSink;
 use rcgen::{CertificateParams, KeyPair};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -91,31 +88,21 @@ async fn a_tls_listener_is_read_with_the_ca_file_and_nothing_is_lost() {
     );
 
     let (all, valid) = records(1_500, 61);
-    let client = kinetick::stream::kafka::connect::client(&tls, None)
-        .await
-        .unwrap();
-    let sink = KafkaSink::new(&client, &topic).await.unwrap();
-    for chunk in all.chunks(500) {
-        let outgoing: Vec<Outgoing> = chunk
-            .iter()
-            .map(|(key, data)| Outgoing {
-                partition_key: key.clone(),
-                data: data.clone(),
-            })
-            .collect();
-        sink.put(&outgoing).await.unwrap();
-    }
+    kafka::produce_with(&tls, &topic, &all).await;
 
     let stack = create_stack(&config).await;
     let settings = kafka::settings_on(&front, &topic);
     let ca_path = ca_file.path().display().to_string();
-    let mut run_settings: Vec<(&str, &str)> =
-        settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    run_settings.extend([
-        ("KINETICK_KAFKA__TLS", "true"),
-        ("KINETICK_KAFKA__CA_FILE", ca_path.as_str()),
-    ]);
-    let run = start_run(&stack, &run_settings);
+    let run = start_run(
+        &stack,
+        &kafka::with(
+            &settings,
+            &[
+                ("KINETICK_KAFKA__TLS", "true"),
+                ("KINETICK_KAFKA__CA_FILE", ca_path.as_str()),
+            ],
+        ),
+    );
     wait_for_checkpoints(
         &config,
         &stack.checkpoint_table,

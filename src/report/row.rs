@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::model::lake::MEASURE_COLUMNS;
 use crate::model::rules::Trend;
 
 /// A lake row. Numbers a tick may lack are `None`, as the file's NULLs.
@@ -42,36 +43,23 @@ pub struct Row {
     pub dt: Arc<str>,
 }
 
-/// Column names of `SELECT *` over the lake table, in [`Row::values`]'s order.
-pub const COLUMNS: [&str; 27] = [
-    "symbol",
-    "event_time",
-    "price",
-    "open",
-    "high",
-    "low",
-    "previous_close",
-    "change",
-    "change_percent",
-    "volume",
-    "sma_short",
-    "sma_long",
-    "ema",
-    "vwap",
-    "window_high",
-    "window_low",
-    "volatility",
-    "log_return",
-    "return_zscore",
-    "volume_ratio",
-    "anomaly",
-    "trend",
-    "shard_id",
-    "sequence_number",
-    "sub_sequence_number",
-    "arrival_time",
-    "dt",
-];
+/// Column names of `SELECT *` over the lake table, in [`Row::values`]'s order: the lake's
+/// columns, then the `dt` partition.
+pub fn columns() -> Vec<&'static str> {
+    ["symbol", "event_time", "price"]
+        .into_iter()
+        .chain(MEASURE_COLUMNS)
+        .chain([
+            "anomaly",
+            "trend",
+            "shard_id",
+            "sequence_number",
+            "sub_sequence_number",
+            "arrival_time",
+            "dt",
+        ])
+        .collect()
+}
 
 impl Row {
     /// `(price - previous_close)`, NULL (None) when `previous_close` is, as in SQL.
@@ -86,7 +74,7 @@ impl Row {
             .map(|close| ((self.price - close) / close) * 100.0)
     }
 
-    /// The row's values as JSON, in [`COLUMNS`] order; times as ISO 8601 UTC with milliseconds.
+    /// The row's values as JSON, in [`columns`] order; times as ISO 8601 UTC with milliseconds.
     pub fn values(&self) -> Vec<Value> {
         let number = |value: Option<f64>| value.map_or(Value::Null, Value::from);
         let mut values = vec![
@@ -153,8 +141,9 @@ mod tests {
             ..Row::default()
         };
         let values = row.values();
-        assert_eq!(values.len(), COLUMNS.len());
-        let at = |name: &str| &values[COLUMNS.iter().position(|c| *c == name).unwrap()];
+        let columns = columns();
+        assert_eq!(values.len(), columns.len());
+        let at = |name: &str| &values[columns.iter().position(|c| *c == name).unwrap()];
         assert_eq!(at("event_time"), "2026-01-05T14:30:00.123Z");
         assert_eq!(at("previous_close"), 10.0);
         assert_eq!(at("volume"), &Value::Null);

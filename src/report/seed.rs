@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::row::{COLUMNS, Row};
+use super::row::{Row, columns};
 
 /// Rows of `SELECT * FROM t LIMIT 10`.
 pub const FIRST_ROWS: usize = 10;
@@ -214,7 +214,7 @@ impl SeedQueries {
                 FIRST_ROWS_SQL,
                 "LIMIT without ORDER BY is any 10 rows; the report shows the first 10 by \
                  event_time, symbol (then shard_id, sequence_number, sub_sequence_number)",
-                &COLUMNS,
+                &columns(),
                 first_rows,
             ),
             top_price_changes: answer(

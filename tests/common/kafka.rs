@@ -120,6 +120,16 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// `settings` with `extra` after them, as [`start_run`](super::stack::start_run) takes them.
+pub fn with<'a>(
+    settings: &'a [(&'static str, String)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    all
+}
+
 /// `KINETICK_...` settings that make `kinetick run` read `topic` of the shared broker.
 pub fn settings(topic: &str) -> Vec<(&'static str, String)> {
     settings_on(&bootstrap(), topic)
@@ -147,7 +157,12 @@ pub async fn produce_on(bootstrap: &str, topic: &str, records: &[(String, Bytes)
         bootstrap_servers: bootstrap.into(),
         ..KafkaConfig::default()
     };
-    let client = kinetick::stream::kafka::connect::client(&config, None)
+    produce_with(&config, topic, records).await;
+}
+
+/// [`produce`] through a client of `config` (its brokers, TLS and SASL).
+pub async fn produce_with(config: &KafkaConfig, topic: &str, records: &[(String, Bytes)]) {
+    let client = kinetick::stream::kafka::connect::client(config, None)
         .await
         .unwrap();
     let sink = KafkaSink::new(&client, topic).await.unwrap();
