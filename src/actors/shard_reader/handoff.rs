@@ -6,8 +6,9 @@ use actix::dev::Request;
 use actix::prelude::*;
 
 use super::ReaderLinks;
+use super::error::ReaderError;
 use crate::actors::symbol_aggregator::{Aggregate, SymbolAggregator, TakeSnapshot};
-use crate::barrier::{Propose, ShardBatch, SinkError};
+use crate::barrier::{Propose, ShardBatch};
 use crate::checkpoint::ShardSnapshot;
 use crate::lease::Fence;
 use crate::metrics::Counter;
@@ -16,7 +17,7 @@ use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 
 /// A batch being handed to the sinks; its error ends the reader.
-pub(super) type SinkHandoff = tokio::task::JoinHandle<Result<(), String>>;
+pub(super) type SinkHandoff = tokio::task::JoinHandle<Result<(), ReaderError>>;
 
 /// The checkpoint candidate a read ends with.
 pub(super) struct Candidate {
@@ -49,7 +50,7 @@ pub(super) struct HandOff {
 impl HandOff {
     /// Runs the hand-off; for any batch but the last, the sinks take it in a task of its own,
     /// returned, so the reader reads on meanwhile.
-    pub async fn run(self) -> Result<Option<SinkHandoff>, String> {
+    pub async fn run(self) -> Result<Option<SinkHandoff>, ReaderError> {
         let shard_id = self.shard_id.clone();
         let mut alerts = Vec::new();
         let mut bars = Vec::new();
@@ -59,12 +60,13 @@ impl HandOff {
         for (sent, request) in self.requests {
             let aggregated = request
                 .await
-                .map_err(|e| format!("symbol aggregator of shard {shard_id} failed: {e}"))?;
+                .map_err(ReaderError::gone("a symbol aggregator", &shard_id))?;
             if aggregated.ticks.len() != sent {
-                return Err(format!(
-                    "a symbol aggregator of shard {shard_id} returned {} of {sent} ticks",
-                    aggregated.ticks.len()
-                ));
+                return Err(ReaderError::TicksMiscounted {
+                    shard: shard_id,
+                    sent,
+                    returned: aggregated.ticks.len(),
+                });
             }
             chunks.push(aggregated.ticks);
             if !self.alerts_published {
@@ -104,17 +106,13 @@ impl HandOff {
             barrier,
         };
         if let Some(previous) = self.previous {
-            previous
-                .await
-                .map_err(|e| format!("hand-off to the sinks of shard {shard_id} failed: {e}"))??;
+            previous.await.map_err(|source| ReaderError::HandOff {
+                shard: shard_id.clone(),
+                source,
+            })??;
         }
         let sinks = self.links.sinks;
-        let send = async move {
-            sinks
-                .send(batch)
-                .await
-                .map_err(|e: SinkError| e.to_string())
-        };
+        let send = async move { sinks.send(batch).await.map_err(ReaderError::from) };
         if self.last {
             send.await.map(|()| None)
         } else {
@@ -130,13 +128,12 @@ async fn propose(
     candidate: Candidate,
     last: bool,
     shard_end: bool,
-) -> Result<(), String> {
+) -> Result<(), ReaderError> {
     let shard_id = &fence.shard_id;
     let mut snapshot = ShardSnapshot::new();
     let replies = candidate.aggregators.iter().map(|a| a.send(TakeSnapshot));
     for reply in futures::future::join_all(replies).await {
-        let (symbol, state) =
-            reply.map_err(|e| format!("snapshot of shard {shard_id} failed: {e}"))?;
+        let (symbol, state) = reply.map_err(ReaderError::gone("a symbol aggregator", shard_id))?;
         snapshot.insert(symbol, state);
     }
     let propose = Propose {
@@ -153,5 +150,5 @@ async fn propose(
         .checkpointer
         .send(propose)
         .await
-        .map_err(|e| format!("checkpointer unreachable: {e}"))
+        .map_err(ReaderError::gone("the checkpointer", shard_id))
 }

@@ -11,6 +11,7 @@
 //! reader waits for that hand-off before it makes the next, so batches reach the sinks in order
 //! and a slow sink slows the reader.
 
+mod error;
 mod handoff;
 mod marks;
 mod resume;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use self::error::ReaderError;
 use self::handoff::{Candidate, HandOff, SinkHandoff};
 use self::marks::ResumeMarks;
 use self::resume::{inherit_state, load_checkpoint, load_marks};
@@ -204,8 +206,8 @@ impl ShardReader {
             .restore(symbol, last_event_ms, Kept::new(aggregator));
     }
 
-    fn fail(&self, message: String, ctx: &mut Context<Self>) {
-        self.links.fatal.raise(message);
+    fn fail(&self, error: ReaderError, ctx: &mut Context<Self>) {
+        self.links.fatal.raise(error.to_string());
         ctx.stop();
     }
 
@@ -368,8 +370,8 @@ impl ShardReader {
                 act.sending = sending;
                 Flow::Continue
             }
-            Err(message) => {
-                act.fail(message, ctx);
+            Err(error) => {
+                act.fail(error, ctx);
                 Flow::Finish
             }
         }))
@@ -537,11 +539,8 @@ impl ShardReader {
                 ),
                 None => (initial, None),
             };
-            let cursor = source
-                .open_shard(&shard.id, start)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((checkpoint, marks, inherited, cursor))
+            let cursor = source.open_shard(&shard.id, start).await?;
+            Ok::<_, ReaderError>((checkpoint, marks, inherited, cursor))
         };
         ctx.wait(open.into_actor(self).map(|result, act, ctx| match result {
             Ok((checkpoint, marks, inherited, cursor)) => {

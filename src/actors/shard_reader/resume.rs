@@ -3,6 +3,7 @@
 
 use backon::Retryable;
 
+use super::error::ReaderError;
 use crate::checkpoint::{Checkpoint, CheckpointStore, Marks, ShardSnapshot};
 use crate::model::ids::ShardId;
 use crate::stream::ShardInfo;
@@ -12,13 +13,13 @@ pub(super) async fn load_marks(
     checkpoints: &dyn CheckpointStore,
     shard_id: &ShardId,
     checkpoint: Option<&Checkpoint>,
-) -> Result<Marks, String> {
+) -> Result<Marks, ReaderError> {
     let mut marks = (|| checkpoints.marks(shard_id))
         .retry(crate::retry::backoff())
         .when(|e| e.is_retryable())
         .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint read failed, retrying."))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ReaderError::checkpoint(shard_id))?;
     let after = checkpoint.map(|c| &c.position);
     marks.files_end = marks
         .files_end
@@ -29,13 +30,13 @@ pub(super) async fn load_marks(
 pub(super) async fn load_checkpoint(
     checkpoints: &dyn CheckpointStore,
     shard_id: &ShardId,
-) -> Result<Option<Checkpoint>, String> {
+) -> Result<Option<Checkpoint>, ReaderError> {
     (|| checkpoints.load(shard_id))
         .retry(crate::retry::backoff())
         .when(|e| e.is_retryable())
         .notify(|e, wait| tracing::warn!(error = %e, ?wait, "Checkpoint read failed, retrying."))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ReaderError::checkpoint(shard_id))
 }
 
 /// The final window state of a child shard's parents, for the symbols whose partition keys now
@@ -43,7 +44,7 @@ pub(super) async fn load_checkpoint(
 pub(super) async fn inherit_state(
     checkpoints: &dyn CheckpointStore,
     child: &ShardInfo,
-) -> Result<ShardSnapshot, String> {
+) -> Result<ShardSnapshot, ReaderError> {
     let mut state = ShardSnapshot::new();
     for parent in child.parents() {
         let Some(checkpoint) = load_checkpoint(checkpoints, parent).await? else {
