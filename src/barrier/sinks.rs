@@ -80,19 +80,21 @@ pub struct Durable {
 }
 
 /// A sink gave up on a write after its retries; the process must stop (the records are still
-/// in the stream and will be read again from the last checkpoint).
+/// in the stream and will be read again from the last checkpoint). Keeps the error that stopped
+/// it (shared, as the error travels in messages that are cloned).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{sink:?} sink failed: {message}")]
+#[error("{sink:?} sink failed: {source}")]
 pub struct SinkError {
     pub sink: SinkKind,
-    pub message: String,
+    #[source]
+    pub source: Arc<dyn std::error::Error + Send + Sync>,
 }
 
 impl SinkError {
-    pub fn new(sink: SinkKind, error: impl std::fmt::Display) -> Self {
+    pub fn new(sink: SinkKind, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             sink,
-            message: error.to_string(),
+            source: Arc::from(error.into()),
         }
     }
 }
