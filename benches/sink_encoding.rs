@@ -12,7 +12,7 @@ use kinetick::checkpoint::snapshot;
 use kinetick::model::enriched::EnrichedTick;
 use kinetick::model::item::Item;
 use kinetick::model::lake::encode_files;
-use kinetick::model::rules::{RuleSet, Trend};
+use kinetick::model::rules::{AlertKinds, RuleSet, Trend};
 use kinetick::model::state::SymbolState;
 use kinetick::model::tick::{Position, SequenceNumber, Tick};
 use kinetick::model::window::{Indicators, WindowConfig};
@@ -84,6 +84,8 @@ fn ticks() -> Vec<EnrichedTick> {
                         Trend::Down
                     }
                 }),
+                alerts: AlertKinds::default(),
+                alerts_held: AlertKinds::default(),
             }
         })
         .collect()

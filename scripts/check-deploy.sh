@@ -8,7 +8,9 @@
 #      the dashboard read only metrics kinetick publishes; the stream, tables and bucket are
 #      retained with the stack, the bucket versioned with noncurrent versions and incomplete
 #      uploads expiring; every alarm notifies the alarm topic or scales, the records-lost and
-#      unhealthy alarms as set (deploy/ecs/check_template.py);
+#      unhealthy alarms as set; the daily report's schedule runs kinetick report on the stack's
+#      lake with a least-privilege role, and the task role puts only under reports/
+#      (deploy/ecs/check_template.py);
 #   3. kinetick demo, run with the container's KINETICK_* variables (so a misspelt or invalid
 #      setting fails it: kinetick refuses unknown settings and invalid values), writes items with
 #      the TTL attribute the ticks table expires on; and kinetick accepts the container's
@@ -17,11 +19,13 @@
 #      them in DuckDB (deploy/ecs/check_athena.py); kinetick report on that lake writes its page
 #      and charts, and answers the four seed queries as DuckDB does (deploy/ecs/check_report.py);
 #   5. the stack deploys on the AWS emulator, and kinetick run, configured as its task definition
-#      says, processes ticks into the stack's table, lake, lease table, topic and metrics; deleted,
-#      the stack leaves the stream, tables and bucket with their data; then the same with a Kafka
-#      source on a Kafka-protocol broker (deploy/ecs/check_stack.py; the emulator at
-#      AWS_EMULATOR_URL and the broker at KAFKA_BOOTSTRAP_SERVERS with KAFKA_BROKER_BIN, or ones
-#      started here).
+#      says, processes ticks into the stack's table, lake, lease table, topic and metrics; the
+#      report's schedule (created through the Scheduler API: moto's CloudFormation skips it) runs
+#      its command as the scheduled task would, which puts the report into the bucket and its
+#      digest on the topic; deleted, the stack leaves the stream, tables and bucket with their
+#      data; then the same with a Kafka source on a Kafka-protocol broker
+#      (deploy/ecs/check_stack.py; the emulator at AWS_EMULATOR_URL and the broker at
+#      KAFKA_BOOTSTRAP_SERVERS with KAFKA_BROKER_BIN, or ones started here).
 # Needs a built kinetick: its path as the first argument, or target/debug/kinetick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,12 +59,13 @@ echo "== cfn-lint $CFN_LINT_VERSION $template"
 "$venv/bin/cfn-lint" "$template"
 echo "cfn-lint: no findings"
 
-echo "== Rules, metric names, retained data, alarms"
+echo "== Rules, metric names, retained data, alarms, the daily report's schedule"
 "$venv/bin/python" deploy/ecs/check_template.py "$template" rules
 "$venv/bin/python" deploy/ecs/check_template.py "$template" sources
 "$venv/bin/python" deploy/ecs/check_template.py "$template" metrics src/metrics/mod.rs
 "$venv/bin/python" deploy/ecs/check_template.py "$template" durability
 "$venv/bin/python" deploy/ecs/check_template.py "$template" alarms
+"$venv/bin/python" deploy/ecs/check_template.py "$template" schedule src/report/digest.rs
 
 tmp=$(mktemp -d)
 cleanup() {
@@ -81,7 +86,9 @@ task_env() {
 
 echo "== kinetick demo with the task definition's KINETICK_* variables"
 task_env kinesis
-if ! env "${task_env[@]}" "$kinetick_bin" demo --ticks 20000 --symbols 50 --out "$tmp/out" --no-progress \
+# News on about one tick in 100, so the named queries of big moves have rows to return.
+if ! env "${task_env[@]}" "$kinetick_bin" demo --ticks 20000 --symbols 50 --jumps-per-session 2340 \
+    --out "$tmp/out" --no-progress \
     > "$tmp/demo.log" 2>&1; then
   cat "$tmp/demo.log" >&2
   echo "check-deploy: kinetick demo failed with the task definition's variables (above)" >&2

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::compact::CompactOptions;
 use crate::config::{Config, ConfigError};
 use crate::demo::{self, DemoOptions};
 use crate::producer::simulated::SimulatedRun;
@@ -47,8 +48,14 @@ pub enum Command {
     /// Replay historical bars or ticks from CSV files into a Kinesis stream or a Kafka topic.
     Replay(ReplayArgs),
     /// Write an HTML report of the lake for a date: charts of the top movers, the day at a
-    /// glance and the answers to the seed queries, with `summary.json` and the charts as SVG.
+    /// glance and the answers to the seed queries, with `summary.json` and the charts as SVG;
+    /// optionally upload it to S3 and publish a digest of it to an SNS topic (the scheduled
+    /// daily digest of the ECS stack).
     Report(ReportArgs),
+    /// Merge a date's small lake files into few large ones, for Athena: only files whose rows
+    /// their shards' checkpoints have all committed, so a running pipeline's replays cannot add
+    /// rows twice. Run it again to finish one that stopped.
+    Compact(CompactArgs),
     /// Ask a running pipeline's health endpoint and print its answer; exits 0 when healthy (the
     /// container check).
     Health {
@@ -81,6 +88,11 @@ pub struct DemoArgs {
     /// Simulator seed: the same seed gives the same market.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// News per symbol per trading session (6.5 h of event time): price jumps of 2-8 % on a
+    /// volume spike. 0.05 is about one a month, as for a real large cap; the default demo
+    /// covers minutes of event time, so raise it to see news.
+    #[arg(long, default_value_t = 0.05)]
+    pub jumps_per_session: f64,
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
@@ -122,6 +134,10 @@ pub struct ProduceArgs {
     /// Simulator: share of records that are malformed (to exercise dead letters).
     #[arg(long, default_value_t = 0.0)]
     pub malformed_rate: f64,
+    /// Simulator: news per symbol per trading session (price jumps of 2-8 % on a volume
+    /// spike); 0.05 is about one a month, as for a real large cap.
+    #[arg(long, default_value_t = 0.05)]
+    pub jumps_per_session: f64,
     /// Yahoo: how often each symbol is polled.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub interval: std::time::Duration,
@@ -170,10 +186,11 @@ pub struct ReportArgs {
     /// `kinetick run` writes it; path-style addressing and timeouts from the `aws` settings).
     #[arg(long)]
     pub lake: String,
-    /// Event date to report, YYYY-MM-DD (UTC) [default: the newest date in the lake].
+    /// Event date to report: YYYY-MM-DD, or `today` or `yesterday` (UTC dates, as the lake's
+    /// `dt` partitions; for a schedule) [default: the newest date in the lake].
     #[arg(long)]
     pub date: Option<String>,
-    /// Last date of a range starting at `--date`, YYYY-MM-DD.
+    /// Last date of a range starting at `--date`: YYYY-MM-DD, `today` or `yesterday`.
     #[arg(long, requires = "date")]
     pub to: Option<String>,
     /// Symbols to chart, comma-separated [default: the top movers].
@@ -182,17 +199,94 @@ pub struct ReportArgs {
     /// How many symbols to chart: those whose last price moved most against the previous close.
     #[arg(long, default_value_t = crate::report::DEFAULT_TOP)]
     pub top: usize,
-    /// Output directory: report.html, summary.json and charts/.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output directory: report.html, summary.json and charts/ [required without --upload].
+    #[arg(long, required_unless_present = "upload")]
+    pub out: Option<PathBuf>,
+    /// Also put the files in S3, under `PREFIX/reports/dt=YYYY-MM-DD/` of `s3://bucket[/prefix]`
+    /// (`report.html` last, so once it is there, all is); without a value, beside an s3:// lake.
+    /// One date: not with `--to`. Needs `s3:PutObject` there.
+    #[arg(long, value_name = "S3_URL", conflicts_with = "to")]
+    pub upload: Option<Option<String>>,
+    /// Publish a digest of the report to an SNS topic: a subject and a plain-text body for a
+    /// mail client (top movers, anomalies, alerts, dead letters, and where the report is), with
+    /// the message attribute `kind` = `digest`; without a value, to the alert topic
+    /// (`aws.topic-arn`, `KINETICK_AWS__TOPIC_ARN`). Needs `sns:Publish` on it. With `--date`,
+    /// a date without tick files (a market holiday) publishes a digest that says so, and succeeds.
+    #[arg(long, value_name = "TOPIC_ARN")]
+    pub publish: Option<Option<String>>,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The lake: a directory `kinetick demo` wrote (its `--out`; the `lake.prefix` setting
+    /// applies; checkpoints from its `checkpoints/`), or `s3://bucket/prefix` (with the SDK's
+    /// default chain, as `kinetick run` writes it; checkpoints from the DynamoDB table
+    /// `aws.checkpoint-table`). Needs to list, get, put and delete objects under `ticks/` and
+    /// `compaction/`, and `dynamodb:GetItem` on the table.
+    #[arg(long)]
+    pub lake: String,
+    /// Event date to compact: YYYY-MM-DD, or `today` or `yesterday` (UTC dates, as the lake's
+    /// `dt` partitions). Best a closed day: see README, "Compacting the lake".
+    #[arg(long)]
+    pub date: String,
+    /// Last date of a range starting at `--date`: YYYY-MM-DD, `today` or `yesterday`.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Most bytes of input per compacted file (the output is about as large): `128MB`,
+    /// `512MiB`, or bytes. Files of half of it or more are left as they are. Memory holds about
+    /// this much, and a row group's rows.
+    #[arg(long, default_value = crate::compact::DEFAULT_TARGET,
+        value_parser = crate::compact::plan::parse_size)]
+    pub target_size: u64,
+    /// Plan only: read the checkpoints and the files, print what would be merged, and write or
+    /// delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl CompactArgs {
+    pub fn options(self) -> CompactOptions {
+        CompactOptions {
+            lake: self.lake,
+            date: self.date,
+            to: self.to,
+            target: self.target_size,
+            dry_run: self.dry_run,
+            progress: !self.no_progress,
+        }
+    }
+}
+
 impl ReportArgs {
-    pub fn options(self) -> ReportOptions {
-        ReportOptions {
+    /// The report's options: `--upload` without a value is the lake's bucket and prefix, and
+    /// `--publish` without one the `aws.topic-arn` setting.
+    pub fn options(self, config: &Config) -> anyhow::Result<ReportOptions> {
+        let upload = match self.upload {
+            Some(None) if self.lake.starts_with("s3://") => Some(self.lake.clone()),
+            Some(None) => anyhow::bail!(
+                "--upload without a bucket puts the report beside an s3:// lake; give one: \
+                 --upload s3://bucket/prefix"
+            ),
+            Some(Some(url)) => Some(url),
+            None => None,
+        };
+        let publish = match self.publish {
+            Some(None) => Some(config.aws.topic_arn.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--publish without a topic publishes to aws.topic-arn, which is not set \
+                     (KINETICK_AWS__TOPIC_ARN); give one: --publish TOPIC_ARN"
+                )
+            })?),
+            Some(Some(topic)) => Some(topic),
+            None => None,
+        };
+        Ok(ReportOptions {
             lake: self.lake,
             date: self.date,
             to: self.to,
@@ -205,8 +299,10 @@ impl ReportArgs {
             }),
             top: self.top,
             out: self.out,
+            upload,
+            publish,
             progress: !self.no_progress,
-        }
+        })
     }
 }
 
@@ -219,6 +315,7 @@ impl DemoArgs {
             shards: self.shards,
             out: self.out.unwrap_or_else(|| config.local.dir.clone()),
             seed: self.seed,
+            jumps_per_session: self.jumps_per_session,
             progress: !self.no_progress,
         }
     }
@@ -232,7 +329,8 @@ impl Command {
             | Command::Health { .. }
             | Command::Produce(_)
             | Command::Replay(_)
-            | Command::Report(_) => LogTarget::Stderr,
+            | Command::Report(_)
+            | Command::Compact(_) => LogTarget::Stderr,
             Command::Run => LogTarget::Stdout,
         }
     }
@@ -240,7 +338,10 @@ impl Command {
     /// Log level unless `RUST_LOG` says otherwise.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Demo(_) | Command::Health { .. } | Command::Report(_) => "warn",
+            Command::Demo(_)
+            | Command::Health { .. }
+            | Command::Report(_)
+            | Command::Compact(_) => "warn",
             Command::Run | Command::Produce(_) | Command::Replay(_) => "info",
         }
     }
@@ -260,7 +361,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce(args, &config).await,
         Command::Replay(args) => replay(args, &config).await,
         Command::Report(args) => {
-            let outcome = crate::report::run(&config, args.options()).await?;
+            let options = args.options(&config)?;
+            // At ERROR, so that a scheduled report that fails raises the stack's errors alarm
+            // (its metric filter counts ERROR lines of the task's log).
+            let outcome = crate::report::run(&config, options).await.inspect_err(
+                |error| tracing::error!(error = %format!("{error:#}"), "The report failed."),
+            )?;
+            print!("{outcome}");
+            Ok(())
+        }
+        Command::Compact(args) => {
+            let outcome = crate::compact::run(&config, args.options())
+                .await
+                .inspect_err(|error| {
+                    tracing::error!(error = %format!("{error:#}"), "The compaction failed.")
+                })?;
             print!("{outcome}");
             Ok(())
         }
@@ -327,6 +442,10 @@ async fn produce(args: ProduceArgs, config: &Config) -> anyhow::Result<()> {
                 (0.0..1.0).contains(&args.malformed_rate),
                 "--malformed-rate must be in [0, 1)"
             );
+            anyhow::ensure!(
+                args.jumps_per_session.is_finite() && args.jumps_per_session >= 0.0,
+                "--jumps-per-session must be a number, 0 or more"
+            );
             let simulator = SimulatorConfig {
                 symbols,
                 seed: args.seed,
@@ -337,6 +456,7 @@ async fn produce(args: ProduceArgs, config: &Config) -> anyhow::Result<()> {
                     rate => 1000.0 / f64::from(rate),
                 },
                 malformed_rate: args.malformed_rate,
+                jumps_per_session: args.jumps_per_session,
                 ..SimulatorConfig::default()
             };
             let run = SimulatedRun {
@@ -417,6 +537,111 @@ mod tests {
             Command::Demo(args) => args,
             other => panic!("parsed {other:?}"),
         }
+    }
+
+    fn report_args(args: &[&str]) -> Result<ReportArgs, clap::Error> {
+        let cli = Cli::try_parse_from([&["kinetick", "report"], args].concat())?;
+        match cli.command {
+            Command::Report(args) => Ok(args),
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn report_uploads_beside_an_s3_lake_and_publishes_to_the_alert_topic_by_default() {
+        let mut config = Config::default();
+        let topic = "arn:aws:sns:us-east-1:123456789012:kinetick-alerts";
+        config.aws.topic_arn = Some(topic.to_owned());
+        let lake = ["--lake", "s3://market/lake"];
+        let options =
+            report_args(&[&lake[..], &["--upload", "--publish", "--date", "today"]].concat())
+                .unwrap()
+                .options(&config)
+                .unwrap();
+        assert_eq!(options.upload.as_deref(), Some("s3://market/lake"));
+        assert_eq!(options.publish.as_deref(), Some(topic));
+        assert_eq!(options.out, None);
+        assert_eq!(options.date.as_deref(), Some("today"));
+
+        let options = report_args(&[
+            "--lake",
+            "out",
+            "--out",
+            "report",
+            "--upload",
+            "s3://reports",
+            "--publish",
+            "arn:x",
+        ])
+        .unwrap()
+        .options(&Config::default())
+        .unwrap();
+        assert_eq!(options.upload.as_deref(), Some("s3://reports"));
+        assert_eq!(options.publish.as_deref(), Some("arn:x"));
+    }
+
+    #[test]
+    fn report_refuses_what_it_cannot_resolve() {
+        let config = Config::default();
+        // Nowhere to write.
+        assert!(report_args(&["--lake", "out"]).is_err());
+        // A range has no one dt= folder.
+        assert!(
+            report_args(&[
+                "--lake",
+                "s3://b",
+                "--upload",
+                "--date",
+                "2026-01-05",
+                "--to",
+                "2026-01-06"
+            ])
+            .is_err()
+        );
+        // No bucket beside a directory, no topic set.
+        let no_bucket = report_args(&["--lake", "out", "--upload"])
+            .unwrap()
+            .options(&config);
+        assert!(
+            no_bucket
+                .unwrap_err()
+                .to_string()
+                .contains("--upload s3://bucket/prefix")
+        );
+        let no_topic = report_args(&["--lake", "s3://b", "--upload", "--publish"])
+            .unwrap()
+            .options(&config);
+        assert!(
+            no_topic
+                .unwrap_err()
+                .to_string()
+                .contains("KINETICK_AWS__TOPIC_ARN")
+        );
+    }
+
+    #[test]
+    fn compact_takes_sizes_with_units_and_needs_a_date() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["kinetick", "compact", "--lake", "out"], args].concat()).map(
+                |cli| match cli.command {
+                    Command::Compact(args) => args.options(),
+                    other => panic!("parsed {other:?}"),
+                },
+            )
+        };
+        let options = parse(&["--date", "yesterday"]).unwrap();
+        assert_eq!((options.target, options.dry_run), (128_000_000, false));
+        let options = parse(&[
+            "--date",
+            "2026-01-05",
+            "--target-size",
+            "64MiB",
+            "--dry-run",
+        ]);
+        let options = options.unwrap();
+        assert_eq!((options.target, options.dry_run), (64 << 20, true));
+        assert!(parse(&[]).is_err(), "a date is required");
+        assert!(parse(&["--date", "2026-01-05", "--target-size", "12 parsecs"]).is_err());
     }
 
     #[test]

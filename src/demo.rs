@@ -42,6 +42,8 @@ pub struct DemoOptions {
     pub shards: usize,
     pub out: PathBuf,
     pub seed: u64,
+    /// News per symbol per trading session ([`SimulatorConfig::jumps_per_session`]).
+    pub jumps_per_session: f64,
     pub progress: bool,
 }
 
@@ -64,6 +66,8 @@ pub struct DemoSummary {
     pub anomalies: u64,
     pub elapsed: Duration,
     pub alerts_by_kind: BTreeMap<String, u64>,
+    /// Alerts raised but held by the budgets (per symbol and hour, per minute).
+    pub alerts_held: u64,
     pub parquet_files: u64,
     pub table_items: u64,
     pub checkpoints: u64,
@@ -72,6 +76,10 @@ pub struct DemoSummary {
 pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<DemoSummary> {
     anyhow::ensure!(options.shards > 0, "--shards must be at least 1");
     anyhow::ensure!(options.symbols > 0, "--symbols must be at least 1");
+    anyhow::ensure!(
+        options.jumps_per_session.is_finite() && options.jumps_per_session >= 0.0,
+        "--jumps-per-session must be a number of at least 0"
+    );
     clear_previous_output(&options.out)?;
     // The demo's only worker takes every shard in its first round.
     config.lease.max_moves_per_poll = config.lease.max_moves_per_poll.max(options.shards);
@@ -91,6 +99,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
     let simulator = SimulatorConfig {
         symbols: options.symbols,
         seed: options.seed,
+        jumps_per_session: options.jumps_per_session,
         ..SimulatorConfig::default()
     };
     let producer = spawn_producer(stream, simulator, options.ticks);
@@ -120,15 +129,23 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<Dem
         anomalies: metrics.total(Counter::AnomaliesDetected),
         elapsed,
         alerts_by_kind: count_alerts(&out.join("alerts.jsonl"))?,
+        alerts_held: metrics.total(Counter::AlertsHeld),
         parquet_files: metrics.total(Counter::ParquetFilesWritten),
         table_items: metrics.total(Counter::TableItemsWritten),
         checkpoints: metrics.total(Counter::CheckpointsWritten),
     })
 }
 
-/// Removes what an earlier demo wrote into `out` (only the demo's own files and folders).
+/// Removes what an earlier demo wrote into `out`, and the manifests of a compaction of its lake,
+/// which describe files that are going (only those files and folders).
 fn clear_previous_output(out: &Path) -> anyhow::Result<()> {
-    for dir in ["ticks", "dead-letters", "table", "checkpoints"] {
+    for dir in [
+        "ticks",
+        "dead-letters",
+        "table",
+        "checkpoints",
+        "compaction",
+    ] {
         let path = out.join(dir);
         if path.exists() {
             std::fs::remove_dir_all(&path)
@@ -308,9 +325,13 @@ impl fmt::Display for DemoSummary {
             .collect();
         writeln!(
             f,
-            "  anomalies  {} ticks flagged; {total_alerts} alerts ({})",
+            "  anomalies  {} ticks flagged; {total_alerts} alerts{}; {} held by the alert budgets",
             self.anomalies,
-            by_kind.join(", ")
+            match by_kind.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", by_kind.join(", ")),
+            },
+            self.alerts_held
         )?;
         writeln!(
             f,

@@ -20,7 +20,9 @@
 //!   endpoint), and one module per command: [`demo`] (the whole pipeline on local ports),
 //!   [`run`] (on AWS), [`producer`] (`produce` and `replay` into a Kinesis stream or a Kafka
 //!   topic, and the market simulator the demo uses), [`report`] (an HTML report of the lake:
-//!   charts, the day at a glance, the seed queries' answers).
+//!   charts, the day at a glance, the seed queries' answers; uploaded to S3 and its digest
+//!   published to SNS by the stack's daily schedule), [`compact`] (merges a date's small lake
+//!   files into few large ones, only the rows the checkpoints have committed).
 
 pub mod actors;
 pub mod alerts;
@@ -28,6 +30,7 @@ pub mod aws;
 pub mod barrier;
 pub mod checkpoint;
 pub mod cli;
+pub mod compact;
 pub mod config;
 pub mod demo;
 pub mod failure;

@@ -6,7 +6,8 @@
 //! a [`ReaderPool`]. Threads: shard readers and their symbol aggregators are spread over
 //! `pipeline.workers` arbiters (one per core by default); each of those has a table writer on an
 //! arbiter of its own; the lake and dead-letter writers share one; the coordinator,
-//! checkpointer, alerter and metrics publisher run on the caller's.
+//! checkpointer, alerter and metrics publisher run on the caller's. Each actor runs in its
+//! `tracing` span ([`crate::actors::span`]).
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use crate::actors::reader_pool::ReaderPool;
 use crate::actors::refused::RefusedItems;
 use crate::actors::shard_reader::{ReaderLinks, ReaderSettings};
 use crate::actors::sink::{SinkLinks, Sinks};
+use crate::actors::span;
 use crate::barrier::{CommittedPositions, FileEnds, SinkKind};
 use crate::config::Config;
 use crate::health::Health;
@@ -90,8 +92,8 @@ impl Pipeline {
                 health: health.clone(),
                 fatal: fatal.clone(),
             },
-        )
-        .start();
+        );
+        let checkpointer = span::start(checkpointer, span::checkpointer());
         let links = SinkLinks {
             checkpointer: checkpointer.clone(),
             leases: clock.clone(),
@@ -110,8 +112,8 @@ impl Pipeline {
             metrics.clone(),
             ports.metrics.clone(),
             config.metrics.interval,
-        )
-        .start();
+        );
+        let publisher = span::start(publisher, span::metrics_publisher());
 
         let settings = Arc::new(reader_settings(config, initial_position, mailbox));
         let reader_links = ReaderLinks {
@@ -130,8 +132,10 @@ impl Pipeline {
             settings,
             reader_links,
         );
-        coordinator_context.run(LeaseCoordinator::new(
-            worker_id(lease),
+        let me = worker_id(lease);
+        let coordinator_span = span::lease_coordinator(&me);
+        let coordinator_actor = LeaseCoordinator::new(
+            me,
             config.lease.clone(),
             ports.leases.clone(),
             ports.stream.clone(),
@@ -141,7 +145,8 @@ impl Pipeline {
             metrics.clone(),
             health.clone(),
             done_sender,
-        ));
+        );
+        span::run(coordinator_context, coordinator_actor, coordinator_span);
         tracing::info!(workers = workers.len(), "Pipeline started.");
 
         let mut arbiters = workers;
@@ -246,7 +251,8 @@ impl SinkActors {
                     objects: ports.objects.clone(),
                     prefix: lake_prefix.clone(),
                 };
-                DynamoWriter::start_in_arbiter(&arbiter.handle(), move |_| {
+                let sink_span = span::sink(SinkKind::Table);
+                span::start_in_arbiter(&arbiter.handle(), sink_span, move |_| {
                     DynamoWriter::new(port, refused, links, &config)
                 })
             })
@@ -263,7 +269,8 @@ impl SinkActors {
                 committed.clone(),
                 file_ends.clone(),
             );
-            ParquetBatcher::start_in_arbiter(&lake_arbiter.handle(), move |_| {
+            let sink_span = span::sink(SinkKind::Lake);
+            span::start_in_arbiter(&lake_arbiter.handle(), sink_span, move |_| {
                 ParquetBatcher::new(layout, objects, committed, file_ends, links)
             })
         };
@@ -273,7 +280,8 @@ impl SinkActors {
             };
             let (links, objects, committed) =
                 (links.clone(), ports.objects.clone(), committed.clone());
-            DeadLetterWriter::start_in_arbiter(&lake_arbiter.handle(), move |_| {
+            let sink_span = span::sink(SinkKind::DeadLetters);
+            span::start_in_arbiter(&lake_arbiter.handle(), sink_span, move |_| {
                 DeadLetterWriter::new(layout, objects, committed, file_ends, links)
             })
         };
@@ -286,9 +294,9 @@ impl SinkActors {
                 prefix: lake_prefix.clone(),
             },
             links.clone(),
-            config.alerts.max_backlog,
-        )
-        .start();
+            &config.alerts,
+        );
+        let alerter = span::start(alerter, span::sink(SinkKind::Alerts));
         Self {
             tables,
             lake,

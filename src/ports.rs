@@ -59,6 +59,45 @@ pub fn s3_objects(
     S3ObjectStore::new(aws_sdk_s3::Client::from_conf(s3_config), bucket)
 }
 
+/// The SNS client of the alerts, with the SNS settings of `settings` (timeouts) and its requests
+/// counted into `metrics`: the alert topic of `kinetick run`, and the digest `kinetick report`
+/// publishes there.
+pub fn sns_client(
+    settings: &AwsConfig,
+    sdk: &SdkConfig,
+    metrics: &Arc<Metrics>,
+) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(sdk)
+            .interceptor(CountRequests::new(metrics, Counter::SnsRequests))
+            .timeout_config(aws::timeouts(sdk, settings.timeouts.alerts))
+            .build(),
+    )
+}
+
+/// The DynamoDB checkpoint store of `aws.checkpoint-table`, large snapshots in `objects`, with
+/// the checkpoint calls' timeouts and its requests counted into `metrics`: the checkpoints
+/// `kinetick run` writes, and those `kinetick compact` reads.
+pub fn aws_checkpoints(
+    config: &Config,
+    sdk: &SdkConfig,
+    objects: Arc<dyn ObjectStore>,
+    metrics: &Arc<Metrics>,
+) -> DynamoCheckpointStore {
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(CountRequests::new(metrics, Counter::DynamoDbRequests))
+            .timeout_config(aws::timeouts(sdk, config.aws.timeouts.checkpoints))
+            .build(),
+    );
+    DynamoCheckpointStore::new(
+        client,
+        &config.aws.checkpoint_table,
+        objects,
+        &config.lake.prefix,
+    )
+}
+
 /// One implementation of every port.
 #[derive(Clone)]
 pub struct Ports {
@@ -123,12 +162,7 @@ impl Ports {
                 dynamodb(config.lease_call_timeout()),
                 &settings.checkpoint_table,
             )),
-            checkpoints: Arc::new(DynamoCheckpointStore::new(
-                dynamodb(limits.checkpoints),
-                &settings.checkpoint_table,
-                objects.clone(),
-                &config.lake.prefix,
-            )),
+            checkpoints: Arc::new(aws_checkpoints(config, sdk, objects.clone(), metrics)),
             table: Arc::new(DynamoTicksTable::new(
                 dynamodb(limits.table),
                 &settings.ticks_table,
@@ -182,15 +216,7 @@ async fn aws_stream(
 fn aws_alerts(config: &Config, sdk: &SdkConfig, metrics: &Arc<Metrics>) -> Arc<dyn AlertSink> {
     let settings = &config.aws;
     match &settings.topic_arn {
-        Some(topic) => Arc::new(SnsAlertSink::new(
-            aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sdk)
-                    .interceptor(CountRequests::new(metrics, Counter::SnsRequests))
-                    .timeout_config(aws::timeouts(sdk, settings.timeouts.alerts))
-                    .build(),
-            ),
-            topic,
-        )),
+        Some(topic) => Arc::new(SnsAlertSink::new(sns_client(settings, sdk, metrics), topic)),
         None => {
             tracing::warn!("No aws.topic-arn: alerts are logged, not published.");
             Arc::new(LogAlertSink)

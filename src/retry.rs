@@ -24,6 +24,26 @@ pub fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// `call`, tried again after a transient failure (by `failure_of`) with the bounded
+/// [`backoff`]; any other failure, or the last, goes back to the caller. For commands that run
+/// once and end (`kinetick compact`), where a lasting failure should end the run.
+pub async fn bounded<T, E, Fut>(
+    what: &str,
+    failure_of: impl Fn(&E) -> Failure,
+    call: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    E: Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    use backon::Retryable;
+
+    call.retry(backoff())
+        .when(|error| failure_of(error) == Failure::Transient)
+        .notify(|error, wait| tracing::warn!(what, %error, ?wait, "Failed, retrying."))
+        .await
+}
+
 /// Between two tries of a call the service refuses: someone has to fix a permission or create a
 /// resource, so a slow pace costs little and keeps the request count (and the log) small.
 fn refused_backoff() -> ExponentialBuilder {

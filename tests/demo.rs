@@ -15,6 +15,9 @@ const RECORDS: usize = 30_000;
 const SYMBOLS: usize = 40;
 const SHARDS: usize = 3;
 const SEED: u64 = 7;
+/// News on about one tick in 250 (a real market has a few a day, not in 30 s), so that the
+/// demo raises alerts on moves against the previous close.
+const JUMPS_PER_SESSION: f64 = 2_340.0;
 
 fn files_under(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -85,6 +88,7 @@ fn demo_writes_every_tick_exactly_once() {
             &SYMBOLS.to_string(),
         ])
         .args(["--shards", &SHARDS.to_string(), "--seed", &SEED.to_string()])
+        .args(["--jumps-per-session", &JUMPS_PER_SESSION.to_string()])
         .arg("--out")
         .arg(out.path())
         // Small checkpoints so that every shard rolls several Parquet files.
@@ -102,6 +106,7 @@ fn demo_writes_every_tick_exactly_once() {
     let config = SimulatorConfig {
         symbols: SYMBOLS,
         seed: SEED,
+        jumps_per_session: JUMPS_PER_SESSION,
         ..SimulatorConfig::default()
     };
     let records: Vec<_> = MarketSimulator::new(config).take(RECORDS).collect();
@@ -182,7 +187,7 @@ fn demo_writes_every_tick_exactly_once() {
         "several kinds of rejection: {reasons:?}"
     );
 
-    // Alerts: injected jumps make anomaly alerts.
+    // Alerts: news makes anomaly alerts.
     let alerts = std::fs::read_to_string(out.path().join("alerts.jsonl")).unwrap();
     let kinds: BTreeSet<String> = alerts
         .lines()
@@ -194,7 +199,11 @@ fn demo_writes_every_tick_exactly_once() {
         })
         .collect();
     assert!(
-        kinds.contains("change_percent") || kinds.contains("return_zscore"),
+        records.iter().any(|r| r.kind == RecordKind::Jump),
+        "the simulator injects news"
+    );
+    assert!(
+        kinds.contains("change_percent") && kinds.contains("return_zscore"),
         "alert kinds: {kinds:?}"
     );
     let ids: Vec<String> = alerts

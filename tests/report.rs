@@ -118,6 +118,10 @@ fn report_of_a_demo_lake() {
             TICKS,
             "--symbols",
             &SYMBOLS.to_string(),
+            // News on about one tick in 500, so that the lake holds moves over 5 %: a real
+            // market has a few a day, not in 20 s.
+            "--jumps-per-session",
+            "2340",
         ],
         &[("--out", &lake_dir)],
     ));
@@ -258,5 +262,123 @@ fn report_of_a_demo_lake() {
     assert!(
         stderr.contains("no lake files for 2020-01-01") && stderr.contains("2026-01-05"),
         "{stderr}"
+    );
+}
+
+/// Event times of `symbol`'s rows in the lake.
+fn times_of(dir: &Path, symbol: &str) -> Vec<i64> {
+    let mut times = Vec::new();
+    for file in files_under(&dir.join("ticks"), "parquet") {
+        let body = bytes::Bytes::from(std::fs::read(&file).unwrap());
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch: RecordBatch = batch.unwrap();
+            let symbols = batch.column_by_name("symbol").unwrap().as_string::<i32>();
+            let event_time = batch.column_by_name("event_time").unwrap();
+            let event_time =
+                event_time.as_primitive::<arrow_array::types::TimestampMillisecondType>();
+            for i in 0..batch.num_rows() {
+                if symbols.value(i) == symbol {
+                    times.push(event_time.value(i));
+                }
+            }
+        }
+    }
+    times.sort_unstable();
+    times
+}
+
+/// Sum of a column of `lake_by_hour`.
+fn by_hour_total(summary: &Value, column: &str) -> u64 {
+    summary["lake_by_hour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hour| hour[column].as_u64().unwrap())
+        .sum()
+}
+
+/// A file read last with rows of a symbol from the middle of its range (late ticks, or a
+/// symbol that moved to a shard whose files sort last): the report reads the lake twice, and
+/// must still put the rows in event-time order, as a sort of all of them would.
+#[test]
+fn late_rows_are_put_in_event_time_order() {
+    use kinetick::model::enriched::EnrichedTick;
+    use kinetick::model::lake::encode_files;
+    use kinetick::model::rules::{AlertKinds, Trend};
+    use kinetick::model::tick::{Position, SequenceNumber, Tick};
+    use kinetick::model::window::Indicators;
+
+    let work = tempfile::tempdir().unwrap();
+    let (lake_dir, out) = (work.path().join("demo"), work.path().join("report"));
+    succeeded(&kinetick(
+        &["demo", "--no-progress", "--ticks", "5000", "--symbols", "8"],
+        &[("--out", &lake_dir)],
+    ));
+    let report = |symbol: &str| {
+        succeeded(&kinetick(
+            &["report", "--no-progress", "--symbols", symbol],
+            &[("--lake", &lake_dir), ("--out", &out)],
+        ));
+        summary(&out)
+    };
+    let before = report("AAPL");
+    // Seconds of ticks: too short for the trend's bars, so no trend changes yet.
+    assert_eq!(by_hour_total(&before, "trend_up"), 0);
+    assert_eq!(by_hour_total(&before, "trend_down"), 0);
+
+    // Five pairs of late ticks, at times of AAPL's own rows: each pair turns the trend from up
+    // to down, and rows without a trend come between two pairs. Counted in the order read, the
+    // trend would also turn up four times, from one pair to the next.
+    let times = times_of(&lake_dir, "AAPL");
+    let pairs: Vec<i64> = (1..=5).map(|i| times[i * times.len() / 6]).collect();
+    let late: Vec<EnrichedTick> = pairs
+        .iter()
+        .flat_map(|&time| [(time, Trend::Up), (time, Trend::Down)])
+        .enumerate()
+        .map(|(i, (event_time_ms, trend))| EnrichedTick {
+            tick: Tick {
+                symbol: "AAPL".into(),
+                price: 100.0,
+                event_time_ms,
+                open: None,
+                high: None,
+                low: None,
+                previous_close: Some(100.0),
+                change: None,
+                change_percent: None,
+                volume: Some(1.0),
+            },
+            shard_id: "shardId-late".into(),
+            position: Position::new(SequenceNumber::new(format!("{:03}", 100 + i)), 0),
+            arrival_time_ms: event_time_ms,
+            indicators: Indicators::default(),
+            anomaly: false,
+            trend: Some(trend),
+            alerts: AlertKinds::default(),
+            alerts_held: AlertKinds::default(),
+        })
+        .collect();
+    let files = encode_files("", "shardId-late", &late).unwrap();
+    assert_eq!(files.len(), 1);
+    // Keys sort `shardId-late-…` after the demo's `shardId-0…`: read last.
+    std::fs::write(lake_dir.join(&files[0].key), &files[0].bytes).unwrap();
+
+    let after = report("AAPL");
+    assert_eq!(after["rows"], before["rows"].as_u64().unwrap() + 10);
+    assert_eq!(by_hour_total(&after, "trend_down"), 5);
+    assert_eq!(by_hour_total(&after, "trend_up"), 0);
+    let chart = &after["charts"][0];
+    assert_eq!(chart["symbol"], "AAPL");
+    assert_eq!(
+        chart["ticks"],
+        before["charts"][0]["ticks"].as_u64().unwrap() + 10
+    );
+    assert_eq!(
+        (chart["trend_up"].as_u64(), chart["trend_down"].as_u64()),
+        (Some(0), Some(5))
     );
 }

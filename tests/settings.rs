@@ -105,3 +105,43 @@ fn other_failures_exit_1() {
         stderr(&output)
     );
 }
+
+#[test]
+fn the_trend_rule_and_the_alert_budgets_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kinetick.toml");
+    std::fs::write(
+        &file,
+        "[rules.default]\ntrend-short-bars = 20\ntrend-long-bars = 5\n\
+         [rules.symbols.AAPL]\nmax-alerts-per-hour = 0\ntrend-band-percent = -1\n\
+         [alerts]\nmax-per-minute = 0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = kinetick(
+        &[
+            "demo",
+            "--config",
+            file.to_str().unwrap(),
+            "--no-progress",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output).lines().collect::<Vec<_>>(),
+        [
+            "error: invalid setting rules.default.trend-long-bars = 5: must be above \
+             trend-short-bars (20)",
+            "error: invalid setting rules.symbols.AAPL.trend-long-bars = 5: must be above \
+             trend-short-bars (20)",
+            "error: invalid setting rules.symbols.AAPL.trend-band-percent = -1: must be a finite \
+             percentage, 0 or more",
+            "error: invalid setting rules.symbols.AAPL.max-alerts-per-hour = 0: must be at \
+             least 1",
+            "error: invalid setting alerts.max-per-minute = 0: must be at least 1",
+        ]
+    );
+}

@@ -64,17 +64,22 @@ class Resolver:
                 value = value.split(",")
             self.params[name] = value
         self.conditions = {}
+        self.pseudo = dict(PSEUDO)
 
     def ref(self, name):
         if name == "AWS::NoValue":
             return NO_VALUE
-        if name in PSEUDO:
-            return PSEUDO[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
         if name in self.params:
             value = self.params[name]
             if value is None:
                 return f"<{name}>"
             return value if isinstance(value, list) else str(value)
+        return self.resource_ref(name)
+
+    def resource_ref(self, name):
+        """What Ref gives for the resource `name`."""
         resource = self.template["Resources"][name]
         if resource["Type"] == "AWS::Glue::Database":
             return self.resolve(resource["Properties"]["DatabaseInput"]["Name"])
@@ -82,6 +87,10 @@ class Resolver:
             topic = self.resolve(resource.get("Properties", {}).get("TopicName", name))
             return f"arn:{PSEUDO['AWS::Partition']}:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{topic}"
         return f"<{name}>"
+
+    def attribute(self, name, attribute):
+        """What Fn::GetAtt gives for `attribute` of the resource `name`: a placeholder."""
+        return f"<{name}.{attribute}>"
 
     def condition(self, name):
         if name not in self.conditions:
@@ -96,7 +105,7 @@ class Resolver:
             if variables and body in variables:
                 return str(self.resolve(variables[body]))
             if "." in body and body.split(".", 1)[0] in self.template["Resources"]:
-                return f"<{body}>"
+                return self.attribute(*body.split(".", 1))
             value = self.ref(body)
             if isinstance(value, list):
                 raise ValueError(f"${{{body}}} is a list")
@@ -149,7 +158,7 @@ class Resolver:
                     raise ValueError(f"Fn::Select of item {index} of {items}")
                 return items[index]
             if key == "Fn::GetAtt":
-                return f"<{value[0]}.{value[1]}>"
+                return self.attribute(value[0], value[1])
             if key.startswith("Fn::"):
                 raise NotImplementedError(f"{key} is not evaluated by the checks")
         out = {}
@@ -177,3 +186,26 @@ class Resolver:
 
 def resources_of_type(template, type_name):
     return {name: r for name, r in template["Resources"].items() if r["Type"] == type_name}
+
+
+class Deployed(Resolver):
+    """A Resolver for a deployed stack: Ref and Fn::GetAtt give the values in `values`
+    ({"Cluster": name, "Cluster.Arn": arn, ...}), for what the stack made but could not make
+    itself (a resource created afterwards through its own API); pseudo parameters (the stack's
+    name) from `values` too."""
+
+    def __init__(self, template, overrides, values):
+        super().__init__(template, overrides)
+        self.values = values
+        self.pseudo.update({k: v for k, v in values.items() if k.startswith("AWS::")})
+
+    def resource_ref(self, name):
+        if name not in self.values:
+            raise KeyError(f"no deployed value for Ref {name}")
+        return self.values[name]
+
+    def attribute(self, name, attribute):
+        key = f"{name}.{attribute}"
+        if key not in self.values:
+            raise KeyError(f"no deployed value for {key}")
+        return self.values[key]

@@ -16,7 +16,14 @@ valid tick lands in the stack's table (with the attribute its TTL is on) and lak
 one in the lake's dead letters with its reason; SIGTERM ends the run with exit 0 after it
 checkpointed every shard (partition) in the lease table; RecordsProcessed is in the stack's
 metrics namespace (with kafka also RecordsBehindLatest, for every partition) and alerts reach the
-stack's topic. With kafka, the stack has no stream and its task role no Kinesis right. Last, the stack is deleted: the stream,
+stack's topic. With kafka, the stack has no stream and its task role no Kinesis right. Then the
+daily report: moto's CloudFormation skips AWS::Scheduler::Schedule (the stack completes without
+it), so the schedule is created through the Scheduler API from the template's properties with the
+stack's values, read back, and its command override run as the scheduled task would run it (the
+task's environment); the report must land in the bucket under reports/dt=<today, UTC>/ with its
+media types, and its digest reach a queue subscribed with the e-mail subscription's filter
+policy. The schedule's role, as IAM holds it, may run only the task definition's family in the
+cluster and pass only the task definition's two roles. Last, the stack is deleted: the stream,
 the tables and the bucket stay, with their data (DeletionPolicy Retain).
 
 moto cannot create every resource type of the template: those are taken out first, with what
@@ -25,6 +32,8 @@ the template gains a type moto is not known to create, or if a kept resource ref
 out (it would be deployed without it)."""
 
 import ast
+import datetime
+import fnmatch
 import json
 import os
 import signal
@@ -38,7 +47,7 @@ import boto3
 import botocore.exceptions
 import duckdb
 
-from cfn_template import Resolver, load
+from cfn_template import Deployed, Resolver, load
 
 # Resource types moto 5.2.5's CloudFormation does not implement (it skips them, then fails on the
 # first reference to one), and what covers them instead.
@@ -54,6 +63,7 @@ NOT_ON_EMULATOR = {
     "AWS::Glue::Table": "the lake's table (check_athena.py)",
     "AWS::Athena::WorkGroup": "Athena (check_athena.py runs the named queries in DuckDB)",
     "AWS::Athena::NamedQuery": "Athena (check_athena.py runs the named queries in DuckDB)",
+    "AWS::Scheduler::Schedule": "the daily report (created here through the Scheduler API, then run; check_template.py schedule)",
 }
 
 # Resource types moto creates (it accepts, without enforcing, stream and bucket encryption, TTL,
@@ -376,6 +386,8 @@ def main(template_path, kinetick, source_kind="kinesis"):
             produced = subprocess.run(
                 [kinetick, "produce", *into, "--count", str(TICKS),
                  "--rate", "0", "--symbols", "20", "--seed", "11", "--malformed-rate", MALFORMED_RATE,
+                 # News on about one tick in 100, so alerts reach the topic.
+                 "--jumps-per-session", "2340",
                  "--log-format", "pretty"],
                 env=producer_env, capture_output=True, text=True)
             if produced.returncode != 0:
@@ -388,6 +400,7 @@ def main(template_path, kinetick, source_kind="kinesis"):
         finally:
             if run.poll() is None:
                 run.kill()
+    check_report_schedule(aws, source, parameters, stack_name, outputs, kinetick, run_env)
     check_retained(aws, stack_name, outputs)
     print(f"check_stack: stack {stack_name} ({source_kind} source) deployed on the emulator, ran "
           f"kinetick as its task definition says, and kept its data when deleted")
@@ -427,6 +440,148 @@ def check_kafka_stack(aws, stack_name, outputs, kafka):
     if not actions or any(a.startswith(("kinesis:", "kafka-cluster:")) for a in actions):
         fail(f"the task role of a stack on Kafka without IAM access control may {sorted(actions)}")
     print(f"no stream; the task role may {', '.join(sorted(set(actions)))}")
+
+
+def deployed_values(aws, stack_name, outputs):
+    """What Ref and Fn::GetAtt give for the resources of the deployed stack that the schedule
+    refers to."""
+    cloudformation, ecs, iam = aws.client("cloudformation"), aws.client("ecs"), aws.client("iam")
+    created = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+               for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]}
+    service = ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
+    values = {
+        "AWS::StackName": stack_name,
+        "Cluster": outputs["ClusterName"],
+        "Cluster.Arn": ecs.describe_clusters(clusters=[outputs["ClusterName"]])["clusters"][0]["clusterArn"],
+        "TaskDefinition": service["taskDefinition"],
+        "TaskSecurityGroup": outputs["TaskSecurityGroupId"],
+        "LakeBucket": outputs["BucketName"],
+        "LakeBucket.Arn": f"arn:aws:s3:::{outputs['BucketName']}",
+    }
+    for role in ("ReportScheduleRole", "TaskRole", "TaskExecutionRole"):
+        values[f"{role}.Arn"] = iam.get_role(RoleName=created[role].rsplit("/", 1)[-1])["Role"]["Arn"]
+    return values
+
+
+def scheduler_request(props):
+    """A schedule's CloudFormation properties as the Scheduler API takes them (its network
+    configuration's key is awsvpcConfiguration there)."""
+    request = json.loads(json.dumps(props))
+    ecs = request["Target"].get("EcsParameters", {})
+    if "NetworkConfiguration" in ecs:
+        ecs["NetworkConfiguration"] = {"awsvpcConfiguration": ecs["NetworkConfiguration"]["AwsvpcConfiguration"]}
+    return request
+
+
+def schedule_role_rights(aws, role_arn):
+    """(action, resource, condition) of every statement of the role's inline policies, and its
+    trust policy, as IAM holds them."""
+    iam = aws.client("iam")
+    name = role_arn.rsplit("/", 1)[-1]
+    rights = set()
+    for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        document = policy_document(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
+        for st in document["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            rights |= {(a, r, json.dumps(st.get("Condition"), sort_keys=True)) for a in actions for r in resources}
+    trust = policy_document(iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"])
+    return rights, trust
+
+
+def check_report_schedule(aws, template, parameters, stack_name, outputs, kinetick, run_env):
+    """Creates the daily report's schedule as the template describes it, checks its role, runs
+    its command as the scheduled task would, and checks the report in the bucket and the digest
+    on the topic."""
+    values = deployed_values(aws, stack_name, outputs)
+    props = Deployed(template, parameters, values).resolve(template["Resources"]["ReportSchedule"]["Properties"])
+    scheduler = aws.client("scheduler")
+    name = f"{stack_name}-report"[:64]
+    scheduler.create_schedule(Name=name, **scheduler_request(props))
+    schedule = scheduler.get_schedule(Name=name)
+    try:
+        target = schedule["Target"]
+        ecs_parameters = target["EcsParameters"]
+        if (target["Arn"], ecs_parameters["TaskDefinitionArn"], target["RoleArn"]) != (
+                values["Cluster.Arn"], values["TaskDefinition"], values["ReportScheduleRole.Arn"]):
+            fail(f"the schedule runs {ecs_parameters['TaskDefinitionArn']} on {target['Arn']} as {target['RoleArn']}")
+
+        # Its role, as deployed: that task definition family in that cluster, its two roles.
+        task_definition = aws.client("ecs").describe_task_definition(
+            taskDefinition=values["TaskDefinition"])["taskDefinition"]
+        rights, trust = schedule_role_rights(aws, target["RoleArn"])
+        principals = [st["Principal"] for st in trust["Statement"]]
+        if principals != [{"Service": "scheduler.amazonaws.com"}]:
+            fail(f"the schedule's role is assumed by {principals}")
+        run_task = [(r, c) for a, r, c in rights if a == "ecs:RunTask"]
+        to_ecs = json.dumps({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, sort_keys=True)
+        passed = {r for a, r, c in rights if a == "iam:PassRole" and c == to_ecs}
+        cluster = json.dumps({"ArnEquals": {"ecs:cluster": values["Cluster.Arn"]}}, sort_keys=True)
+        if len(run_task) != 1 or not fnmatch.fnmatchcase(values["TaskDefinition"], run_task[0][0]) \
+                or run_task[0][1] != cluster or f"/{task_definition['family']}:" not in run_task[0][0]:
+            fail(f"the schedule's role may run {run_task}, not the family {task_definition['family']} in the cluster")
+        # moto's CloudFormation keeps no role in the task definition: then the stack's roles, which
+        # the template's task definition names (check_template.py schedule).
+        roles = {task_definition.get("executionRoleArn", values["TaskExecutionRole.Arn"]),
+                 task_definition.get("taskRoleArn", values["TaskRole.Arn"])}
+        if passed != roles or len(roles) != 2 or len(rights) != 3:
+            fail(f"the schedule's role may {sorted(rights)}")
+
+        # The digest goes to whoever the e-mail subscription's filter admits: a queue with it.
+        sqs, sns = aws.client("sqs"), aws.client("sns")
+        queue = sqs.create_queue(QueueName=f"{stack_name}-digest")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        subscription = Resolver(template, parameters).resolve(
+            template["Resources"]["AlertEmailSubscription"]["Properties"])
+        sns.subscribe(TopicArn=outputs["TopicArn"], Protocol="sqs", Endpoint=queue_arn, Attributes={
+            "FilterPolicy": json.dumps(subscription["FilterPolicy"]),
+            "FilterPolicyScope": subscription["FilterPolicyScope"]})
+
+        # The scheduled task: the task definition's container with the command override.
+        (override,) = json.loads(target["Input"])["containerOverrides"]
+        if override["name"] != task_definition["containerDefinitions"][0]["name"]:
+            fail(f"the schedule overrides the container {override['name']!r}, which the task definition lacks")
+        days = {datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
+        report = subprocess.run([kinetick, *override["command"]], env=run_env, capture_output=True, text=True,
+                                timeout=WAIT_SECONDS)
+        days.add(datetime.datetime.now(datetime.timezone.utc).date().isoformat())
+        if report.returncode != 0:
+            fail(f"the scheduled kinetick report failed:\n{report.stdout}{report.stderr}")
+
+        s3, bucket = aws.client("s3"), outputs["BucketName"]
+        prefix = run_env["KINETICK_LAKE__PREFIX"]
+        keys = objects(s3, bucket, f"{prefix}reports/")
+        folders = {key.split("/report")[0] for key in keys if key.endswith("/report.html")}
+        if len(folders) != 1:
+            fail(f"not one report.html under {prefix}reports/: {keys}")
+        (folder,) = folders
+        date = folder.rsplit("dt=", 1)[-1]
+        if folder != f"{prefix}reports/dt={date}" or date not in days:
+            fail(f"the report went to {folder}, not {prefix}reports/dt=<today, UTC {sorted(days)}>")
+        types = {key[len(folder) + 1:]: s3.head_object(Bucket=bucket, Key=key)["ContentType"] for key in keys}
+        charts = {k: t for k, t in types.items() if k.startswith("charts/")}
+        want = {"report.html": "text/html; charset=utf-8", "summary.json": "application/json",
+                **{k: "image/svg+xml" for k in charts}}
+        if types != want or not charts:
+            fail(f"the report's objects are {types}, not {want} with charts")
+        summary = json.loads(s3.get_object(Bucket=bucket, Key=f"{folder}/summary.json")["Body"].read())
+        items = item_count(aws.client("dynamodb"), outputs["TicksTableName"])
+        if summary["rows"] != items or summary["lake"] != f"s3://{bucket}/{prefix}":
+            fail(f"the report read {summary['rows']} rows of {summary['lake']}, the stack's lake holds {items}")
+
+        page = f"s3://{bucket}/{folder}/report.html"
+        deadline = time.monotonic() + 10
+        while not (messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages")):
+            if time.monotonic() > deadline:
+                fail("the digest did not reach a queue with the e-mail subscription's filter policy")
+            time.sleep(0.2)
+        envelope = json.loads(messages[0]["Body"])
+        if not envelope["Subject"].startswith(f"kinetick digest {date}: ") or page not in envelope["Message"]:
+            fail(f"the digest is {envelope['Subject']!r}:\n{envelope['Message']}\nnot of {date} with {page}")
+        print(f"the report's schedule, created through the Scheduler API, runs kinetick {override['command'][0]} "
+              f"as the scheduled task would: {page} with {len(charts)} charts; digest {envelope['Subject']!r}")
+    finally:
+        scheduler.delete_schedule(Name=name)
 
 
 def check_retained(aws, stack_name, outputs):

@@ -34,6 +34,18 @@
   check_template.py TEMPLATE alarms     Every alarm that scales nothing notifies the alarm topic;
                                         the records-lost and unhealthy alarms are there, as set
                                         (with either source).
+  check_template.py TEMPLATE schedule SRC
+                                        The daily report: a weekday schedule after the close in
+                                        New York, none with an empty ReportScheduleExpression;
+                                        its target runs the task definition in the cluster with
+                                        the service's network and a command override of kinetick
+                                        report on the stack's lake, for today, uploaded and
+                                        published to the alert topic; its role may only run that
+                                        task definition family in that cluster and pass the task's
+                                        two roles to ECS tasks; the task role may read the lake
+                                        and put objects under reports/ only; the e-mail
+                                        subscription takes the digest, whose kind is the one
+                                        kinetick gives it (SRC: src/report/digest.rs).
 """
 
 import itertools
@@ -96,6 +108,8 @@ PATTERN_CASES = {
     "KafkaSaslSecretArn": [("", True), (SCRAM_SECRET, True),
                            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonMSK_kinetick", False)],
     "KafkaSaslSecretKeyArn": [("", True), (SCRAM_KEY, True), ("alias/aws/secretsmanager", False)],
+    "ReportScheduleExpression": [("", True), ("cron(30 16 ? * MON-FRI *)", True), ("rate(1 day)", True),
+                                 ("30 16 * * 1-5", False), ("cron(30 16 ? * MON-FRI *", False)],
 }
 
 
@@ -517,6 +531,145 @@ def check_sources(template):
               f"egress {', '.join(sorted(want_ports))}")
 
 
+def digest_kind(source_path):
+    """The `kind` attribute kinetick gives the digest, read from its digest module."""
+    with open(source_path, encoding="utf-8") as f:
+        found = re.findall(r'pub const KIND: &str = "([a-z_]+)";', f.read())
+    if len(found) != 1:
+        fail(f"{source_path} no longer has the shape this check reads the digest's kind from")
+    return found[0]
+
+
+def option_values(command):
+    """`--name value` and `--flag` (None) of a command line, by name."""
+    options, i = {}, 0
+    while i < len(command):
+        if not command[i].startswith("--"):
+            fail(f"the report's command has {command[i]!r} where an option belongs: {command}")
+        name = command[i]
+        if i + 1 < len(command) and not command[i + 1].startswith("--"):
+            options[name], i = command[i + 1], i + 2
+        else:
+            options[name], i = None, i + 1
+    return options
+
+
+def check_schedule(template, digest_source):
+    kind = digest_kind(digest_source)
+    for prefix in ("", "kinetick/"):
+        resolver = Resolver(template, {"LakePrefix": prefix})
+        resources, outputs = resolver.resources(), resolver.outputs()
+        if "ReportScheduleName" not in outputs:
+            fail("no output ReportScheduleName with the default schedule")
+        (name,) = [n for n, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"]
+        props = resources[name]["Properties"]
+        expected = {"ScheduleExpression": "cron(30 16 ? * MON-FRI *)", "ScheduleExpressionTimezone": "America/New_York",
+                    "State": "ENABLED", "FlexibleTimeWindow": {"Mode": "OFF"}}
+        for key, value in expected.items():
+            if props.get(key) != value:
+                fail(f"{name}: {key} is {props.get(key)!r}, not {value!r}")
+
+        # The target: the stack's task definition in its cluster, on the service's network.
+        target = props["Target"]
+        ecs = target["EcsParameters"]
+        if target["Arn"] != "<Cluster.Arn>" or ecs.get("TaskDefinitionArn") != "<TaskDefinition>":
+            fail(f"{name} runs {ecs.get('TaskDefinitionArn')} on {target['Arn']}, not the stack's task definition and cluster")
+        if ecs.get("LaunchType") != "FARGATE" or ecs.get("TaskCount", 1) != 1:
+            fail(f"{name}: {ecs.get('TaskCount')} tasks of launch type {ecs.get('LaunchType')}, not one on FARGATE")
+        network = resources["Service"]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        if ecs.get("NetworkConfiguration", {}).get("AwsvpcConfiguration") != network:
+            fail(f"{name}: the task's network is {ecs.get('NetworkConfiguration')}, not the service's {network}")
+
+        # The command override: kinetick report on the stack's lake, today, uploaded and published.
+        box = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+        overrides = json.loads(target["Input"])
+        (override,) = overrides["containerOverrides"]
+        if set(overrides) != {"containerOverrides"} or set(override) != {"name", "command"} or override["name"] != box["Name"]:
+            fail(f"{name}: the override is {overrides}, not a command for the container {box['Name']}")
+        command = override["command"]
+        options = option_values(command[1:])
+        lake = f"s3://{resolver.ref('LakeBucket')}/{prefix}"
+        want = {"--lake": lake, "--date": "today", "--upload": None, "--publish": None}
+        if command[0] != "report" or {k: options.get(k, "absent") for k in want} != want:
+            fail(f"{name}: the command is {command}, not kinetick report with {want}")
+        if "--out" in options and box.get("ReadonlyRootFilesystem"):
+            fail(f"{name}: --out {options['--out']} on the container's read-only root file system")
+        if options.get("--log-format") != "json":
+            fail(f"{name}: the report logs {options.get('--log-format')}, not JSON as the service (the error metric filter reads it)")
+        env = {e["Name"]: e["Value"] for e in box["Environment"]}
+        if env.get("KINETICK_AWS__TOPIC_ARN") != resolver.ref("AlertTopic"):
+            fail(f"{name}: --publish goes to {env.get('KINETICK_AWS__TOPIC_ARN')}, not the alert topic")
+
+        # The scheduler's role: run that task definition family in that cluster, pass its two roles.
+        role_name = target["RoleArn"][1:-len(".Arn>")]
+        role = resources[role_name]["Properties"]
+        trust = role["AssumeRolePolicyDocument"]["Statement"]
+        if [(st["Principal"], st["Action"]) for st in trust] != [({"Service": "scheduler.amazonaws.com"}, "sts:AssumeRole")] \
+                or trust[0]["Condition"]["StringEquals"].get("aws:SourceAccount") != resolver.ref("AWS::AccountId"):
+            fail(f"{role_name} is not assumed by EventBridge Scheduler of this account only: {trust}")
+        if role.get("ManagedPolicyArns"):
+            fail(f"{role_name} has managed policies: {role['ManagedPolicyArns']}")
+        family = resources["TaskDefinition"]["Properties"]["Family"]
+        arn_start = f"arn:{resolver.ref('AWS::Partition')}:ecs:{resolver.ref('AWS::Region')}:{resolver.ref('AWS::AccountId')}"
+        passed = json.dumps({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, sort_keys=True)
+        want_rights = {
+            ("ecs:RunTask", f"{arn_start}:task-definition/{family}:*",
+             json.dumps({"ArnEquals": {"ecs:cluster": "<Cluster.Arn>"}}, sort_keys=True)),
+            ("iam:PassRole", box_role := resources["TaskDefinition"]["Properties"]["ExecutionRoleArn"], passed),
+            ("iam:PassRole", resources["TaskDefinition"]["Properties"]["TaskRoleArn"], passed),
+        }
+        got = rights([st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]], False)
+        if got != want_rights:
+            fail(f"{role_name} may {sorted(got - want_rights) or 'not'}"
+                 f"{' and lacks ' + str(sorted(want_rights - got)) if want_rights - got else ''}")
+        if box_role == resources["TaskDefinition"]["Properties"]["TaskRoleArn"]:
+            fail("the task definition's execution and task roles are one role")
+
+        # The task role: read the lake (list only its ticks and dead letters), put only reports.
+        bucket = "<LakeBucket.Arn>"
+        found, _ = statements(resources, "TaskRole")
+        s3 = {r for r in rights(found, False) if r[0].startswith("s3:")}
+        listing = json.dumps({"StringLike": {"s3:prefix": [f"{prefix}ticks/*", f"{prefix}dead-letters/*"]}}, sort_keys=True)
+        if {r for r in s3 if r[0] == "s3:ListBucket"} != {("s3:ListBucket", bucket, listing)}:
+            fail(f"the task role lists {sorted(r for r in s3 if r[0] == 's3:ListBucket')}, not the lake's ticks and dead letters only")
+        for action, resource, condition in s3:
+            if action == "s3:ListBucket":
+                continue
+            folder = resource[len(bucket) + 1:] if resource.startswith(bucket + "/") else None
+            if folder not in {f"{prefix}{f}/*" for f in ("ticks", "dead-letters", "checkpoints", "reports")}:
+                fail(f"the task role may {action} on {resource}, outside the lake's folders")
+            if folder == f"{prefix}reports/*" and action != "s3:PutObject":
+                fail(f"the task role may {action} on the reports, which it only puts")
+            if action == "s3:GetObject" and folder == f"{prefix}reports/*":
+                fail("the task role may read the reports")
+        if ("s3:PutObject", f"{bucket}/{prefix}reports/*", "null") not in s3:
+            fail(f"the task role may not put the report under {prefix}reports/")
+        for folder in ("ticks", "dead-letters"):
+            if ("s3:GetObject", f"{bucket}/{prefix}{folder}/*", "null") not in s3:
+                fail(f"the task role may not read {prefix}{folder}/, which the report reads")
+
+        # The e-mail subscription takes the digest, and still only the chosen severities.
+        policy = resources["AlertEmailSubscription"]["Properties"]["FilterPolicy"]
+        want_policy = {"$or": [{"severity": resolver.ref("AlertEmailSeverities")}, {"kind": [kind]}]}
+        if policy != want_policy:
+            fail(f"the e-mail subscription's filter is {policy}, not {want_policy}")
+
+    # No schedule: neither it nor its role, and nothing refers to them.
+    resolver = Resolver(template, {"ReportScheduleExpression": ""})
+    resources, outputs = resolver.resources(), resolver.outputs()
+    gone = {"AWS::Scheduler::Schedule"} & {r["Type"] for r in resources.values()}
+    if gone or "ReportScheduleRole" in resources or "ReportScheduleName" in outputs:
+        fail("ReportScheduleExpression \"\" still makes a schedule, its role or its output")
+    absent = set(template["Resources"]) - set(resources)
+    dangling = set(re.findall(r"<(\w+)(?:\.\w+)?>", json.dumps([resources, outputs]))) & absent
+    if dangling:
+        fail(f"without a schedule, the stack refers to {sorted(dangling)}")
+    print("check_template: the daily report runs the task definition at 16:30 New York time on weekdays "
+          "with kinetick report --date today --upload --publish on the stack's lake; its role may run that "
+          "family in the cluster and pass the task's two roles only; the task role puts only under reports/; "
+          f"the e-mail subscription takes kind {kind}; an empty ReportScheduleExpression makes no schedule")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -536,6 +689,8 @@ def main():
         check_durability(template)
     elif command == "alarms":
         check_alarms(template)
+    elif command == "schedule" and len(sys.argv) == 4:
+        check_schedule(template, sys.argv[3])
     else:
         sys.exit(__doc__)
 

@@ -19,12 +19,15 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::refused::RefusedItems;
 use super::sink::{BackgroundWrite, SinkLinks};
+use super::span;
 use crate::alerts::{AlertError, AlertSink};
 use crate::barrier::{ShardBatch, SinkError, SinkKind};
 use crate::checkpoint::{CheckpointError, CheckpointStore, Mark};
+use crate::config::AlertsConfig;
 use crate::failure::Failure;
 use crate::health::Concern;
 use crate::lease::Fence;
@@ -32,7 +35,7 @@ use crate::metrics::Counter;
 use crate::model::dead_letter::DeadLetter;
 use crate::model::digest::hex_md5;
 use crate::model::ids::ShardId;
-use crate::model::rules::Alert;
+use crate::model::rules::{Alert, AlertKinds, MinuteCap};
 use crate::model::tick::Position;
 use crate::retry::persistently;
 
@@ -85,6 +88,10 @@ pub struct Alerter {
     /// The latest batch's publishing; the next batch's waits for it, so batches are published,
     /// marked and acknowledged in the order they came.
     last: Option<BackgroundWrite>,
+    /// The task's cap of alerts per minute (`alerts.max-per-minute`), and the last minute whose
+    /// held alerts were logged (one line a minute, however many batches it held).
+    cap: Option<MinuteCap>,
+    logged_minute: Option<i64>,
 }
 
 impl Alerter {
@@ -93,9 +100,9 @@ impl Alerter {
         checkpoints: Arc<dyn CheckpointStore>,
         refused: RefusedItems,
         links: SinkLinks,
-        max_backlog: usize,
+        settings: &AlertsConfig,
     ) -> Self {
-        let max_backlog = max_backlog.clamp(1, Semaphore::MAX_PERMITS);
+        let max_backlog = settings.max_backlog.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             sink,
             checkpoints,
@@ -105,7 +112,38 @@ impl Alerter {
             backlog: Arc::new(Semaphore::new(max_backlog)),
             max_backlog,
             last: None,
+            cap: settings.max_per_minute.map(MinuteCap::new),
+            logged_minute: None,
         }
+    }
+
+    /// The alerts within the task's cap per minute; the others are held: counted and logged,
+    /// not published (and, like published ones, not sent again on a replay of the process).
+    fn within_cap(&mut self, fresh: Vec<Alert>) -> Vec<Alert> {
+        let Some(cap) = &mut self.cap else {
+            return fresh;
+        };
+        let (sent, held): (Vec<Alert>, Vec<Alert>) = fresh
+            .into_iter()
+            .partition(|alert| cap.admit(alert.event_time_ms));
+        let Some(first) = held.first() else {
+            return sent;
+        };
+        self.links
+            .metrics
+            .add(Counter::AlertsHeld, held.len() as u64);
+        let minute = first.event_time_ms.div_euclid(60_000);
+        if self.logged_minute.is_none_or(|logged| logged < minute) {
+            self.logged_minute = Some(minute);
+            let kinds: AlertKinds = held.iter().map(|alert| alert.kind).collect();
+            tracing::warn!(
+                minute_start_ms = minute * 60_000,
+                held = held.len(),
+                kinds = kinds.to_text().unwrap_or_default(),
+                "Alerts over alerts.max-per-minute held back (counted in AlertsHeld)."
+            );
+        }
+        sent
     }
 }
 
@@ -121,12 +159,12 @@ impl Handler<ShardBatch> for Alerter {
     type Result = AtomicResponse<Self, Result<(), SinkError>>;
 
     fn handle(&mut self, batch: ShardBatch, _: &mut Context<Self>) -> Self::Result {
+        let shard_span = span::shard(&batch.shard_id, batch.generation());
+        let _in_shard = shard_span.clone().entered();
         let nothing_to_do = batch.alerts.is_empty() && batch.barrier.is_none();
         if nothing_to_do
             || (!batch.alerts.is_empty()
-                && !self
-                    .links
-                    .may_write(SinkKind::Alerts, &batch.shard_id, batch.generation()))
+                && !self.links.may_write(&batch.shard_id, batch.generation()))
         {
             // Neither published nor acknowledged: the next owner reads these records again.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
@@ -137,6 +175,7 @@ impl Handler<ShardBatch> for Alerter {
             .filter(|alert| self.recent.lock().expect("recent ids").insert(&alert.id))
             .cloned()
             .collect();
+        let fresh = self.within_cap(fresh);
         let room = self
             .backlog
             .clone()
@@ -163,7 +202,8 @@ impl Handler<ShardBatch> for Alerter {
                 let result = publishing.run().await;
                 drop(room);
                 result
-            };
+            }
+            .instrument(shard_span);
             act.last = Some(BackgroundWrite::spawn(SinkKind::Alerts, fatal, write));
             Ok(())
         });
@@ -203,7 +243,7 @@ impl Publishing {
         let shard = &shard_id;
         // Asked again before every try: the batch may have waited, or the worker been frozen,
         // since it was taken.
-        let may_write = || links.may_write(SinkKind::Alerts, shard, fence.counter);
+        let may_write = || links.may_write(shard, fence.counter);
         if !fresh.is_empty() {
             let published = fresh.len() as u64;
             let ids: Vec<String> = fresh.iter().map(|alert| alert.id.clone()).collect();
@@ -230,8 +270,7 @@ impl Publishing {
                     checkpoints.mark(&fence, &mark)
                 });
                 if marked.await.is_err() {
-                    tracing::warn!(shard_id = %shard,
-                        "Lease lost; no more alerts are published for the shard.");
+                    tracing::warn!("Lease lost; no more alerts are published for the shard.");
                     return Ok(());
                 }
             }
@@ -384,6 +423,20 @@ mod tests {
         topic: Arc<dyn AlertSink>,
         backlog: usize,
     ) -> (Addr<Alerter>, Arc<Health>) {
+        let settings = AlertsConfig {
+            max_backlog: backlog,
+            max_per_minute: None,
+            ..AlertsConfig::default()
+        };
+        let (alerter, health, _) = alerter_with(dir, topic, &settings);
+        (alerter, health)
+    }
+
+    fn alerter_with(
+        dir: &std::path::Path,
+        topic: Arc<dyn AlertSink>,
+        settings: &AlertsConfig,
+    ) -> (Addr<Alerter>, Arc<Health>, Arc<crate::metrics::Metrics>) {
         let (links, _) = sink_links(dir, SinkKind::Alerts);
         let shard = "shardId-000000000001".into();
         links.leases.renewed(&shard, 1, std::time::Instant::now());
@@ -392,11 +445,31 @@ mod tests {
             prefix: String::new(),
         };
         let checkpoints = Arc::new(FileCheckpointStore::new(dir.join("checkpoints")));
-        let health = links.health.clone();
-        (
-            Alerter::new(topic, checkpoints, refused, links, backlog).start(),
-            health,
-        )
+        let (health, metrics) = (links.health.clone(), links.metrics.clone());
+        let alerter = Alerter::new(topic, checkpoints, refused, links, settings).start();
+        (alerter, health, metrics)
+    }
+
+    #[actix::test]
+    async fn alerts_beyond_the_cap_per_minute_are_held_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = Arc::new(PickyTopic::default());
+        let settings = AlertsConfig {
+            max_per_minute: Some(3),
+            ..AlertsConfig::default()
+        };
+        let (alerter, _, metrics) = alerter_with(dir.path(), topic.clone(), &settings);
+        // Seven alerts of one minute, in two batches: three go out, four are held.
+        assert!(answered_ok(alerter.send(with_alerts(1, 5))).await);
+        assert!(answered_ok(alerter.send(with_alerts(2, 2))).await);
+        let held = async || metrics.total(Counter::AlertsHeld) == 4;
+        assert!(eventually(held).await);
+        assert!(eventually(async || topic.delivered.lock().unwrap().len() == 3).await);
+        assert_eq!(
+            *topic.delivered.lock().unwrap(),
+            ["alert-1-0", "alert-1-1", "alert-1-2"]
+        );
+        assert!(dead_letters(dir.path()).await.is_empty());
     }
 
     async fn dead_letters(dir: &std::path::Path) -> Vec<String> {

@@ -6,12 +6,17 @@
 //! [`CheckpointStore`], committed positions on the [`CommittedPositions`] board, and
 //! [`ShardStopped`] once a reader's last checkpoint is written (or refused because the lease moved
 //! on).
+//!
+//! The checkpointer runs in its span `checkpointer`, and does the work of one shard in a child
+//! span `shard{shard_id, generation}` ([`super::span`]).
 
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tracing::{Instrument, Span};
 
 use super::fatal::Fatal;
+use super::span;
 use crate::barrier::progress::Progress;
 use crate::barrier::{
     CommittedPositions, Durable, FinishedEmpty, Propose, ShardStopped, SinkKind, StopOutcome,
@@ -66,6 +71,8 @@ impl Checkpointer {
         }
     }
 
+    /// Saves the shard's newest committable candidate, if any. Called in the shard's span, which
+    /// the save and what follows it keep.
     fn commit_ready(&mut self, shard_id: ShardId, ctx: &mut Context<Self>) {
         let sinks = &self.sinks;
         let candidate = self
@@ -111,21 +118,26 @@ impl Checkpointer {
             records: candidate.records,
             newest_arrival_ms: candidate.newest_arrival_ms,
         };
-        ctx.spawn(save.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(()) => act.committed(shard_id, generation, written, ctx),
-            Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
-                tracing::warn!(shard_id = %shard_id, "Checkpoint refused: the lease has moved on.");
-                act.stop(&shard_id, generation, StopOutcome::LeaseLost);
-            }
-            Err(Stopped::Abandoned) => {
-                tracing::warn!(shard_id = %shard_id, position = %written.position,
-                    "Lease may have expired; the checkpoint is not written.");
-                act.stop(&shard_id, generation, StopOutcome::LeaseLost);
-            }
-            Err(Stopped::Rejected(error)) => {
-                act.links
-                    .fatal
-                    .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
+        let shard_span = Span::current();
+        let save = save.instrument(shard_span.clone()).into_actor(self);
+        ctx.spawn(save.map(move |result, act, ctx| {
+            let _shard = shard_span.enter();
+            match result {
+                Ok(()) => act.committed(shard_id, generation, written, ctx),
+                Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
+                    tracing::warn!("Checkpoint refused: the lease has moved on.");
+                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
+                }
+                Err(Stopped::Abandoned) => {
+                    tracing::warn!(position = %written.position,
+                        "Lease may have expired; the checkpoint is not written.");
+                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
+                }
+                Err(Stopped::Rejected(error)) => {
+                    act.links
+                        .fatal
+                        .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
+                }
             }
         }));
     }
@@ -160,7 +172,7 @@ impl Checkpointer {
         self.links
             .metrics
             .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag() as f64);
-        tracing::debug!(shard_id = %shard_id, %position, "Checkpoint written.");
+        tracing::debug!(%position, "Checkpoint written.");
         if last {
             self.stop(
                 &shard_id,
@@ -192,6 +204,7 @@ impl Handler<Propose> for Checkpointer {
 
     fn handle(&mut self, proposal: Propose, ctx: &mut Context<Self>) {
         let shard_id = proposal.shard_id.clone();
+        let _shard = span::shard(&shard_id, proposal.fence.counter).entered();
         let Some(progress) = self.progress.of(&shard_id, proposal.fence.counter) else {
             return;
         };
@@ -208,6 +221,7 @@ impl Handler<Durable> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, ack: Durable, ctx: &mut Context<Self>) {
+        let _shard = span::shard(&ack.shard_id, ack.generation).entered();
         let Some(progress) = self.progress.of(&ack.shard_id, ack.generation) else {
             return;
         };
@@ -220,6 +234,7 @@ impl Handler<FinishedEmpty> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, message: FinishedEmpty, _: &mut Context<Self>) {
+        let _shard = span::shard(&message.shard_id, message.generation).entered();
         let outcome = StopOutcome::Checkpointed {
             shard_end: message.shard_end,
         };

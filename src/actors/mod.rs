@@ -10,7 +10,8 @@
 //!
 //! The checkpoint barrier that ties them together is told whole in [`crate::barrier`].
 //!
-//! Actors are thin: they hold state, call [`crate::model`], and talk to the ports.
+//! Actors are thin: they hold state, call [`crate::model`], and talk to the ports. Each runs
+//! inside its `tracing` span ([`span`]), so its log lines carry its shard id and such.
 
 pub mod alerter;
 pub mod checkpointer;
@@ -25,6 +26,7 @@ pub mod reader_pool;
 pub mod refused;
 pub mod shard_reader;
 pub mod sink;
+pub mod span;
 pub mod symbol_aggregator;
 #[cfg(test)]
 mod test_support;

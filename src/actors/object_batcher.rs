@@ -12,6 +12,9 @@
 //! meanwhile takes the other shards' batches: encoding a barrier's rows is the heaviest step of
 //! any sink, and no reader should wait on it. A shard has one write at a time; its next barrier
 //! batch is taken once the previous write is done, which bounds the rows held per shard.
+//!
+//! The sink runs in its span `sink{sink}`, and a shard's write in a child span
+//! `shard{shard_id, generation}` ([`super::span`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::sink::{BackgroundWrite, SinkLinks};
+use super::span;
 use crate::barrier::{CommittedPositions, FileEnds, ShardBatch, SinkError, SinkKind};
 use crate::health::Concern;
 use crate::lease::Fence;
@@ -57,6 +61,8 @@ pub trait ObjectLayout: Clone + Unpin + Send + 'static {
 struct ShardFiles<R> {
     /// The shard's reader generation these rows belong to.
     generation: u64,
+    /// Where the shard's writes log: made once per reader, not per batch.
+    span: tracing::Span,
     chunks: Vec<Arc<[R]>>,
     /// The shard's previous barrier; the next files wait for its commit.
     last_barrier: Option<Position>,
@@ -67,9 +73,10 @@ struct ShardFiles<R> {
 }
 
 impl<R> ShardFiles<R> {
-    fn new(generation: u64) -> Self {
+    fn new(shard_id: &ShardId, generation: u64) -> Self {
         Self {
             generation,
+            span: span::shard(shard_id, generation),
             chunks: Vec::new(),
             last_barrier: None,
             writing: None,
@@ -78,10 +85,10 @@ impl<R> ShardFiles<R> {
 
     /// A newer reader took the shard: what the older one collected is dropped (the new reader
     /// reads it again), but its write in progress still goes first.
-    fn restart(&mut self, generation: u64) {
+    fn restart(&mut self, shard_id: &ShardId, generation: u64) {
         *self = Self {
             writing: self.writing.take(),
-            ..Self::new(generation)
+            ..Self::new(shard_id, generation)
         };
     }
 }
@@ -136,13 +143,13 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
         let files = self
             .shards
             .entry(batch.shard_id.clone())
-            .or_insert_with(|| ShardFiles::new(batch.generation()));
+            .or_insert_with(|| ShardFiles::new(&batch.shard_id, batch.generation()));
         if batch.generation() < files.generation {
             // Left over from a reader that lost the shard: its rows are read again by the owner.
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
         if batch.generation() > files.generation {
-            files.restart(batch.generation());
+            files.restart(&batch.shard_id, batch.generation());
         }
         let chunks = L::rows(&batch).iter().filter(|chunk| !chunk.is_empty());
         files.chunks.extend(chunks.cloned());
@@ -168,8 +175,10 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
         // checkpoint's rows being written beside the ones it collects.
         let previous = BackgroundWrite::finished(files.writing.take());
         let shard_id = batch.shard_id;
+        let shard_span = files.span.clone();
         let work = previous.into_actor(self).map(move |result, act, _| {
             result?;
+            let _shard = shard_span.enter();
             let started = BackgroundWrite::spawn(L::SINK, act.links.fatal.clone(), write.run());
             if let Some(files) = act.shards.get_mut(&shard_id) {
                 files.writing = Some(started);
@@ -223,11 +232,11 @@ impl<L: ObjectLayout> ShardWrite<L> {
             // are not this process's to write any more.
             return Ok(());
         }
-        if !links.may_write(L::SINK, &shard_id, generation) {
+        if !links.may_write(&shard_id, generation) {
             return Ok(());
         }
         if !chunks.is_empty() {
-            let may_write = || links.may_write(L::SINK, &shard_id, generation);
+            let may_write = || links.may_write(&shard_id, generation);
             let report = links.reporting_as(Concern::Checkpoints);
             match file_ends
                 .reserve(
@@ -241,7 +250,7 @@ impl<L: ObjectLayout> ShardWrite<L> {
             {
                 Ok(()) => {}
                 Err(Stopped::Rejected(_)) => {
-                    tracing::warn!(%shard_id, sink = ?L::SINK, "Lease lost; the shard's files are not written.");
+                    tracing::warn!("Lease lost; the shard's files are not written.");
                     return Ok(());
                 }
                 Err(Stopped::Abandoned) => return Ok(()),

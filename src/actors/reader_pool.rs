@@ -8,6 +8,7 @@ use actix::prelude::*;
 
 use super::shard_reader::{Assignment, ReaderControl, ReaderLinks, ReaderSettings, ShardReader};
 use super::sink::Sinks;
+use super::span;
 use crate::model::ids::ShardId;
 
 /// Starts shard readers on the worker arbiters, each on the least busy one.
@@ -37,6 +38,8 @@ impl ReaderPool {
         }
     }
 
+    /// Starts the reader of `assignment` on the least busy worker arbiter, in its span
+    /// ([`span::shard_reader`]).
     pub fn start(&mut self, assignment: Assignment) -> Arc<ReaderControl> {
         let mut load = vec![0usize; self.workers.len()];
         for worker in self.placement.values() {
@@ -50,8 +53,9 @@ impl ReaderPool {
             sinks: self.sinks[worker].clone(),
             ..self.links.clone()
         };
+        let span = span::shard_reader(&assignment.fence);
         let reader = ShardReader::new(assignment, self.settings.clone(), links, control.clone());
-        ShardReader::start_in_arbiter(&self.workers[worker], move |_| reader);
+        span::start_in_arbiter(&self.workers[worker], span, move |_| reader);
         control
     }
 
@@ -61,5 +65,103 @@ impl ReaderPool {
         // Not this worker's shard any more: nothing to report about it.
         self.links.health.shard_released(shard_id);
         self.links.metrics.remove_shard(shard_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::actors::test_support::{eventually, sink_links};
+    use crate::barrier::SinkKind;
+    use crate::checkpoint::file::FileCheckpointStore;
+    use crate::lease::Fence;
+    use crate::model::symbol_table::SymbolLimits;
+    use crate::stream::local::LocalStream;
+    use crate::stream::{ShardInfo, StartPosition};
+    use crate::telemetry::testing::{CapturedLines, json_subscriber};
+
+    fn assignment(shard: &str) -> Assignment {
+        Assignment {
+            shard: ShardInfo {
+                id: shard.into(),
+                parent: None,
+                adjacent_parent: None,
+                hash_range: None,
+            },
+            fence: Fence {
+                shard_id: shard.into(),
+                owner: "worker-1".into(),
+                counter: 5,
+            },
+        }
+    }
+
+    fn settings() -> ReaderSettings {
+        ReaderSettings {
+            decode_limits: Default::default(),
+            windows: Default::default(),
+            rules: Default::default(),
+            checkpoint_interval: Duration::from_secs(3600),
+            checkpoint_max_records: 1_000,
+            mailbox: 4,
+            bars: false,
+            initial_position: StartPosition::TrimHorizon,
+            symbols: SymbolLimits::default(),
+        }
+    }
+
+    /// A reader's lines name its shard through the span the pool starts it in, whether logged
+    /// while it opens the shard or while it processes a read.
+    #[actix::test]
+    async fn a_readers_lines_carry_its_shard_id_and_generation() {
+        let captured = CapturedLines::default();
+        let _default = tracing::subscriber::set_default(json_subscriber(&captured));
+        let dir = tempfile::tempdir().unwrap();
+        let stream = LocalStream::new(1, 16);
+        stream.put("AAPL", Bytes::from_static(b"not json")).await;
+        let (sink_links, committed) = sink_links(dir.path(), SinkKind::Lake);
+        let links = ReaderLinks {
+            source: stream,
+            checkpoints: Arc::new(FileCheckpointStore::new(dir.path().join("checkpoints"))),
+            sinks: Sinks(Vec::new()),
+            checkpointer: sink_links.checkpointer,
+            committed,
+            metrics: Arc::default(),
+            health: sink_links.health,
+            fatal: sink_links.fatal,
+        };
+        // The readers run on this test's thread, which its log subscriber covers.
+        let workers = vec![Arbiter::current()];
+        let mut pool = ReaderPool::new(
+            workers,
+            vec![Sinks(Vec::new())],
+            Arc::new(settings()),
+            links,
+        );
+        pool.start(assignment("shardId-000000000000"));
+        pool.start(assignment("shardId-000000000042"));
+
+        const REJECTED: &str = "Records rejected and dead-lettered.";
+        const NOT_OPENED: &str = "Opening the shard failed; trying again after a pause.";
+        let logged = |message: &str| {
+            let mut lines = captured.json().into_iter();
+            lines.find(|line| line["fields"]["message"] == message)
+        };
+        assert!(
+            eventually(async || logged(REJECTED).is_some() && logged(NOT_OPENED).is_some()).await,
+            "{}",
+            captured.text()
+        );
+        let rejected = logged(REJECTED).unwrap();
+        assert_eq!(rejected["fields"]["shard_id"], "shardId-000000000000");
+        assert_eq!(rejected["fields"]["generation"], 5);
+        assert_eq!(rejected["spans"][0]["name"], "shard_reader");
+        let not_opened = logged(NOT_OPENED).unwrap();
+        assert_eq!(not_opened["level"], "ERROR");
+        assert_eq!(not_opened["fields"]["shard_id"], "shardId-000000000042");
     }
 }

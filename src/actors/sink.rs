@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tracing::Instrument;
 
 use super::fatal::Fatal;
 use crate::barrier::{Durable, ShardBatch, SinkError, SinkKind};
@@ -25,19 +26,20 @@ pub struct BackgroundWrite {
 }
 
 impl BackgroundWrite {
-    /// Starts `write` on the current arbiter.
+    /// Starts `write` on the current arbiter, in the current span (the sink's, or its shard's).
     pub fn spawn(
         sink: SinkKind,
         fatal: Fatal,
         write: impl Future<Output = Result<(), SinkError>> + 'static,
     ) -> Self {
-        let task = actix::spawn(async move {
+        let write = async move {
             let result = write.await;
             if let Err(error) = &result {
                 fatal.raise(error.to_string());
             }
             result
-        });
+        };
+        let task = actix::spawn(write.in_current_span());
         Self { sink, task }
     }
 
@@ -95,14 +97,14 @@ impl SinkLinks {
         }
     }
 
-    /// Whether `sink` may still write for the shard's reader of `generation`: not once this
+    /// Whether a sink may still write for the shard's reader of `generation`: not once this
     /// worker's own clock says the lease may have expired, whether or not a call to the lease
     /// table has said so (it may hang). What is not written is read again by the next owner.
-    pub fn may_write(&self, sink: SinkKind, shard_id: &ShardId, generation: u64) -> bool {
+    pub fn may_write(&self, shard_id: &ShardId, generation: u64) -> bool {
         let holds = self.leases.holds(shard_id, generation);
         if !holds {
-            tracing::warn!(%shard_id, ?sink, generation,
-                "Lease may have expired; no longer writing for the shard.");
+            // Every caller is in its sink's span and the shard's.
+            tracing::warn!("Lease may have expired; no longer writing for the shard.");
             self.metrics.add(Counter::WritesFenced, 1);
         }
         holds

@@ -7,6 +7,9 @@
 //! The reader holds the only address. When it evicts the symbol (idle for `symbols.evict-after`,
 //! see [`crate::model::symbol_table`]) it drops that address, and the actor stops once it has
 //! handled the ticks already sent, its state dropped with it.
+//!
+//! It runs in the span `symbol_aggregator{symbol}`, inside its reader's (which carries the shard
+//! id); see [`super::span`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

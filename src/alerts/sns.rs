@@ -5,6 +5,10 @@
 //! On a FIFO topic (its name ends in `.fifo`) each message also carries the symbol as its group
 //! and a digest of the alert id as its de-duplication id, so SNS itself drops a repeat published
 //! within its five-minute de-duplication window.
+//!
+//! The same topic also takes [`Notice`]s, messages for people that are not alerts (`kinetick
+//! report`'s daily digest): one text body for every protocol, and a `kind` attribute that
+//! subscription filters can take or leave them by.
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
@@ -40,10 +44,27 @@ pub fn deduplication_id(alert: &Alert) -> String {
     crate::model::digest::hex_md5(alert.id.as_bytes())
 }
 
+/// A message for people that is not an alert, such as the daily digest of `kinetick report`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Stable for the same content (`digest/2026-01-05`): a FIFO topic drops a repeat by it.
+    pub id: String,
+    /// The `kind` message attribute (`digest`); never one of the alert kinds.
+    pub kind: &'static str,
+    pub subject: String,
+    /// Plain text, for a mail client.
+    pub body: String,
+}
+
 /// The subject line: the alert's message, reduced to what SNS accepts.
 pub fn subject(alert: &Alert) -> String {
-    let printable: String = alert
-        .message
+    subject_line(&alert.message)
+}
+
+/// `text` reduced to what SNS accepts as a subject: at most [`MAX_SUBJECT`] printable ASCII
+/// characters.
+pub fn subject_line(text: &str) -> String {
+    let printable: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_graphic() || c == ' ' {
@@ -90,6 +111,32 @@ pub fn message_json(alert: &Alert) -> String {
         "https": json,
     })
     .to_string()
+}
+
+impl SnsAlertSink {
+    /// Publishes a notice once (the caller decides about retries): the same body for every
+    /// protocol, `kind` as its only attribute; on a FIFO topic the kind is its group and a digest
+    /// of its id its de-duplication id.
+    pub async fn publish_notice(&self, notice: &Notice) -> Result<(), AlertError> {
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject_line(&notice.subject))
+            .message(&notice.body)
+            .message_attributes("kind", attribute(notice.kind));
+        if self.fifo {
+            request = request
+                .message_group_id(notice.kind)
+                .message_deduplication_id(crate::model::digest::hex_md5(notice.id.as_bytes()));
+        }
+        request.send().await.map_err(|error| AlertError::Publish {
+            alert_id: notice.id.clone(),
+            failure: aws::failure(&error),
+            message: aws::describe(&error),
+        })?;
+        Ok(())
+    }
 }
 
 fn attribute(value: &str) -> MessageAttributeValue {

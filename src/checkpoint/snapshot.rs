@@ -255,9 +255,15 @@ pub(crate) mod tests {
                 price_below: Some(150.0),
                 change_percent: Some(0.0),
                 return_zscore: Some(0.0),
+                return_zscore_min_move: 0.0,
                 volume_spike: Some(0.0),
                 trend_crossover: true,
+                trend_bar: std::time::Duration::from_millis(10),
+                trend_short_bars: 2,
+                trend_long_bars: 4,
+                trend_band_percent: 0.1,
                 cooldown: std::time::Duration::from_secs(1),
+                max_alerts_per_hour: Some(3),
             };
             let mut state = SymbolState::new(config);
             state.partition_key = Some("k".repeat(256).into());

@@ -245,6 +245,9 @@ pub struct AlertsConfig {
     /// on meanwhile. Once this many wait, the alerter takes no more batches (and so, in turn,
     /// neither do the readers) until the topic answers again.
     pub max_backlog: usize,
+    /// At most this many alerts of each minute of event time are sent by one task, over all its
+    /// symbols; the rest are held (counted in `AlertsHeld`, and logged). Off when unset.
+    pub max_per_minute: Option<u32>,
 }
 
 impl Default for AlertsConfig {
@@ -252,6 +255,7 @@ impl Default for AlertsConfig {
         Self {
             print: false,
             max_backlog: 10_000,
+            max_per_minute: Some(120),
         }
     }
 }

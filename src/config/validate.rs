@@ -11,7 +11,7 @@ use std::fmt::{self, Display};
 use std::time::Duration;
 
 use super::{AwsTimeouts, Config, InitialPosition, KafkaConfig, LeaseConfig, SourceKind};
-use crate::model::rules::RuleConfig;
+use crate::model::rules::{RuleConfig, RuleSet};
 
 /// One setting that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +62,9 @@ impl Config {
         }
         check.lake_prefix(&self.lake.prefix);
         check.at_least("alerts.max-backlog", self.alerts.max_backlog, 1);
+        if let Some(max) = self.alerts.max_per_minute {
+            check.at_least("alerts.max-per-minute", max, 1);
+        }
         check.require(
             self.metrics.interval >= Duration::from_secs(1),
             "metrics.interval",
@@ -244,6 +247,13 @@ impl Check {
                 ],
             );
         }
+        self.trend_and_budget("rules.default", d);
+        for symbol in rules.symbols.keys() {
+            self.trend_and_budget(
+                &format!("rules.symbols.{symbol}"),
+                &rules.for_symbol(symbol),
+            );
+        }
         self.price_band("rules.default", d.price_above, d.price_below, None);
         for (symbol, o) in &rules.symbols {
             // A symbol that sets neither level inherits the default's band, checked above.
@@ -257,6 +267,40 @@ impl Check {
                 set.price_below,
                 Some((o.price_above.is_some(), o.price_below.is_some())),
             );
+        }
+    }
+
+    /// The z-score rule's least move, the trend rule's bars and band, and the alert budget, of
+    /// the effective rule set at `section`.
+    fn trend_and_budget(&mut self, section: &str, set: &RuleSet) {
+        self.positive(&format!("{section}.trend-bar"), set.trend_bar);
+        self.at_least(
+            &format!("{section}.trend-short-bars"),
+            set.trend_short_bars,
+            1,
+        );
+        self.require(
+            set.trend_long_bars > set.trend_short_bars,
+            &format!("{section}.trend-long-bars"),
+            set.trend_long_bars,
+            format_args!("must be above trend-short-bars ({})", set.trend_short_bars),
+        );
+        let min_move = set.return_zscore_min_move;
+        self.require(
+            min_move.is_finite() && min_move >= 0.0,
+            &format!("{section}.return-zscore-min-move"),
+            min_move,
+            "must be a finite percentage, 0 or more",
+        );
+        let band = set.trend_band_percent;
+        self.require(
+            band.is_finite() && band >= 0.0,
+            &format!("{section}.trend-band-percent"),
+            band,
+            "must be a finite percentage, 0 or more",
+        );
+        if let Some(max) = set.max_alerts_per_hour {
+            self.at_least(&format!("{section}.max-alerts-per-hour"), max, 1);
         }
     }
 

@@ -18,24 +18,7 @@ pub(crate) const TEMP_PREFIX: &str = ".kinetick-tmp.";
 /// Creates missing parent directories. With `fsync`, the file and the directory entry are
 /// synced too, so the write survives power loss and not only a crash of the process.
 pub(crate) fn write_atomic(path: &Path, body: &[u8], fsync: bool) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Unique per process and call, so concurrent writers of one key never share a temp file.
-    let temp_name = format!(
-        "{TEMP_PREFIX}{}.{}.{file_name}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let temp = dir.map_or_else(|| PathBuf::from(&temp_name), |d| d.join(&temp_name));
-
+    let (dir, temp) = temp_beside(path)?;
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -58,8 +41,31 @@ pub(crate) fn write_atomic(path: &Path, body: &[u8], fsync: bool) -> io::Result<
     Ok(())
 }
 
+/// A temporary file's path beside `path` (in the same directory, so a rename publishes it
+/// atomically), and that directory, created if missing. The name is unique per process and
+/// call, so concurrent writers of one key never share a temporary file; listings skip it.
+pub(crate) fn temp_beside(path: &Path) -> io::Result<(Option<&Path>, PathBuf)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temp_name = format!(
+        "{TEMP_PREFIX}{}.{}.{file_name}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let temp = dir.map_or_else(|| PathBuf::from(&temp_name), |d| d.join(&temp_name));
+    Ok((dir, temp))
+}
+
 /// Makes a rename in `dir` durable (the directory entry is data too).
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

@@ -63,10 +63,14 @@ pub enum Counter {
     /// trimmed by the stream's retention before they were read (one per gap; how many records a
     /// gap held is not knowable from Kinesis).
     RecordsLostToRetention,
+    /// Alerts raised but not sent: beyond a symbol's hourly budget
+    /// (`rules.*.max-alerts-per-hour`, also in the lake's `alerts_held` column) or the task's
+    /// cap per minute (`alerts.max-per-minute`).
+    AlertsHeld,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -91,6 +95,7 @@ impl Counter {
         Counter::WriteFailures,
         Counter::ItemsRefused,
         Counter::RecordsLostToRetention,
+        Counter::AlertsHeld,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +124,7 @@ impl Counter {
             Counter::WriteFailures => "WriteFailures",
             Counter::ItemsRefused => "ItemsRefused",
             Counter::RecordsLostToRetention => "RecordsLostToRetention",
+            Counter::AlertsHeld => "AlertsHeld",
         }
     }
 

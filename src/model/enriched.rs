@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::Trend;
+use super::rules::{AlertKinds, Trend};
 use super::tick::{Position, Tick};
 use super::window::Indicators;
 
@@ -19,6 +19,12 @@ pub struct EnrichedTick {
     pub indicators: Indicators,
     /// True when any anomaly rule (threshold, change %, z-score, volume spike) fired on this tick.
     pub anomaly: bool,
-    /// The SMA short/long trend after this tick, once both averages exist.
+    /// The trend of bar closes after this tick, once the averages have set one.
     pub trend: Option<Trend>,
+    /// Kinds of the alerts this tick raised and sent on.
+    #[serde(default)]
+    pub alerts: AlertKinds,
+    /// Kinds of the alerts this tick raised that its symbol's alert budget held back.
+    #[serde(default)]
+    pub alerts_held: AlertKinds,
 }

@@ -71,6 +71,7 @@ impl SymbolState {
             &indicators,
             &position,
         );
+        let sent = evaluation.alerts.iter().map(|a| a.kind).collect();
         alerts.extend(evaluation.alerts);
         EnrichedTick {
             tick,
@@ -80,6 +81,8 @@ impl SymbolState {
             indicators,
             anomaly: evaluation.anomaly,
             trend: evaluation.trend,
+            alerts: sent,
+            alerts_held: evaluation.held,
         }
     }
 }
@@ -130,9 +133,15 @@ mod tests {
                 price_below: Some(level),
                 change_percent: Some(20.0),
                 return_zscore: Some(1.5),
+                return_zscore_min_move: 0.01,
                 volume_spike: Some(2.0),
                 trend_crossover: true,
+                trend_bar: std::time::Duration::from_millis(10),
+                trend_short_bars: 2,
+                trend_long_bars: 4,
+                trend_band_percent: 0.1,
                 cooldown: std::time::Duration::from_secs(1),
+                max_alerts_per_hour: Some(3),
             };
             let shard: Arc<str> = "shardId-000000000000".into();
             let run = |state: &mut SymbolState, ticks: &[Tick], from: usize| {

@@ -67,16 +67,27 @@ impl SequenceNumber {
         }
     }
 
-    fn significant(&self) -> &str {
-        let trimmed = self.as_str().trim_start_matches('0');
-        if trimmed.is_empty() { "0" } else { trimmed }
+    /// Compares two sequence numbers given as decimal text, numerically, as [`Ord`] does:
+    /// for readers of the lake's `sequence_number` column, without building a value per row.
+    pub fn cmp_digits(a: &str, b: &str) -> Ordering {
+        let (a, b) = (significant(a), significant(b));
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
     }
+
+    fn significant(&self) -> &str {
+        significant(self.as_str())
+    }
+}
+
+/// The digits without leading zeros (`"0"` for zero).
+fn significant(digits: &str) -> &str {
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() { "0" } else { trimmed }
 }
 
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.significant(), other.significant());
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        Self::cmp_digits(self.as_str(), other.as_str())
     }
 }
 
@@ -157,6 +168,30 @@ impl fmt::Display for Position {
     }
 }
 
+/// A position as [`Display`](fmt::Display) writes it (`<sequence>[.<sub>]`, decimal digits), as
+/// in a lake file's name.
+impl std::str::FromStr for Position {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (sequence, sub) = match text.split_once('.') {
+            Some((sequence, sub)) => {
+                let sub = sub
+                    .parse()
+                    .ok()
+                    .filter(|_| sub.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| format!("{text:?}: sub-sequence is not a number"))?;
+                (sequence, sub)
+            }
+            None => (text, 0),
+        };
+        if sequence.is_empty() || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{text:?}: sequence number is not decimal digits"));
+        }
+        Ok(Self::new(SequenceNumber::new(sequence), sub))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +235,24 @@ mod tests {
         let c = Position::new(SequenceNumber::new("6"), 0);
         assert!(a < b && b < c);
         assert_eq!(b.to_string(), "5.10");
+    }
+
+    #[test]
+    fn positions_read_back_as_they_are_written() {
+        for text in [
+            "5",
+            "5.10",
+            "49590338271490256608559692538361571095921575989136588898.3",
+        ] {
+            assert_eq!(text.parse::<Position>().unwrap().to_string(), text);
+        }
+        for bad in ["", "5.", ".5", "5.x", "x", "-5", "5.-1", "5.1.2"] {
+            assert!(bad.parse::<Position>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            SequenceNumber::cmp_digits("0099", "100"),
+            Ordering::Less,
+            "numerically, as Ord"
+        );
     }
 }

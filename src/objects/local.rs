@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectError, ObjectStore};
-use crate::local_files::{TEMP_PREFIX, blocking, is_transient, write_atomic};
+use super::{Listed, ObjectError, ObjectStore, Part};
+use crate::local_files::{
+    TEMP_PREFIX, blocking, is_transient, sync_dir, temp_beside, write_atomic,
+};
 
 /// A directory standing in for an S3 bucket.
 #[derive(Debug, Clone)]
@@ -82,6 +84,86 @@ impl ObjectStore for LocalObjectStore {
         match tokio::fs::remove_file(&path).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("delete", key, &e)),
             _ => Ok(()),
+        }
+    }
+
+    async fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, ObjectError> {
+        let keys = self.list(prefix).await?;
+        let root = self.root.clone();
+        blocking(move || {
+            let mut listed = Vec::with_capacity(keys.len());
+            for key in keys {
+                match std::fs::metadata(root.join(&key)) {
+                    Ok(metadata) => listed.push(Listed {
+                        key,
+                        bytes: metadata.len(),
+                    }),
+                    // Deleted since the listing: not there any more.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(listed)
+        })
+        .await
+        .map_err(|e| io_error("list", prefix, &e))
+    }
+
+    /// Appends the parts to a temporary file beside the target and renames it over the target
+    /// at the end, so the object is never seen half written.
+    async fn put_parts(
+        &self,
+        key: &str,
+        _content_type: &str,
+        mut parts: tokio::sync::mpsc::Receiver<Part>,
+    ) -> Result<(), ObjectError> {
+        use tokio::io::AsyncWriteExt;
+
+        let path = self.path_of("put", key)?;
+        let failed = |e: io::Error| io_error("put", key, &e);
+        let target = path.clone();
+        let (dir, temp) = blocking(move || {
+            let (dir, temp) = temp_beside(&target)?;
+            Ok((dir.map(Path::to_path_buf), temp))
+        })
+        .await
+        .map_err(failed)?;
+        let written = async {
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .await?;
+            loop {
+                match parts.recv().await {
+                    Some(Part::Data(data)) => file.write_all(&data).await?,
+                    Some(Part::End) => break,
+                    None => return Ok(false),
+                }
+            }
+            file.flush().await?;
+            if self.fsync {
+                file.sync_all().await?;
+            }
+            drop(file);
+            tokio::fs::rename(&temp, &path).await?;
+            if self.fsync {
+                let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+                blocking(move || sync_dir(&dir)).await?;
+            }
+            Ok(true)
+        }
+        .await;
+        match written {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(ObjectError::unfinished(key))
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(failed(e))
+            }
         }
     }
 
@@ -289,6 +371,52 @@ mod tests {
     async fn list_of_a_store_never_written_is_empty() {
         let (_dir, store) = store();
         assert!(store.list("").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_object_put_in_parts_appears_whole_at_the_end_or_not_at_all() {
+        let (_dir, store) = store();
+        let key = "ticks/dt=2026-01-05/compacted.parquet";
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let writing = tokio::spawn({
+            let store = store.clone();
+            async move { store.put_parts(key, "", receiver).await }
+        });
+        sender
+            .send(Part::Data(Bytes::from_static(b"first ")))
+            .await
+            .unwrap();
+        sender
+            .send(Part::Data(Bytes::from_static(b"second")))
+            .await
+            .unwrap();
+        // Not there before the end, not even in a listing.
+        tokio::task::yield_now().await;
+        assert_eq!(store.get(key).await.unwrap(), None);
+        assert!(store.list("ticks/").await.unwrap().is_empty());
+        sender.send(Part::End).await.unwrap();
+        writing.await.unwrap().unwrap();
+        assert_eq!(store.get(key).await.unwrap().unwrap(), "first second");
+        assert_eq!(
+            store.list_sized("ticks/").await.unwrap(),
+            [Listed {
+                key: key.to_owned(),
+                bytes: 12
+            }]
+        );
+
+        // A writer that stops before the end leaves the old object and no temporary file.
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender
+            .send(Part::Data(Bytes::from_static(b"half")))
+            .await
+            .unwrap();
+        drop(sender);
+        let error = store.put_parts(key, "", receiver).await.unwrap_err();
+        assert!(error.is_unfinished());
+        assert_eq!(store.get(key).await.unwrap().unwrap(), "first second");
+        let folder = store.root().join("ticks/dt=2026-01-05");
+        assert_eq!(std::fs::read_dir(folder).unwrap().count(), 1);
     }
 
     #[tokio::test]

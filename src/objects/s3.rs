@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
-use super::{ObjectError, ObjectStore};
+use super::{Listed, ObjectError, ObjectStore, Part};
 use crate::aws;
 
 /// Objects larger than this are uploaded in parts (S3 allows 5 GiB in one PutObject, but parts
@@ -36,64 +36,108 @@ impl S3ObjectStore {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), ObjectError> {
-        let created = self
+        let mut upload = Multipart::create(self, key, content_type).await?;
+        for chunk in body.chunks(PART_SIZE) {
+            upload.send(body.slice_ref(chunk)).await?;
+        }
+        upload.complete().await
+    }
+}
+
+/// A multipart upload under way: its parts so far. A failed part aborts it, so no parts are
+/// left behind (they are billed until aborted).
+struct Multipart<'a> {
+    store: &'a S3ObjectStore,
+    key: &'a str,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl<'a> Multipart<'a> {
+    async fn create(
+        store: &'a S3ObjectStore,
+        key: &'a str,
+        content_type: &str,
+    ) -> Result<Self, ObjectError> {
+        let created = store
             .client
             .create_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(&store.bucket)
             .key(key)
             .content_type(content_type)
             .send()
             .await
             .map_err(|e| request_error("CreateMultipartUpload", key, e))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let mut parts = Vec::new();
-        for (index, chunk) in body.chunks(PART_SIZE).enumerate() {
-            let number = index as i32 + 1;
-            let uploaded = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .body(ByteStream::from(body.slice_ref(chunk)))
-                .send()
-                .await;
-            match uploaded {
-                Ok(part) => parts.push(
+        Ok(Self {
+            store,
+            key,
+            upload_id: created.upload_id().unwrap_or_default().to_owned(),
+            parts: Vec::new(),
+        })
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<(), ObjectError> {
+        let number = self.parts.len() as i32 + 1;
+        let uploaded = self
+            .store
+            .client
+            .upload_part()
+            .bucket(&self.store.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk))
+            .send()
+            .await;
+        match uploaded {
+            Ok(part) => {
+                self.parts.push(
                     CompletedPart::builder()
                         .part_number(number)
                         .set_e_tag(part.e_tag)
                         .build(),
-                ),
-                Err(error) => {
-                    // Leave no orphaned parts behind (they are billed until aborted).
-                    let _ = self
-                        .client
-                        .abort_multipart_upload()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(&upload_id)
-                        .send()
-                        .await;
-                    return Err(request_error("UploadPart", key, error));
-                }
+                );
+                Ok(())
+            }
+            Err(error) => {
+                self.abort().await;
+                Err(request_error("UploadPart", self.key, error))
             }
         }
-        self.client
+    }
+
+    async fn complete(self) -> Result<(), ObjectError> {
+        let completed = self
+            .store
+            .client
             .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(&upload_id)
+            .bucket(&self.store.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
+                    .set_parts(Some(self.parts.clone()))
                     .build(),
             )
             .send()
-            .await
-            .map_err(|e| request_error("CompleteMultipartUpload", key, e))?;
+            .await;
+        if let Err(error) = completed {
+            self.abort().await;
+            return Err(request_error("CompleteMultipartUpload", self.key, error));
+        }
         Ok(())
+    }
+
+    async fn abort(&self) {
+        let _ = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
     }
 }
 
@@ -169,8 +213,55 @@ impl ObjectStore for S3ObjectStore {
         Ok(())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
-        let mut keys = Vec::new();
+    /// Parts are gathered to 8 MiB; an object that ends below 16 MiB goes up in one PutObject,
+    /// a larger one as a multipart upload begun once that much has come, so a part or two is
+    /// held at a time, never the object.
+    async fn put_parts(
+        &self,
+        key: &str,
+        content_type: &str,
+        mut parts: tokio::sync::mpsc::Receiver<Part>,
+    ) -> Result<(), ObjectError> {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut upload: Option<Multipart<'_>> = None;
+        loop {
+            match parts.recv().await {
+                Some(Part::Data(data)) => pending.extend_from_slice(&data),
+                Some(Part::End) => break,
+                None => {
+                    if let Some(upload) = upload {
+                        upload.abort().await;
+                    }
+                    return Err(ObjectError::unfinished(key));
+                }
+            }
+            let started = upload.is_some();
+            if pending.len() >= PART_SIZE && (started || pending.len() > MULTIPART_THRESHOLD) {
+                if upload.is_none() {
+                    upload = Some(Multipart::create(self, key, content_type).await?);
+                }
+                let full = pending.len() - pending.len() % PART_SIZE;
+                let rest = pending.split_off(full);
+                let full = Bytes::from(std::mem::replace(&mut pending, rest));
+                let multipart = upload.as_mut().expect("just created");
+                for chunk in full.chunks(PART_SIZE) {
+                    multipart.send(full.slice_ref(chunk)).await?;
+                }
+            }
+        }
+        match upload {
+            None => self.put(key, Bytes::from(pending), content_type).await,
+            Some(mut upload) => {
+                if !pending.is_empty() {
+                    upload.send(Bytes::from(pending)).await?;
+                }
+                upload.complete().await
+            }
+        }
+    }
+
+    async fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, ObjectError> {
+        let mut listed = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -180,13 +271,19 @@ impl ObjectStore for S3ObjectStore {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| request_error("ListObjectsV2", prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|object| object.key().map(str::to_owned)),
-            );
+            listed.extend(page.contents().iter().filter_map(|object| {
+                Some(Listed {
+                    key: object.key()?.to_owned(),
+                    bytes: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                })
+            }));
         }
-        keys.sort();
-        Ok(keys)
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listed)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
+        let listed = self.list_sized(prefix).await?;
+        Ok(listed.into_iter().map(|object| object.key).collect())
     }
 }

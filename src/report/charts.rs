@@ -1,17 +1,22 @@
 //! What each symbol's chart shows, as data: the lines (price, short and long SMA, VWAP) as
-//! `(event time ms, value)` points, markers at the rows flagged as anomalies and at trend changes
-//! (up and down apart), and volume summed over equal time slices. [`super::render`] draws it.
+//! `(event time ms, value)` points, markers at the rows flagged as anomalies, at trend changes
+//! (up and down apart) and at the alerts the rules sent or held (by kind, from the lake's
+//! `alerts` and `alerts_held` columns), and volume summed over equal time slices.
+//! [`super::render`] draws it.
 //!
-//! In: a symbol's points in time order ([`super::series`]). Out: a [`ChartSpec`]. Pure: which
-//! symbols get a chart ([`top_movers`]) and what each holds are decided and tested here, apart
-//! from the drawing.
+//! In: a symbol's points in time order, one at a time ([`ChartBuilder`], fed by
+//! [`super::replay`]), with its tick count and first and last event time from the first read.
+//! Out: a [`ChartSpec`]. Pure: which symbols get a chart ([`top_movers`]) and what each holds
+//! are decided and tested here, apart from the drawing.
 //!
 //! A line of more than [`MAX_LINE_POINTS`] points is thinned for drawing: the time axis is cut
 //! into equal runs of points, and each run keeps its lowest and highest price (so spikes stay),
-//! the other lines the same rows. Markers are never thinned.
+//! the other lines the same rows. Markers are never thinned. Memory: the kept points and the
+//! markers, whatever the number of ticks.
 
-use super::series::{Point, Series, trend_changes};
-use crate::model::rules::Trend;
+use super::series::{Point, TrendTurns};
+use super::tally::Tally;
+use crate::model::rules::{AlertKind, Trend};
 
 /// Points a line keeps at most (a chart is about 1,000 pixels wide).
 pub const MAX_LINE_POINTS: usize = 1_200;
@@ -39,6 +44,15 @@ pub struct VolumeBar {
     pub volume: f64,
 }
 
+/// An alert of a kind other than a trend change (those have their triangles) at a row: sent, or
+/// held by the symbol's budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertMark {
+    pub kind: AlertKind,
+    pub held: bool,
+    pub at: (i64, f64),
+}
+
 /// Everything one symbol's chart draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChartSpec {
@@ -55,6 +69,7 @@ pub struct ChartSpec {
     /// `(time, price)` of every row where the trend turned up, and down.
     pub trend_up: Vec<(i64, f64)>,
     pub trend_down: Vec<(i64, f64)>,
+    pub alerts: Vec<AlertMark>,
     pub volume: Vec<VolumeBar>,
     /// First and last event time.
     pub time_range: (i64, i64),
@@ -64,13 +79,10 @@ pub struct ChartSpec {
 
 /// The `n` symbols that moved most: largest `|change %|` of their last tick against its previous
 /// close (ties by name); symbols whose last tick has no previous close come last, by name.
-pub fn top_movers(series: &Series, n: usize) -> Vec<String> {
-    let mut ranked: Vec<(Option<f64>, &str)> = series
+pub fn top_movers(tally: &Tally, n: usize) -> Vec<String> {
+    let mut ranked: Vec<(Option<f64>, &str)> = tally
         .symbols()
-        .filter_map(|(symbol, points)| {
-            let last = points.last()?;
-            Some((last.change_vs_close().map(f64::abs), symbol))
-        })
+        .map(|(symbol, symbol_tally)| (symbol_tally.last.change_vs_close().map(f64::abs), symbol))
         .collect();
     ranked.sort_by(|a, b| match (a.0, b.0) {
         (Some(x), Some(y)) => y.total_cmp(&x).then_with(|| a.1.cmp(b.1)),
@@ -85,109 +97,253 @@ pub fn top_movers(series: &Series, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Indices of the points a line keeps: all of them up to `max`; else, for each of `max / 2`
-/// equal runs, the lowest and the highest price, in order (the first and last point included).
-pub fn kept_indices(points: &[Point], max: usize) -> Vec<usize> {
-    let n = points.len();
-    if n <= max {
-        return (0..n).collect();
+/// The points a line of `ticks` points keeps, fed one at a time in order: all of them up to
+/// `max`; else, for each of `max / 2` equal runs, the lowest price (the first of equals) and the
+/// highest (the last of equals), in order, and the first and last point.
+#[derive(Debug)]
+pub struct Thinning {
+    ticks: usize,
+    /// Runs of a thinned line; 0 when every point is kept.
+    runs: usize,
+    run: usize,
+    /// Index of the first point after the current run.
+    run_end: usize,
+    low: Option<(usize, Point)>,
+    high: Option<(usize, Point)>,
+    seen: usize,
+    first: Option<Point>,
+    last: Option<Point>,
+    kept: Vec<(usize, Point)>,
+}
+
+impl Thinning {
+    pub fn new(ticks: usize, max: usize) -> Self {
+        let runs = if ticks <= max { 0 } else { (max / 2).max(1) };
+        Self {
+            ticks,
+            runs,
+            run: 0,
+            run_end: ticks.checked_div(runs).unwrap_or(0),
+            low: None,
+            high: None,
+            seen: 0,
+            first: None,
+            last: None,
+            kept: Vec::with_capacity(if runs == 0 { ticks } else { runs * 2 + 2 }),
+        }
     }
-    let runs = (max / 2).max(1);
-    let mut kept = Vec::with_capacity(runs * 2 + 2);
-    for run in 0..runs {
-        let (start, end) = (run * n / runs, (run + 1) * n / runs);
-        let slice = &points[start..end];
-        let by_price = |a: &(usize, &Point), b: &(usize, &Point)| a.1.price.total_cmp(&b.1.price);
-        let low = slice.iter().enumerate().min_by(by_price);
-        let high = slice.iter().enumerate().max_by(by_price);
-        if let (Some((low, _)), Some((high, _))) = (low, high) {
-            let (a, b) = (start + low.min(high), start + low.max(high));
-            kept.push(a);
-            if b != a {
-                kept.push(b);
+
+    pub fn push(&mut self, point: &Point) {
+        let index = self.seen;
+        self.seen += 1;
+        self.first.get_or_insert(*point);
+        self.last = Some(*point);
+        if self.runs == 0 {
+            self.kept.push((index, *point));
+            return;
+        }
+        while index >= self.run_end && self.run + 1 < self.runs {
+            self.close_run();
+            self.run += 1;
+            self.run_end = (self.run + 1) * self.ticks / self.runs;
+        }
+        if self
+            .low
+            .is_none_or(|(_, low)| point.price.total_cmp(&low.price).is_lt())
+        {
+            self.low = Some((index, *point));
+        }
+        if self
+            .high
+            .is_none_or(|(_, high)| point.price.total_cmp(&high.price).is_ge())
+        {
+            self.high = Some((index, *point));
+        }
+    }
+
+    fn close_run(&mut self) {
+        if let (Some(low), Some(high)) = (self.low.take(), self.high.take()) {
+            let (a, b) = if low.0 <= high.0 {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            self.kept.push(a);
+            if b.0 != a.0 {
+                self.kept.push(b);
             }
         }
     }
-    if kept.first() != Some(&0) {
-        kept.insert(0, 0);
+
+    /// The kept points with their indices, in order.
+    pub fn finish(mut self) -> Vec<(usize, Point)> {
+        self.close_run();
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return Vec::new();
+        };
+        if self.kept.first().map(|&(i, _)| i) != Some(0) {
+            self.kept.insert(0, (0, first));
+        }
+        if self.kept.last().map(|&(i, _)| i) != Some(self.seen - 1) {
+            self.kept.push((self.seen - 1, last));
+        }
+        self.kept
     }
-    if kept.last() != Some(&(n - 1)) {
-        kept.push(n - 1);
-    }
-    kept
 }
 
-/// Volume summed over [`VOLUME_BARS`] equal slices of the time range (fewer when the range is
-/// shorter than that many milliseconds); ticks without volume add nothing.
-pub fn volume_bars(points: &[Point], bars: usize) -> Vec<VolumeBar> {
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return Vec::new();
-    };
-    let (start, span) = (first.time_ms, (last.time_ms - first.time_ms).max(1));
-    let bars = bars.clamp(1, usize::try_from(span).unwrap_or(usize::MAX));
-    let width = span as f64 / bars as f64;
-    let mut slices: Vec<VolumeBar> = (0..bars)
-        .map(|i| VolumeBar {
-            start_ms: start + (i as f64 * width).round() as i64,
-            end_ms: start + ((i + 1) as f64 * width).round() as i64,
-            volume: 0.0,
-        })
-        .collect();
-    for point in points {
-        let slice = (((point.time_ms - start) as f64 / width) as usize).min(bars - 1);
-        slices[slice].volume += point.volume.unwrap_or(0.0);
-    }
-    slices
+/// Volume summed over `bars` equal slices of the time range from `first_ms` to `last_ms`
+/// (fewer when the range is shorter than that many milliseconds), fed one point at a time;
+/// ticks without volume add nothing.
+#[derive(Debug)]
+pub struct VolumeSlices {
+    start: i64,
+    width: f64,
+    slices: Vec<VolumeBar>,
 }
 
-/// The chart of one symbol from its points in time order.
-pub fn chart(symbol: &str, points: &[Point]) -> ChartSpec {
-    let kept = kept_indices(points, MAX_LINE_POINTS);
-    let line = |name, value: fn(&Point) -> Option<f64>| Line {
-        name,
-        points: kept
-            .iter()
-            .filter_map(|&i| value(&points[i]).map(|v| (points[i].time_ms, v)))
-            .collect(),
-    };
-    let lines: Vec<Line> = [
-        line(PRICE, |p| Some(p.price)),
-        line(SMA_SHORT, |p| p.sma_short),
-        line(SMA_LONG, |p| p.sma_long),
-        line(VWAP, |p| p.vwap),
-    ]
-    .into_iter()
-    .filter(|line| !line.points.is_empty())
-    .collect();
-
-    let at = |p: &Point| (p.time_ms, p.price);
-    let anomalies = points.iter().filter(|p| p.anomaly).map(at).collect();
-    let (mut trend_up, mut trend_down) = (Vec::new(), Vec::new());
-    for (index, trend) in trend_changes(points) {
-        match trend {
-            Trend::Up => trend_up.push(at(&points[index])),
-            Trend::Down => trend_down.push(at(&points[index])),
+impl VolumeSlices {
+    pub fn new(first_ms: i64, last_ms: i64, bars: usize) -> Self {
+        let (start, span) = (first_ms, (last_ms - first_ms).max(1));
+        let bars = bars.clamp(1, usize::try_from(span).unwrap_or(usize::MAX));
+        let width = span as f64 / bars as f64;
+        let slices = (0..bars)
+            .map(|i| VolumeBar {
+                start_ms: start + (i as f64 * width).round() as i64,
+                end_ms: start + ((i + 1) as f64 * width).round() as i64,
+                volume: 0.0,
+            })
+            .collect();
+        Self {
+            start,
+            width,
+            slices,
         }
     }
-    let values = lines.iter().flat_map(|l| l.points.iter().map(|&(_, v)| v));
-    let value_range = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    ChartSpec {
-        symbol: symbol.to_owned(),
-        change_percent: points.last().and_then(Point::change_vs_close),
-        ticks: points.len(),
-        lines,
-        anomalies,
-        trend_up,
-        trend_down,
-        volume: volume_bars(points, VOLUME_BARS),
-        time_range: (
-            points.first().map_or(0, |p| p.time_ms),
-            points.last().map_or(0, |p| p.time_ms),
-        ),
-        value_range,
+
+    pub fn add(&mut self, point: &Point) {
+        let last = self.slices.len() - 1;
+        let slice = (((point.time_ms - self.start) as f64 / self.width) as usize).min(last);
+        self.slices[slice].volume += point.volume.unwrap_or(0.0);
     }
+
+    pub fn finish(self) -> Vec<VolumeBar> {
+        self.slices
+    }
+}
+
+/// One symbol's chart, built from its points in time order, one at a time.
+#[derive(Debug)]
+pub struct ChartBuilder {
+    symbol: String,
+    thinning: Thinning,
+    volume: VolumeSlices,
+    turns: TrendTurns,
+    anomalies: Vec<(i64, f64)>,
+    trend_up: Vec<(i64, f64)>,
+    trend_down: Vec<(i64, f64)>,
+    alerts: Vec<AlertMark>,
+}
+
+impl ChartBuilder {
+    /// The chart of `symbol`, whose `ticks` points, from event time `first_ms` to `last_ms`
+    /// (the first read's count and extremes), come next.
+    pub fn new(symbol: &str, ticks: usize, (first_ms, last_ms): (i64, i64)) -> Self {
+        Self {
+            symbol: symbol.to_owned(),
+            thinning: Thinning::new(ticks, MAX_LINE_POINTS),
+            volume: VolumeSlices::new(first_ms, last_ms, VOLUME_BARS),
+            turns: TrendTurns::default(),
+            anomalies: Vec::new(),
+            trend_up: Vec::new(),
+            trend_down: Vec::new(),
+            alerts: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, point: &Point) {
+        self.thinning.push(point);
+        self.volume.add(point);
+        let at = (point.time_ms, point.price);
+        if point.anomaly {
+            self.anomalies.push(at);
+        }
+        match self.turns.next(point.trend) {
+            Some(Trend::Up) => self.trend_up.push(at),
+            Some(Trend::Down) => self.trend_down.push(at),
+            None => {}
+        }
+        let sent = point.alerts.iter().map(|kind| (kind, false));
+        let held = point.alerts_held.iter().map(|kind| (kind, true));
+        self.alerts.extend(
+            sent.chain(held)
+                .filter(|(kind, _)| !matches!(kind, AlertKind::TrendUp | AlertKind::TrendDown))
+                .map(|(kind, held)| AlertMark { kind, held, at }),
+        );
+    }
+
+    /// Points taken so far.
+    pub fn points(&self) -> usize {
+        self.thinning.seen
+    }
+
+    pub fn finish(self) -> ChartSpec {
+        let ticks = self.thinning.seen;
+        let kept = self.thinning.finish();
+        let line = |name, value: fn(&Point) -> Option<f64>| Line {
+            name,
+            points: kept
+                .iter()
+                .filter_map(|(_, p)| value(p).map(|v| (p.time_ms, v)))
+                .collect(),
+        };
+        let lines: Vec<Line> = [
+            line(PRICE, |p| Some(p.price)),
+            line(SMA_SHORT, |p| p.sma_short),
+            line(SMA_LONG, |p| p.sma_long),
+            line(VWAP, |p| p.vwap),
+        ]
+        .into_iter()
+        .filter(|line| !line.points.is_empty())
+        .collect();
+        let values = lines.iter().flat_map(|l| l.points.iter().map(|&(_, v)| v));
+        let value_range = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (first, last) = (kept.first().map(|(_, p)| p), kept.last().map(|(_, p)| p));
+        ChartSpec {
+            symbol: self.symbol,
+            change_percent: last.and_then(Point::change_vs_close),
+            ticks,
+            lines,
+            anomalies: self.anomalies,
+            trend_up: self.trend_up,
+            trend_down: self.trend_down,
+            alerts: self.alerts,
+            volume: if ticks == 0 {
+                Vec::new()
+            } else {
+                self.volume.finish()
+            },
+            time_range: (
+                first.map_or(0, |p| p.time_ms),
+                last.map_or(0, |p| p.time_ms),
+            ),
+            value_range,
+        }
+    }
+}
+
+/// The chart of one symbol from all its points in time order.
+pub fn chart(symbol: &str, points: &[Point]) -> ChartSpec {
+    let range = match (points.first(), points.last()) {
+        (Some(first), Some(last)) => (first.time_ms, last.time_ms),
+        _ => (0, 0),
+    };
+    let mut builder = ChartBuilder::new(symbol, points.len(), range);
+    for point in points {
+        builder.push(point);
+    }
+    builder.finish()
 }
 
 #[cfg(test)]
@@ -206,12 +362,95 @@ mod tests {
             vwap: Some(99.5),
             volume: Some(10.0),
             anomaly: i == 4 || i == 7,
+            alerts: match i {
+                4 => [AlertKind::VolumeSpike].into_iter().collect(),
+                7 => [AlertKind::TrendDown, AlertKind::ReturnZscore]
+                    .into_iter()
+                    .collect(),
+                _ => Default::default(),
+            },
+            alerts_held: match i {
+                8 => [AlertKind::ChangePercent].into_iter().collect(),
+                _ => Default::default(),
+            },
             trend: match i {
                 0..=4 => None,
                 5 | 6 => Some(Trend::Up),
                 7 => Some(Trend::Down),
                 _ => Some(Trend::Up),
             },
+        }
+    }
+
+    fn kept_indices(points: &[Point], max: usize) -> Vec<usize> {
+        let mut thinning = Thinning::new(points.len(), max);
+        for point in points {
+            thinning.push(point);
+        }
+        thinning.finish().into_iter().map(|(i, _)| i).collect()
+    }
+
+    fn volume_bars(points: &[Point], bars: usize) -> Vec<VolumeBar> {
+        let (first, last) = (points[0].time_ms, points[points.len() - 1].time_ms);
+        let mut slices = VolumeSlices::new(first, last, bars);
+        for point in points {
+            slices.add(point);
+        }
+        slices.finish()
+    }
+
+    /// The thinning as a pass over all the points: what the streaming [`Thinning`] must keep.
+    fn kept_indices_of_all(points: &[Point], max: usize) -> Vec<usize> {
+        let n = points.len();
+        if n <= max {
+            return (0..n).collect();
+        }
+        let runs = (max / 2).max(1);
+        let mut kept = Vec::new();
+        for run in 0..runs {
+            let (start, end) = (run * n / runs, (run + 1) * n / runs);
+            let slice = &points[start..end];
+            let by_price =
+                |a: &(usize, &Point), b: &(usize, &Point)| a.1.price.total_cmp(&b.1.price);
+            let low = slice.iter().enumerate().min_by(by_price);
+            let high = slice.iter().enumerate().max_by(by_price);
+            if let (Some((low, _)), Some((high, _))) = (low, high) {
+                let (a, b) = (start + low.min(high), start + low.max(high));
+                kept.push(a);
+                if b != a {
+                    kept.push(b);
+                }
+            }
+        }
+        if kept.first() != Some(&0) {
+            kept.insert(0, 0);
+        }
+        if kept.last() != Some(&(n - 1)) {
+            kept.push(n - 1);
+        }
+        kept
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streaming_thinning_keeps_what_a_pass_over_all_points_keeps(
+            prices in proptest::collection::vec(0u8..6, 0..400),
+            max in 1usize..40,
+        ) {
+            // Few distinct prices: many ties, where the first lowest and last highest matter.
+            let points: Vec<Point> = prices
+                .iter()
+                .enumerate()
+                .map(|(i, &price)| Point {
+                    time_ms: i as i64,
+                    price: f64::from(price),
+                    ..Point::default()
+                })
+                .collect();
+            proptest::prop_assert_eq!(
+                kept_indices(&points, max),
+                kept_indices_of_all(&points, max)
+            );
         }
     }
 
@@ -233,6 +472,16 @@ mod tests {
         assert_eq!(spec.anomalies, [(1_040, 104.0), (1_070, 107.0)]);
         assert_eq!(spec.trend_down, [(1_070, 107.0)]);
         assert_eq!(spec.trend_up, [(1_080, 108.0)]);
+        // Alerts by kind, sent and held; trend alerts are the triangles' business.
+        let mark = |kind, held, at| AlertMark { kind, held, at };
+        assert_eq!(
+            spec.alerts,
+            [
+                mark(AlertKind::VolumeSpike, false, (1_040, 104.0)),
+                mark(AlertKind::ReturnZscore, false, (1_070, 107.0)),
+                mark(AlertKind::ChangePercent, true, (1_080, 108.0)),
+            ]
+        );
         assert_eq!(spec.time_range, (1_000, 1_090));
         assert_eq!(spec.value_range, (98.0, 109.0));
         assert_eq!(spec.ticks, 10);
@@ -294,22 +543,24 @@ mod tests {
 
     #[test]
     fn top_movers_rank_by_absolute_change_of_the_last_tick() {
-        let mut series = Series::default();
+        let mut tally = Tally::default();
         for (symbol, price, close) in [
             ("UP", 103.0, Some(100.0)),
             ("DOWN", 90.0, Some(100.0)),
             ("FLAT", 100.0, Some(100.0)),
             ("NONE", 100.0, None),
         ] {
-            series.add(&Row {
-                symbol: symbol.into(),
-                price,
-                previous_close: close,
-                ..Row::default()
-            });
+            tally.add(
+                0,
+                &Row {
+                    symbol: symbol.into(),
+                    price,
+                    previous_close: close,
+                    ..Row::default()
+                },
+            );
         }
-        let series = series.sorted();
-        assert_eq!(top_movers(&series, 2), ["DOWN", "UP"]);
-        assert_eq!(top_movers(&series, 9), ["DOWN", "UP", "FLAT", "NONE"]);
+        assert_eq!(top_movers(&tally, 2), ["DOWN", "UP"]);
+        assert_eq!(top_movers(&tally, 9), ["DOWN", "UP", "FLAT", "NONE"]);
     }
 }

@@ -193,10 +193,11 @@ fn glance_section(html: &mut String, report: &Report) {
     dead_letters_card(html, report);
     html.push_str("</div>\n");
     html.push_str("<div class=\"card wide\">");
-    match (&glance.alerts, &report.alert_log) {
-        (Some(alerts), Some(log)) => alerts_by_hour(html, alerts, log),
-        _ => lake_marks_by_hour(html, glance),
+    match &glance.alerts {
+        Some(alerts) => alerts_by_hour(html, alerts, report.alert_log.as_deref()),
+        None => lake_marks_by_hour(html, glance),
     }
+    held_alerts(html, glance);
     html.push_str("</div>\n");
 }
 
@@ -254,14 +255,16 @@ fn dead_letters_card(html: &mut String, report: &Report) {
     html.push_str("</div>\n");
 }
 
-/// The alert log's alerts by kind and hour.
-fn alerts_by_hour(html: &mut String, alerts: &AlertSummary, log: &str) {
+/// The alerts by kind and hour, from the alert log or the lake.
+fn alerts_by_hour(html: &mut String, alerts: &AlertSummary, log: Option<&str>) {
+    let source = match log {
+        Some(log) => format!("<code>{}</code>, each id once", escape(log)),
+        None => "the lake's <code>alerts</code> column (what the rules sent on)".to_owned(),
+    };
     let _ = write!(
         html,
-        "<h3>Alerts by kind and hour (UTC)</h3><p class=\"note\">{} alerts from \
-             <code>{}</code>, each id once.</p>",
+        "<h3>Alerts by kind and hour (UTC)</h3><p class=\"note\">{} alerts from {source}.</p>",
         count(alerts.total),
-        escape(log)
     );
     let kinds: BTreeSet<&str> = alerts.by_kind.keys().copied().collect();
     html.push_str("<div class=\"wide-table\"><table><tr><th>hour</th>");
@@ -288,14 +291,40 @@ fn alerts_by_hour(html: &mut String, alerts: &AlertSummary, log: &str) {
     );
 }
 
-/// Without an alert log: the lake's anomalies and trend changes by hour.
+/// What the symbols' alert budgets held back, if anything.
+fn held_alerts(html: &mut String, glance: &Glance) {
+    let held = &glance.alerts_held;
+    if held.total == 0 {
+        return;
+    }
+    let kinds: Vec<String> = held
+        .by_kind
+        .iter()
+        .map(|(kind, n)| format!("{} {}", escape(kind), count(*n)))
+        .collect();
+    let symbols: Vec<String> = held
+        .symbols
+        .iter()
+        .map(|(symbol, n)| format!("{} {}", escape(symbol), count(*n)))
+        .collect();
+    let _ = write!(
+        html,
+        "<p class=\"note\">{} alerts held back by the per-symbol hourly budget \
+         (<code>rules.default.max-alerts-per-hour</code>): {}. Most held: {}.</p>",
+        count(held.total),
+        kinds.join(", "),
+        symbols.join(", ")
+    );
+}
+
+/// Without alerts from a log or the lake: the lake's anomalies and trend changes by hour.
 fn lake_marks_by_hour(html: &mut String, glance: &Glance) {
     html.push_str(
-        "<h3>Anomalies and trend changes by hour (UTC)</h3><p class=\"note\">The lake \
-             alone has no alert log (a demo's <code>alerts.jsonl</code> sits beside its \
-             lake; on AWS the alerts went to the SNS topic). Shown instead: the lake's rows \
-             flagged as anomalies, and its trend changes (the rows where the trend turned, \
-             before any alert cooldown).</p>",
+        "<h3>Anomalies and trend changes by hour (UTC)</h3><p class=\"note\">No alert \
+             was sent in this range, by the alert log or the lake's <code>alerts</code> column \
+             (files written before the lake kept alert kinds have none). Shown instead: the \
+             lake's rows flagged as anomalies, and its trend changes (the rows where the trend \
+             turned, before any alert cooldown).</p>",
     );
     html.push_str(
         "<table><tr><th>hour</th><th class=\"n\">ticks</th><th class=\"n\">anomalies</th>\

@@ -2,10 +2,15 @@
 //! files of some dates, and the reasons of the dead letters of some dates.
 //!
 //! In: a store and the lake's key prefix (`""` for a directory `kinetick demo` wrote, `prefix/`
-//! under an S3 bucket). Out: [`Row`]s, file by file in key order, and dead-letter reasons.
+//! under an S3 bucket). Out: [`Row`]s, file by file in key order (all of them, or only some
+//! symbols'), and dead-letter reasons.
 //!
-//! Files are fetched a few at a time and decoded off the async thread (Parquet through Arrow's
-//! reader), and handed on in key order, so every run reads the rows in the same order.
+//! Files are fetched a few at a time (one GET each) and decoded off the async thread (Parquet
+//! through Arrow's reader), and handed on in key order, so every run reads the rows in the same
+//! order. A file's rows go on a record batch at a time, so memory holds the files being fetched
+//! and a few batches of rows, whatever the size of the range. When only some symbols are wanted,
+//! row groups whose `symbol` statistics exclude them are skipped, and of the others only the
+//! wanted rows are decoded beyond the `symbol` column (files are sorted by symbol).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -14,19 +19,28 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow_schema::ArrowError;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::file::metadata::ParquetMetaData;
+use tokio::sync::mpsc;
 
 use super::row::Row;
 use super::summary::DeadLetterCounts;
 use crate::model::lake::{MEASURE_COLUMNS, partition_date};
-use crate::model::rules::Trend;
+use crate::model::rules::{AlertKinds, Trend};
 use crate::objects::{ObjectError, ObjectStore};
 
 /// Files fetched and decoded at once.
 const READ_AHEAD: usize = 4;
+/// Record batches a file decoded ahead of the one being handed on holds at most.
+const BATCHES_AHEAD: usize = 2;
+
+/// Rows of one record batch, or why the file could not be read.
+type Batch = Result<Vec<Row>, ReadError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -94,6 +108,18 @@ fn date_of(key: &str) -> Option<&str> {
     (key.as_bytes().get(start + 10) == Some(&b'/')).then_some(date)
 }
 
+/// A date as `--date` and `--to` take it: `today` and `yesterday` (UTC, as the lake's `dt`
+/// partitions are: a schedule cannot compute a date) become `YYYY-MM-DD`; anything else is kept
+/// for [`select_dates`] to check.
+pub fn resolve_day(text: &str, today: chrono::NaiveDate) -> String {
+    let day = match text {
+        "today" => today,
+        "yesterday" => today - chrono::Days::new(1),
+        _ => return text.to_owned(),
+    };
+    day.format("%Y-%m-%d").to_string()
+}
+
 /// The dates to report: `from` to `to` (both given as `YYYY-MM-DD`), `from` alone, or with
 /// neither the newest date the lake holds.
 pub fn select_dates(
@@ -105,7 +131,7 @@ pub fn select_dates(
     for date in from.iter().chain(to.iter()) {
         if !valid(date) || date.len() != 10 {
             return Err(ReadError::Dates(format!(
-                "{date:?} is not a date as YYYY-MM-DD"
+                "{date:?} is not a date: YYYY-MM-DD, today or yesterday"
             )));
         }
     }
@@ -134,6 +160,15 @@ pub fn dates_between(first_ms: i64, last_ms: i64) -> Vec<String> {
     (first_ms.div_euclid(MS_PER_DAY)..=last_ms.div_euclid(MS_PER_DAY))
         .map(|day| partition_date(day * MS_PER_DAY))
         .collect()
+}
+
+/// What [`Lake::read_ticks`] hands on, in order.
+#[derive(Debug)]
+pub enum Ticks {
+    /// Rows of the file at this index of the keys (a record batch of them).
+    Rows(usize, Vec<Row>),
+    /// The file at this index has been read.
+    FileDone(usize),
 }
 
 /// A lake in an object store.
@@ -171,35 +206,41 @@ impl Lake {
         Ok(by_date)
     }
 
-    /// Reads the tick files `keys`, in that order, handing each file's rows to `rows` and
-    /// calling `file_done` after each file.
+    /// Reads the tick files `keys`, in that order, handing on each file's rows a record batch
+    /// at a time, then its end. With `only`, only those symbols' rows are decoded and handed on.
     pub async fn read_ticks(
         &self,
         keys: &[String],
-        mut rows: impl FnMut(Vec<Row>),
-        mut file_done: impl FnMut(),
+        only: Option<Arc<BTreeSet<String>>>,
+        mut take: impl FnMut(Ticks),
     ) -> Result<(), ReadError> {
-        let mut files = futures::stream::iter(keys.iter().cloned())
-            .map(|key| {
-                let store = self.store.clone();
+        let mut files = futures::stream::iter(keys.iter().cloned().enumerate())
+            .map(|(index, key)| {
+                let (store, only) = (self.store.clone(), only.clone());
                 async move {
                     let body = store
                         .get(&key)
                         .await?
                         .ok_or_else(|| ReadError::Vanished { key: key.clone() })?;
+                    let (sender, batches) = mpsc::channel(BATCHES_AHEAD);
                     let name = key.clone();
-                    tokio::task::spawn_blocking(move || decode(&name, body))
-                        .await
-                        .map_err(|e| ReadError::Parquet {
-                            key,
-                            message: format!("the decoding task failed: {e}"),
-                        })?
+                    let task = tokio::task::spawn_blocking(move || {
+                        decode(&name, body, only.as_deref(), &sender);
+                    });
+                    Ok::<_, ReadError>((index, key, batches, task))
                 }
             })
             .buffered(READ_AHEAD);
-        while let Some(file_rows) = files.try_next().await? {
-            rows(file_rows);
-            file_done();
+        while let Some((index, key, mut batches, task)) = files.try_next().await? {
+            while let Some(batch) = batches.recv().await {
+                take(Ticks::Rows(index, batch?));
+            }
+            // A decoding task that panicked closed its channel early.
+            task.await.map_err(|e| ReadError::Parquet {
+                key,
+                message: format!("the decoding task failed: {e}"),
+            })?;
+            take(Ticks::FileDone(index));
         }
         Ok(())
     }
@@ -245,22 +286,99 @@ fn count_reasons(body: &[u8], counts: &mut DeadLetterCounts) {
     }
 }
 
-/// The rows of one tick file.
-fn decode(key: &str, body: Bytes) -> Result<Vec<Row>, ReadError> {
+/// Sends the rows of one tick file (with `only`, of those symbols) a record batch at a time,
+/// then an error if it cannot be read; stops early if nobody listens any more.
+fn decode(key: &str, body: Bytes, only: Option<&BTreeSet<String>>, batches: &mpsc::Sender<Batch>) {
     let failed = |message: String| ReadError::Parquet {
         key: key.to_owned(),
         message,
     };
     let dt: Arc<str> = date_of(key).unwrap_or_default().into();
     let reader = ParquetRecordBatchReaderBuilder::try_new(body)
-        .and_then(|builder| builder.build())
-        .map_err(|e| failed(e.to_string()))?;
-    let mut rows = Vec::new();
+        .map_err(|e| e.to_string())
+        .and_then(|builder| match only {
+            Some(symbols) => only_symbols(builder, symbols),
+            None => Ok(builder),
+        })
+        .and_then(|builder| builder.build().map_err(|e| e.to_string()));
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(message) => {
+            let _ = batches.blocking_send(Err(failed(message)));
+            return;
+        }
+    };
     for batch in reader {
-        let batch = batch.map_err(|e| failed(e.to_string()))?;
-        batch_rows(&batch, &dt, &mut rows).map_err(failed)?;
+        let mut rows = Vec::new();
+        let decoded = batch
+            .map_err(|e| e.to_string())
+            .and_then(|batch| batch_rows(&batch, &dt, &mut rows));
+        let sent = match decoded {
+            Ok(()) if rows.is_empty() => continue,
+            Ok(()) => batches.blocking_send(Ok(rows)),
+            Err(message) => {
+                let _ = batches.blocking_send(Err(failed(message)));
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
     }
-    Ok(rows)
+}
+
+/// The reader of `symbols`' rows only: row groups whose `symbol` statistics leave them all out
+/// are skipped, and a filter on the `symbol` column selects the rows the other columns are
+/// decoded for.
+fn only_symbols(
+    builder: ParquetRecordBatchReaderBuilder<Bytes>,
+    symbols: &BTreeSet<String>,
+) -> Result<ParquetRecordBatchReaderBuilder<Bytes>, String> {
+    let leaf = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|column| column.name() == "symbol")
+        .ok_or("no column `symbol`")?;
+    let groups = row_groups_with(builder.metadata(), leaf, symbols);
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
+    let wanted = symbols.clone();
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let column = batch
+            .column(0)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| ArrowError::SchemaError("column `symbol` is not a string".into()))?;
+        Ok(column
+            .iter()
+            .map(|symbol| Some(symbol.is_some_and(|s| wanted.contains(s))))
+            .collect::<BooleanArray>())
+    });
+    Ok(builder
+        .with_row_groups(groups)
+        .with_row_filter(RowFilter::new(vec![Box::new(predicate)])))
+}
+
+/// Row groups whose `symbol` column (leaf `leaf`) may hold one of `symbols`, by its statistics.
+fn row_groups_with(
+    metadata: &ParquetMetaData,
+    leaf: usize,
+    symbols: &BTreeSet<String>,
+) -> Vec<usize> {
+    metadata
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, group)| {
+            let statistics = group.column(leaf).statistics();
+            match statistics.and_then(|s| s.min_bytes_opt().zip(s.max_bytes_opt())) {
+                Some((min, max)) => symbols
+                    .iter()
+                    .any(|symbol| (min..=max).contains(&symbol.as_bytes())),
+                None => true,
+            }
+        })
+        .map(|(index, _)| index)
+        .collect()
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String> {
@@ -303,6 +421,20 @@ fn batch_rows(batch: &RecordBatch, dt: &Arc<str>, rows: &mut Vec<Row>) -> Result
         .as_primitive_opt::<Int64Type>()
         .ok_or_else(|| wrong("sub_sequence_number"))?;
     let arrival = times("arrival_time")?;
+    // Absent from files written before the lake kept alert kinds.
+    let kinds = |name: &'static str| match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(column) => column
+            .as_string_opt::<i32>()
+            .map(Some)
+            .ok_or_else(|| wrong(name)),
+    };
+    let (alerts, alerts_held) = (kinds("alerts")?, kinds("alerts_held")?);
+    let kinds_at = |column: Option<&StringArray>, i: usize| {
+        column
+            .filter(|c| !c.is_null(i))
+            .map_or_else(AlertKinds::default, |c| AlertKinds::parse(c.value(i)))
+    };
 
     rows.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
@@ -340,6 +472,8 @@ fn batch_rows(batch: &RecordBatch, dt: &Arc<str>, rows: &mut Vec<Row>) -> Result
             sequence_number: sequence.value(i).to_owned(),
             sub_sequence_number: sub_sequence.value(i),
             arrival_time_ms: arrival.value(i),
+            alerts: kinds_at(alerts, i),
+            alerts_held: kinds_at(alerts_held, i),
             dt: dt.clone(),
         });
     }
@@ -379,6 +513,8 @@ mod tests {
                 },
                 anomaly: i == 2,
                 trend: (i > 1).then_some(Trend::Down),
+                alerts: AlertKinds::default(),
+                alerts_held: AlertKinds::default(),
             })
             .collect()
     }
@@ -446,6 +582,19 @@ mod tests {
     }
 
     #[test]
+    fn today_and_yesterday_are_dates() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(resolve_day("today", today), "2026-03-01");
+        assert_eq!(resolve_day("yesterday", today), "2026-02-28");
+        assert_eq!(resolve_day("2026-01-05", today), "2026-01-05");
+        assert_eq!(
+            resolve_day("Today", today),
+            "Today",
+            "left for select_dates to refuse"
+        );
+    }
+
+    #[test]
     fn partition_dates_of_keys() {
         assert_eq!(
             date_of("p/ticks/dt=2026-01-05/shard-1.parquet"),
@@ -457,6 +606,44 @@ mod tests {
             dates_between(1_767_571_200_000 - 1, 1_767_571_200_000 + 86_400_000),
             ["2026-01-04", "2026-01-05", "2026-01-06"]
         );
+    }
+
+    #[test]
+    fn row_groups_without_the_symbols_are_skipped() {
+        let files = encode_files("", "shard-1", &sample_ticks(6)).unwrap();
+        let body = Bytes::from(files[0].bytes.clone());
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(body)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // The same rows (AAPL's three, then MSFT's), two to a row group.
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .build();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(Vec::new(), batches[0].schema(), Some(props))
+                .unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        let body = Bytes::from(writer.into_inner().unwrap());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(body).unwrap();
+        let only = |symbols: &[&str]| {
+            let symbols = symbols.iter().map(|s| s.to_string()).collect();
+            row_groups_with(builder.metadata(), 0, &symbols)
+        };
+        assert_eq!(builder.metadata().num_row_groups(), 3);
+        assert_eq!(only(&["MSFT"]), [1, 2], "the middle group holds both");
+        assert_eq!(only(&["AAPL"]), [0, 1]);
+        assert_eq!(
+            only(&["IBM"]),
+            [1],
+            "between the middle group's least and greatest"
+        );
+        assert!(only(&["NVDA"]).is_empty());
+        assert_eq!(only(&["AAPL", "ZZZ"]), [0, 1]);
     }
 
     #[tokio::test]
@@ -486,9 +673,12 @@ mod tests {
         let keys: Vec<String> = by_date.values().flatten().cloned().collect();
         let mut rows = Vec::new();
         let mut done = 0;
-        lake.read_ticks(&keys, |r| rows.extend(r), || done += 1)
-            .await
-            .unwrap();
+        lake.read_ticks(&keys, None, |ticks| match ticks {
+            Ticks::Rows(_, r) => rows.extend(r),
+            Ticks::FileDone(_) => done += 1,
+        })
+        .await
+        .unwrap();
         assert_eq!(done, keys.len());
         assert_eq!(rows.len(), ticks.len());
         // Files hold a symbol's rows together: AAPL's row comes first.
@@ -508,13 +698,27 @@ mod tests {
         assert_eq!(row.arrival_time_ms, 1_767_623_400_042);
         assert_eq!((row.shard_id.as_str(), &*row.dt), ("shard-1", "2026-01-05"));
 
+        // Only some symbols: the others' rows are not handed on.
+        let only = Arc::new(BTreeSet::from(["MSFT".to_owned()]));
+        let mut msft = Vec::new();
+        lake.read_ticks(&keys, Some(only), |ticks| {
+            if let Ticks::Rows(_, r) = ticks {
+                msft.extend(r);
+            }
+        })
+        .await
+        .unwrap();
+        let sequences: Vec<&str> = msft.iter().map(|r| r.sequence_number.as_str()).collect();
+        assert_eq!(sequences, ["100", "102"]);
+        assert_eq!(msft[1], rows[2]);
+
         let (counts, found) = lake
             .dead_letters(&["2026-01-05".to_owned(), "2026-01-06".to_owned()])
             .await
             .unwrap();
         assert_eq!(found, ["2026-01-05"]);
         let glance = super::super::summary::glance(
-            &super::super::series::Series::default(),
+            &super::super::tally::Tally::default(),
             None,
             &BTreeSet::new(),
             counts,

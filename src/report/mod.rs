@@ -1,7 +1,8 @@
 //! `kinetick report`: a picture of the lake. Reads the tick files of a date or a range of dates
 //! (a directory `kinetick demo` wrote, or `s3://bucket/prefix` through the same S3 store as
 //! `kinetick run`), the dead letters that arrived with those ticks and, beside a demo's lake, its
-//! `alerts.jsonl`; writes into the output directory:
+//! `alerts.jsonl`; writes into the output directory, and with `--upload` into a bucket under
+//! `PREFIX/reports/dt=YYYY-MM-DD/`:
 //!
 //! ```text
 //! report.html          the page: day at a glance, a chart per symbol, the seed queries' answers
@@ -9,41 +10,61 @@
 //! charts/NN-SYMBOL.svg each chart (the page inlines the same drawings)
 //! ```
 //!
-//! The steps, each in its own file: [`lake_reader`] lists and reads the lake through the
-//! [`ObjectStore`](crate::objects::ObjectStore) port; [`seed`] answers the four queries and
-//! [`series`] keeps each symbol's points while the rows stream past; [`summary`] and [`charts`]
-//! turn those into the day at a glance and the chart specs (pure); [`render`] draws the charts
-//! and [`html`] the page.
+//! With `--publish`, a digest of the page goes to an SNS topic (the alert topic by default).
 //!
-//! Memory: the seed answers are bounded but for the rows of the big moves; the series keep what a
-//! chart needs of every row of the range (time, prices, averages, volume, flags): memory grows
-//! with the rows read.
+//! The steps, each in its own file: [`lake_reader`] lists and reads the lake through the
+//! [`ObjectStore`](crate::objects::ObjectStore) port. The tick files are read twice. The first
+//! read takes every row: [`seed`] answers the four queries and [`tally`] keeps what needs no
+//! order of every symbol (counts, its last tick, the alerts by kind and hour, where its rows are
+//! and which came late), which is enough to choose the charts' symbols. The second read takes
+//! only those symbols' rows, of the files that hold them, and [`replay`] feeds them in event-time
+//! order ([`series`]) into their charts ([`charts`]) and, for symbols with rows read late, into
+//! the trend changes the first read could not count. [`summary`] turns the tally into the day at
+//! a glance (pure); [`render`] draws the charts and [`html`] the page; [`digest`] puts the glance
+//! into a subject and a plain-text body (pure), and [`deliver`] writes and uploads the files and
+//! publishes the digest.
+//!
+//! Memory does not grow with the rows read: it holds the files being fetched (a few at a time)
+//! and a few record batches of rows; per symbol, the tally's numbers; per hour, its counts; per
+//! charted symbol, the chart's kept points and markers; and the seed answers' own rows (those of
+//! the big moves grow with the moves). A symbol with rows read late (late ticks, a move between
+//! shards) adds, in the second read, its points after the next late run's event time until that
+//! run's file is read.
+//!
+//! Requests: each tick file is fetched once for the first read, and once more for the second if
+//! it holds a charted symbol, or a symbol with rows read late (their trend changes are counted in
+//! order then); on S3, GETs double for those files only.
 
 pub mod charts;
+pub mod deliver;
+pub mod digest;
 pub mod html;
 pub mod lake_reader;
 pub mod render;
+pub mod replay;
 pub mod row;
 pub mod seed;
 pub mod series;
 pub mod summary;
+pub mod tally;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
-use self::lake_reader::{Lake, LakeLocation, dates_between, select_dates};
+use self::charts::ChartSpec;
+use self::deliver::{Aws, Folder};
+use self::lake_reader::{Lake, LakeLocation, Ticks, dates_between, resolve_day, select_dates};
+use self::replay::Replay;
 use self::seed::{SeedAnswers, SeedQueries};
-use self::series::Series;
 use self::summary::Glance;
+use self::tally::Tally;
 use crate::alerts::local::LocalAlertSink;
 use crate::config::Config;
-use crate::metrics::Metrics;
 use crate::objects::local::LocalObjectStore;
 
 /// Charts by default: the symbols that moved most.
@@ -54,7 +75,8 @@ pub const DEFAULT_TOP: usize = 6;
 pub struct ReportOptions {
     /// A directory, or `s3://bucket[/prefix]`.
     pub lake: String,
-    /// First date (`YYYY-MM-DD`); the newest date of the lake without it.
+    /// First date (`YYYY-MM-DD`, `today` or `yesterday`, UTC); the newest date of the lake
+    /// without it.
     pub date: Option<String>,
     /// Last date of a range (with `date`).
     pub to: Option<String>,
@@ -62,7 +84,12 @@ pub struct ReportOptions {
     pub symbols: Option<Vec<String>>,
     /// How many top movers to chart.
     pub top: usize,
-    pub out: PathBuf,
+    /// A directory to write the files into.
+    pub out: Option<PathBuf>,
+    /// `s3://bucket[/prefix]` to put the files under, in `reports/dt=YYYY-MM-DD/` (one date).
+    pub upload: Option<String>,
+    /// SNS topic ARN to publish the digest to.
+    pub publish: Option<String>,
     pub progress: bool,
 }
 
@@ -114,7 +141,11 @@ impl Report {
 /// What the command prints when it is done.
 #[derive(Debug)]
 pub struct ReportOutcome {
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// `s3://bucket/prefix/reports/dt=YYYY-MM-DD/`, where the files were put.
+    pub uploaded: Option<String>,
+    /// The topic and the subject of the digest published.
+    pub published: Option<(String, String)>,
     pub dates: String,
     pub files: usize,
     pub rows: u64,
@@ -129,37 +160,82 @@ impl fmt::Display for ReportOutcome {
             "kinetick report: {} rows of {} symbols on {} ({} files)",
             self.rows, self.symbols, self.dates, self.files
         )?;
-        writeln!(
-            f,
-            "  wrote {}, {} and {} charts in {}",
-            self.out.join("report.html").display(),
-            self.out.join("summary.json").display(),
-            self.charts,
-            self.out.join("charts").display()
-        )
+        if let Some(out) = &self.out {
+            writeln!(
+                f,
+                "  wrote {}, {} and {} charts in {}",
+                out.join("report.html").display(),
+                out.join("summary.json").display(),
+                self.charts,
+                out.join("charts").display()
+            )?;
+        }
+        if let Some(folder) = &self.uploaded {
+            writeln!(
+                f,
+                "  uploaded report.html, summary.json and {} charts to {folder}",
+                self.charts
+            )?;
+        }
+        if let Some((topic, subject)) = &self.published {
+            writeln!(f, "  published the digest to {topic}: {subject}")?;
+        }
+        Ok(())
     }
 }
 
 /// Reads the lake, computes the report and writes it; must run inside a tokio runtime.
 pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<ReportOutcome> {
     let location = LakeLocation::parse(&options.lake)?;
-    let (lake, root) = open(config, &location).await?;
+    let upload = options.upload.as_deref().map(Folder::parse).transpose()?;
+    anyhow::ensure!(
+        upload.is_none() || options.to.is_none(),
+        "--upload files one date's report under reports/dt=YYYY-MM-DD/: leave out --to"
+    );
+    anyhow::ensure!(
+        options.out.is_some() || upload.is_some(),
+        "nowhere to write the report: give --out or --upload"
+    );
+    let today = chrono::Utc::now().date_naive();
+    let from = options.date.as_deref().map(|date| resolve_day(date, today));
+    let to = options.to.as_deref().map(|date| resolve_day(date, today));
+    let aws = Aws::default();
+    let (lake, root) = open(config, &location, &aws).await?;
 
     let by_date = lake.tick_files().await?;
     let available: BTreeSet<String> = by_date.keys().cloned().collect();
-    let dates = select_dates(&available, options.date.as_deref(), options.to.as_deref())?;
+    let dates = select_dates(&available, from.as_deref(), to.as_deref())?;
     if dates.is_empty() {
         let held = match (available.first(), available.last()) {
             (Some(first), Some(last)) => format!("it holds {first} to {last}"),
             _ => "it holds no tick files".to_owned(),
         };
-        anyhow::bail!(
+        let why = format!(
             "no lake files for {} under {root}ticks/ ({held})",
-            options.date.as_deref().unwrap_or("any date")
+            from.as_deref().unwrap_or("any date")
         );
+        // A weekday without ticks (a market holiday) is news for the digest's readers, not a
+        // failure of the schedule that publishes it.
+        if let (Some(topic), Some(first)) = (&options.publish, &from) {
+            let last = to.as_deref().unwrap_or(first);
+            return no_ticks(config, &aws, topic, (first, last), &why).await;
+        }
+        anyhow::bail!(why);
     }
     let keys: Vec<String> = dates.iter().flat_map(|d| by_date[d].clone()).collect();
-    let read = read(&lake, &keys, options.progress).await?;
+    let bar = progress_bar(&keys, options.progress);
+    let reads = async {
+        let mut read = first_read(&lake, &keys, bar.as_ref()).await?;
+        let (chosen, chart_choice) = choose_symbols(&read.tally, &options);
+        let specs = second_read(&lake, &keys, &mut read.tally, &chosen, bar.as_ref()).await?;
+        anyhow::Ok((read, chosen, chart_choice, specs))
+    }
+    .await;
+    if let Some(bar) = bar {
+        crate::telemetry::set_progress_bar(None);
+        bar.finish_and_clear();
+    }
+    let (read, chosen, chart_choice, specs) = reads?;
 
     let arrival_dates = read
         .arrivals
@@ -175,10 +251,8 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         }
         _ => (None, None),
     };
-    let glance = summary::glance(&read.series, alerts.as_deref(), &dates, dead_letters);
-    let (chosen, chart_choice) = choose_symbols(&read.series, &options);
-    let (charts, svgs) = draw_charts(&read.series, &chosen)?;
-
+    let glance = summary::glance(&read.tally, alerts.as_deref(), &dates, dead_letters);
+    let (charts, svgs) = draw_charts(&specs, &chosen)?;
     let report = Report {
         lake: root,
         dates: dates.into_iter().collect(),
@@ -191,9 +265,31 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         glance,
         seed_queries: read.seed.finish(),
     };
-    write(&options.out, &report, &svgs).await?;
+    let files = deliver::files(&report, &svgs)?;
+    if let Some(out) = &options.out {
+        deliver::write(out, &files).await?;
+    }
+    let uploaded = match &upload {
+        Some(folder) => Some(deliver::put(config, &aws, folder, &report, &files).await?),
+        None => None,
+    };
+    let page = match (&uploaded, &options.out) {
+        (Some(folder), _) => format!("{folder}{}", deliver::PAGE),
+        (None, Some(out)) => out.join(deliver::PAGE).display().to_string(),
+        (None, None) => "(kept nowhere)".to_owned(),
+    };
+    let published = match &options.publish {
+        Some(topic) => {
+            let digest = digest::digest(&report, &page);
+            deliver::announce(config, &aws, topic, &digest).await?;
+            Some((topic.clone(), digest.subject))
+        }
+        None => None,
+    };
     Ok(ReportOutcome {
         out: options.out,
+        uploaded,
+        published,
         dates: report.date_label(),
         files: report.files,
         rows: report.rows,
@@ -205,7 +301,11 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
 /// The lake at `location`, and its root as the messages and the page name it. A directory holds
 /// the lake where `kinetick demo` puts it under the same settings (`lake.prefix`); on S3 the
 /// store is the one `kinetick run` writes through.
-async fn open(config: &Config, location: &LakeLocation) -> anyhow::Result<(Lake, String)> {
+async fn open(
+    config: &Config,
+    location: &LakeLocation,
+    aws: &Aws,
+) -> anyhow::Result<(Lake, String)> {
     Ok(match location {
         LakeLocation::Directory(dir) => {
             anyhow::ensure!(dir.is_dir(), "--lake {}: no such directory", dir.display());
@@ -218,9 +318,8 @@ async fn open(config: &Config, location: &LakeLocation) -> anyhow::Result<(Lake,
             (Lake::new(Arc::new(store), prefix.as_str()), root)
         }
         LakeLocation::S3 { bucket, prefix } => {
-            let sdk = crate::aws::sdk_config().await;
-            let metrics = Arc::new(Metrics::default());
-            let store = crate::ports::s3_objects(&config.aws, &sdk, bucket, &metrics);
+            let store =
+                crate::ports::s3_objects(&config.aws, aws.sdk().await, bucket, &aws.metrics);
             (
                 Lake::new(Arc::new(store), prefix.as_str()),
                 location.to_string(),
@@ -229,71 +328,104 @@ async fn open(config: &Config, location: &LakeLocation) -> anyhow::Result<(Lake,
     })
 }
 
-/// What reading the tick files gathered.
+/// What the first read of the tick files gathered.
+#[derive(Debug, Default)]
 struct Read {
     seed: SeedQueries,
-    series: Series,
+    tally: Tally,
     rows: u64,
     /// First and last arrival time of the rows.
     arrivals: Option<(i64, i64)>,
 }
 
-/// Reads the tick files `keys`, with a progress bar on a terminal.
-async fn read(lake: &Lake, keys: &[String], progress: bool) -> anyhow::Result<Read> {
-    let bar = progress_bar(keys.len() as u64, progress);
-    let mut read = Read {
-        seed: SeedQueries::default(),
-        series: Series::default(),
-        rows: 0,
-        arrivals: None,
-    };
-    let result = lake
-        .read_ticks(
-            keys,
-            |file_rows| {
-                for row in &file_rows {
-                    read.seed.add(row);
-                    read.series.add(row);
-                    let at = row.arrival_time_ms;
-                    read.arrivals = Some(
-                        read.arrivals
-                            .map_or((at, at), |(first, last)| (first.min(at), last.max(at))),
-                    );
-                }
-                read.rows += file_rows.len() as u64;
-                if let Some(bar) = &bar {
-                    bar.set_message(format!("{} rows", indicatif::HumanCount(read.rows)));
-                }
-            },
-            || {
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
-            },
-        )
-        .await;
-    if let Some(bar) = bar {
-        crate::telemetry::set_progress_bar(None);
-        bar.finish_and_clear();
-    }
-    result?;
-    read.series = read.series.sorted();
+/// The first read: every row of the tick files `keys`, into the seed answers and the tally.
+async fn first_read(
+    lake: &Lake,
+    keys: &[String],
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<Read> {
+    let mut read = Read::default();
+    lake.read_ticks(keys, None, |ticks| match ticks {
+        Ticks::Rows(file, rows) => {
+            let file = u32::try_from(file).expect("fewer than 2^32 files");
+            for row in &rows {
+                read.seed.add(row);
+                read.tally.add(file, row);
+                let at = row.arrival_time_ms;
+                read.arrivals = Some(
+                    read.arrivals
+                        .map_or((at, at), |(first, last)| (first.min(at), last.max(at))),
+                );
+            }
+            read.rows += rows.len() as u64;
+            if let Some(bar) = bar {
+                bar.set_message(format!("{} rows", indicatif::HumanCount(read.rows)));
+            }
+        }
+        Ticks::FileDone(_) => {
+            if let Some(bar) = bar {
+                bar.inc(1);
+            }
+        }
+    })
+    .await?;
     Ok(read)
+}
+
+/// The second read: the rows of the `chosen` symbols and of those with rows read late, of the
+/// files that hold them; the charts of `chosen`, and the late symbols' trend changes into
+/// `tally`.
+async fn second_read(
+    lake: &Lake,
+    keys: &[String],
+    tally: &mut Tally,
+    chosen: &[String],
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<BTreeMap<String, ChartSpec>> {
+    let mut replay = Replay::new(tally, chosen);
+    let files = replay.files().to_vec();
+    if let Some(bar) = bar {
+        // The first read's files are done; the second's are known now.
+        bar.set_length((keys.len() + files.len()) as u64);
+        bar.set_prefix("reading again for the charts");
+        bar.set_message("");
+    }
+    let again: Vec<String> = files.iter().map(|&i| keys[i as usize].clone()).collect();
+    let mut rows_again = 0u64;
+    let only = Arc::new(replay.symbols());
+    lake.read_ticks(&again, Some(only), |ticks| match ticks {
+        Ticks::Rows(index, rows) => {
+            for row in &rows {
+                replay.add(files[index], row);
+            }
+            rows_again += rows.len() as u64;
+            if let Some(bar) = bar {
+                bar.set_message(format!("{} rows", indicatif::HumanCount(rows_again)));
+            }
+        }
+        Ticks::FileDone(index) => {
+            replay.end_file(files[index]);
+            if let Some(bar) = bar {
+                bar.inc(1);
+            }
+        }
+    })
+    .await?;
+    Ok(replay.finish(tally)?)
 }
 
 /// The chart of each symbol in `chosen` that has rows: what `summary.json` says of it, and its
 /// SVG.
 fn draw_charts(
-    series: &Series,
+    specs: &BTreeMap<String, ChartSpec>,
     chosen: &[String],
 ) -> Result<(Vec<ChartInfo>, Vec<String>), render::RenderError> {
     let (mut charts, mut svgs) = (Vec::new(), Vec::new());
     for (index, symbol) in chosen.iter().enumerate() {
-        let Some(points) = series.get(symbol) else {
+        let Some(spec) = specs.get(symbol) else {
             continue;
         };
-        let spec = charts::chart(symbol, points);
-        svgs.push(render::chart_svg(&spec)?);
+        svgs.push(render::chart_svg(spec)?);
         charts.push(ChartInfo {
             symbol: symbol.clone(),
             file: format!("charts/{:02}-{}.svg", index + 1, file_name(symbol)),
@@ -312,11 +444,11 @@ fn draw_charts(
 }
 
 /// The symbols to chart and a sentence saying why.
-fn choose_symbols(series: &Series, options: &ReportOptions) -> (Vec<String>, String) {
+fn choose_symbols(tally: &Tally, options: &ReportOptions) -> (Vec<String>, String) {
     match &options.symbols {
         Some(asked) => {
             let (present, missing): (Vec<String>, Vec<String>) =
-                asked.iter().cloned().partition(|s| series.get(s).is_some());
+                asked.iter().cloned().partition(|s| tally.get(s).is_some());
             let mut choice = format!("The symbols asked for ({})", asked.join(", "));
             if !missing.is_empty() {
                 tracing::warn!(symbols = %missing.join(","), "Symbols not in the lake's rows of these dates.");
@@ -325,7 +457,7 @@ fn choose_symbols(series: &Series, options: &ReportOptions) -> (Vec<String>, Str
             (present, choice)
         }
         None => {
-            let top = charts::top_movers(series, options.top);
+            let top = charts::top_movers(tally, options.top);
             let choice = format!(
                 "The {} symbols whose last price moved most against the previous close, by \
                  |change %| (--top {})",
@@ -353,53 +485,48 @@ fn file_name(symbol: &str) -> String {
         .collect()
 }
 
-/// A bar over the files to read, on a terminal only.
-fn progress_bar(files: u64, enabled: bool) -> Option<indicatif::ProgressBar> {
+/// A bar over the files to read, on a terminal only: `keys` for the first read, and as many
+/// again for the second until it knows how many it reads.
+fn progress_bar(keys: &[String], enabled: bool) -> Option<indicatif::ProgressBar> {
     let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(files);
+        let bar = indicatif::ProgressBar::new(2 * keys.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} reading the lake {bar:30} {pos}/{len} files  {msg}  eta {eta}",
+                "{spinner} {prefix} {bar:30} {pos}/{len} files  {msg}  eta {eta}",
             )
             .expect("valid progress template"),
         );
+        bar.set_prefix("reading the lake");
         bar
     });
     crate::telemetry::set_progress_bar(bar.clone());
     bar
 }
 
-/// Writes the page, the summary and the charts into `out`; charts of an earlier report there
-/// are removed first.
-async fn write(out: &Path, report: &Report, svgs: &[String]) -> anyhow::Result<()> {
-    let charts_dir = out.join("charts");
-    tokio::fs::create_dir_all(&charts_dir)
-        .await
-        .with_context(|| format!("cannot create {}", charts_dir.display()))?;
-    let mut entries = tokio::fs::read_dir(&charts_dir).await?;
-    while let Some(entry) = entries.next_entry().await? {
-        if entry.path().extension().is_some_and(|e| e == "svg") {
-            tokio::fs::remove_file(entry.path()).await?;
-        }
-    }
-    for (chart, svg) in report.charts.iter().zip(svgs) {
-        let path = out.join(&chart.file);
-        tokio::fs::write(&path, svg)
-            .await
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let summary = serde_json::to_vec(report)?;
-    let page = html::page(report, svgs);
-    for (name, body) in [
-        ("summary.json", summary),
-        ("report.html", page.into_bytes()),
-    ] {
-        let path = out.join(name);
-        tokio::fs::write(&path, body)
-            .await
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+/// Publishes the digest of dates without tick files, `why` saying what the lake holds.
+async fn no_ticks(
+    config: &Config,
+    aws: &Aws,
+    topic: &str,
+    (first, last): (&str, &str),
+    why: &str,
+) -> anyhow::Result<ReportOutcome> {
+    tracing::warn!(reason = %why, "No ticks: publishing a digest that says so.");
+    let digest = digest::without_ticks(first, last, why);
+    deliver::announce(config, aws, topic, &digest).await?;
+    Ok(ReportOutcome {
+        out: None,
+        uploaded: None,
+        published: Some((topic.to_owned(), digest.subject)),
+        dates: match first == last {
+            true => first.to_owned(),
+            false => format!("{first} to {last}"),
+        },
+        files: 0,
+        rows: 0,
+        symbols: 0,
+        charts: 0,
+    })
 }
 
 #[cfg(test)]

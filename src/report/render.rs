@@ -1,5 +1,5 @@
 //! Draws a [`ChartSpec`] as an SVG with `plotters`: the price pane (one polyline per line,
-//! markers for anomalies and trend changes) above the volume pane, a shared time axis (UTC), a
+//! markers for anomalies, trend changes and alerts by kind) above the volume pane, a shared time axis (UTC), a
 //! title and a legend. Text is left to the viewer's sans-serif font, so no font is read here.
 //!
 //! In: a chart spec. Out: the SVG document as a string, which the page inlines and `charts/`
@@ -8,7 +8,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::charts::{ChartSpec, PRICE, SMA_LONG, SMA_SHORT, VWAP};
+use super::charts::{AlertMark, ChartSpec, PRICE, SMA_LONG, SMA_SHORT, VWAP};
+use crate::model::rules::AlertKind;
 
 pub const WIDTH: u32 = 1100;
 pub const HEIGHT: u32 = 460;
@@ -33,6 +34,11 @@ pub const VWAP_COLOR: RGBColor = RGBColor(0x16, 0xa0, 0x85);
 const ANOMALY_COLOR: RGBColor = RGBColor(0xd8, 0x1b, 0x60);
 const TREND_UP_COLOR: RGBColor = RGBColor(0x2e, 0x7d, 0x32);
 const TREND_DOWN_COLOR: RGBColor = RGBColor(0xc6, 0x28, 0x28);
+/// Squares of the alerts by kind (filled: sent; hollow: held by the budget).
+pub const CHANGE_ALERT_COLOR: RGBColor = RGBColor(0xef, 0x6c, 0x00);
+pub const ZSCORE_ALERT_COLOR: RGBColor = RGBColor(0x6a, 0x1b, 0x9a);
+pub const VOLUME_ALERT_COLOR: RGBColor = RGBColor(0x00, 0x83, 0x8f);
+pub const LEVEL_ALERT_COLOR: RGBColor = RGBColor(0x5d, 0x40, 0x37);
 const VOLUME_COLOR: RGBColor = RGBColor(0x90, 0xa4, 0xae);
 const GRID_COLOR: RGBColor = RGBColor(0xe8, 0xe8, 0xe8);
 const TEXT_COLOR: RGBColor = RGBColor(0x33, 0x33, 0x33);
@@ -53,6 +59,29 @@ pub fn line_style(name: &str) -> (RGBColor, &'static str) {
         VWAP => (VWAP_COLOR, "VWAP"),
         _ => (TEXT_COLOR, "?"),
     }
+}
+
+/// The colour and legend label of an alert kind's squares.
+pub fn alert_style(kind: AlertKind) -> (RGBColor, &'static str) {
+    match kind {
+        AlertKind::ChangePercent => (CHANGE_ALERT_COLOR, "change % alert"),
+        AlertKind::ReturnZscore => (ZSCORE_ALERT_COLOR, "z-score alert"),
+        AlertKind::VolumeSpike => (VOLUME_ALERT_COLOR, "volume alert"),
+        AlertKind::PriceAbove | AlertKind::PriceBelow => (LEVEL_ALERT_COLOR, "price level alert"),
+        AlertKind::TrendUp => (TREND_UP_COLOR, "trend up"),
+        AlertKind::TrendDown => (TREND_DOWN_COLOR, "trend down"),
+    }
+}
+
+/// A square of side 8 centred on its point: filled for an alert sent, hollow for one held.
+fn alert_square(mark: &AlertMark) -> Rectangle<(i32, i32)> {
+    let (color, _) = alert_style(mark.kind);
+    let style = if mark.held {
+        color.stroke_width(1)
+    } else {
+        color.mix(0.85).filled()
+    };
+    Rectangle::new([(-4, -4), (4, 4)], style)
 }
 
 /// The SVG of one chart.
@@ -155,6 +184,11 @@ fn price_pane<DB: DrawingBackend>(
             .iter()
             .map(|&at| Circle::new(at, 5, ANOMALY_COLOR.stroke_width(2))),
     )?;
+    price.draw_series(
+        spec.alerts
+            .iter()
+            .map(|mark| EmptyElement::at(mark.at) + alert_square(mark)),
+    )?;
     Ok(())
 }
 
@@ -237,6 +271,23 @@ fn header_band<DB: DrawingBackend>(
             1 => area.draw(&(EmptyElement::at(at) + up_triangle(TREND_UP_COLOR, 0)))?,
             _ => area.draw(&(EmptyElement::at(at) + down_triangle(TREND_DOWN_COLOR, 0)))?,
         }
+        area.draw(&Text::new(label, (x + 17, 11), font.clone()))?;
+        x += 30 + 7 * label.len() as i32;
+    }
+    // The alert kinds the chart shows, each once (a held alert's hollow square says the rest).
+    let mut shown: Vec<&str> = Vec::new();
+    for mark in &spec.alerts {
+        let (_, label) = alert_style(mark.kind);
+        if shown.contains(&label) {
+            continue;
+        }
+        shown.push(label);
+        let legend = AlertMark {
+            held: false,
+            at: (0, 0.0),
+            ..*mark
+        };
+        area.draw(&(EmptyElement::at((x + 6, 17)) + alert_square(&legend)))?;
         area.draw(&Text::new(label, (x + 17, 11), font.clone()))?;
         x += 30 + 7 * label.len() as i32;
     }
@@ -329,6 +380,18 @@ mod tests {
             anomalies: vec![(700, 107.0), (1_200, 112.0)],
             trend_up: vec![(2_000, 120.0)],
             trend_down: vec![(3_000, 130.0)],
+            alerts: vec![
+                AlertMark {
+                    kind: AlertKind::VolumeSpike,
+                    held: false,
+                    at: (900, 109.0),
+                },
+                AlertMark {
+                    kind: AlertKind::VolumeSpike,
+                    held: true,
+                    at: (1_500, 115.0),
+                },
+            ],
             volume: (0..10)
                 .map(|i| VolumeBar {
                     start_ms: i * 490,
@@ -356,6 +419,11 @@ mod tests {
         // Markers: two anomaly circles; one triangle each way (the legend draws one of each too).
         assert_eq!(svg.matches("<circle").count(), 2 + 1);
         assert_eq!(svg.matches("<polygon").count(), 2 + 2);
+        // Alert squares: one sent (filled, and one in the legend), one held (hollow).
+        let hex = |c: RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        let color = hex(VOLUME_ALERT_COLOR);
+        assert_eq!(svg.matches(&format!("fill=\"{color}\"")).count(), 1 + 1);
+        assert_eq!(svg.matches(&format!("stroke=\"{color}\"")).count(), 1);
         // Nine volume slices with volume, plus the white background.
         let bars = format!(
             "fill=\"#{:02X}{:02X}{:02X}\"",
@@ -414,6 +482,7 @@ mod tests {
             anomalies: Vec::new(),
             trend_up: Vec::new(),
             trend_down: Vec::new(),
+            alerts: Vec::new(),
             volume: Vec::new(),
             time_range: (5, 5),
             value_range: (10.0, 10.0),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::model::lake::MEASURE_COLUMNS;
-use crate::model::rules::Trend;
+use crate::model::rules::{AlertKinds, Trend};
 
 /// A lake row. Numbers a tick may lack are `None`, as the file's NULLs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,6 +39,10 @@ pub struct Row {
     pub sequence_number: String,
     pub sub_sequence_number: i64,
     pub arrival_time_ms: i64,
+    /// The kinds of alerts the tick raised and sent, and those its symbol's budget held (empty
+    /// in files written before the lake had these columns).
+    pub alerts: AlertKinds,
+    pub alerts_held: AlertKinds,
     /// The Hive partition of the file (`YYYY-MM-DD`), a column in Athena and DuckDB too.
     pub dt: Arc<str>,
 }
@@ -56,6 +60,8 @@ pub fn columns() -> Vec<&'static str> {
             "sequence_number",
             "sub_sequence_number",
             "arrival_time",
+            "alerts",
+            "alerts_held",
             "dt",
         ])
         .collect()
@@ -111,6 +117,8 @@ impl Row {
             Value::from(self.sequence_number.as_str()),
             Value::from(self.sub_sequence_number),
             Value::from(iso_millis(self.arrival_time_ms)),
+            self.alerts.to_text().map_or(Value::Null, Value::from),
+            self.alerts_held.to_text().map_or(Value::Null, Value::from),
             Value::from(&*self.dt),
         ]);
         values
@@ -148,6 +156,7 @@ mod tests {
         assert_eq!(at("previous_close"), 10.0);
         assert_eq!(at("volume"), &Value::Null);
         assert_eq!(at("trend"), "up");
+        assert_eq!(at("alerts"), &Value::Null);
         assert_eq!(at("dt"), "2026-01-05");
         assert_eq!(row.price_change(), Some(0.5));
         assert_eq!(row.change_vs_close(), Some(5.0));

@@ -2,25 +2,23 @@
 //! anomalies, alerts by kind and hour (or, with no alert log, the lake's anomalies and trend
 //! changes by hour), dead letters by reason.
 //!
-//! In: the sorted [`Series`], the alerts of the alert log if there is one, the dead letters'
-//! reason codes and reasons. Out: [`Glance`], which `summary.json` holds and the page shows.
-//! Pure: no I/O.
+//! In: the first read's [`Tally`] (with the trend changes of its late symbols counted by the
+//! second read), the alerts of the alert log if there is one, the dead letters' reason codes and
+//! reasons. Out: [`Glance`], which `summary.json` holds and the page shows. Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::row::iso_millis;
-use super::series::{Point, Series, trend_changes};
+use super::tally::{MS_PER_HOUR, Tally, hour_of};
 use crate::model::lake::partition_date;
-use crate::model::rules::{Alert, Trend};
+use crate::model::rules::{Alert, AlertKind};
 
 /// Gainers and losers shown.
 pub const MOVERS: usize = 5;
 /// Symbols shown by anomaly count.
 pub const MOST_ANOMALIES: usize = 10;
-
-const MS_PER_HOUR: i64 = 3_600_000;
 
 /// A symbol's last tick of the report's range against its previous close.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,7 +46,8 @@ pub struct AlertHour {
     pub by_kind: BTreeMap<&'static str, u64>,
 }
 
-/// The alert log's alerts of the report's dates, once each (by id).
+/// The alerts of the report's dates: from the alert log (each id once), or, without one, from
+/// the lake's `alerts` column.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertSummary {
     pub total: u64,
@@ -64,6 +63,15 @@ pub struct LakeHour {
     pub anomalies: u64,
     pub trend_up: u64,
     pub trend_down: u64,
+}
+
+/// Alerts held back by the per-symbol budget, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HeldAlerts {
+    pub total: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// The symbols that had most held, most first (at most [`MOST_ANOMALIES`]).
+    pub symbols: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,8 +91,11 @@ pub struct Glance {
     pub gainers: Vec<Mover>,
     pub losers: Vec<Mover>,
     pub most_anomalies: Vec<AnomalyCount>,
-    /// `None` when there is no alert log (a lake on S3, or a directory without `alerts.jsonl`).
+    /// From the alert log if there is one, else from the lake's `alerts` column; `None` when
+    /// neither has an alert (a quiet range, or a lake written before it kept alert kinds).
     pub alerts: Option<AlertSummary>,
+    /// Alerts the symbols' hourly budgets held back (the lake's `alerts_held` column).
+    pub alerts_held: HeldAlerts,
     pub lake_by_hour: Vec<LakeHour>,
     pub dead_letters: u64,
     pub dead_letters_by_reason: Vec<ReasonCount>,
@@ -129,23 +140,45 @@ fn hour_label(hour: i64) -> String {
     format!("{} {}", &text[..10], &text[11..16])
 }
 
-/// The day at a glance of `series`; `alerts` (the alert log, if any) are counted when their
+/// The day at a glance of `tally`; `alerts` (the alert log, if any) are counted when their
 /// event date is one of `dates`, each id once.
+///
+/// # Panics
+/// If a symbol with late runs has no trend changes counted: the second read counts them
+/// ([`super::replay::Replay::finish`]).
 pub fn glance(
-    series: &Series,
+    tally: &Tally,
     alerts: Option<&[Alert]>,
     dates: &BTreeSet<String>,
     dead_letters: DeadLetterCounts,
 ) -> Glance {
     let mut movers = Vec::new();
     let mut anomalies = Vec::new();
-    let mut by_hour: BTreeMap<i64, LakeHour> = BTreeMap::new();
+    let mut by_hour: BTreeMap<i64, LakeHour> = tally
+        .by_hour
+        .iter()
+        .map(|(&hour, counts)| {
+            let lake_hour = LakeHour {
+                ticks: counts.ticks,
+                anomalies: counts.anomalies,
+                ..LakeHour::default()
+            };
+            (hour, lake_hour)
+        })
+        .collect();
+    let mut held = HeldAlerts {
+        total: tally.held.values().sum(),
+        by_kind: tally
+            .held
+            .iter()
+            .map(|(kind, &n)| (kind.as_str(), n))
+            .collect(),
+        symbols: Vec::new(),
+    };
     let (mut first, mut last) = (None::<i64>, None::<i64>);
-    for (symbol, points) in series.symbols() {
-        let (Some(head), Some(tail)) = (points.first(), points.last()) else {
-            continue;
-        };
-        first = Some(first.map_or(head.time_ms, |t| t.min(head.time_ms)));
+    for (symbol, symbol_tally) in tally.symbols() {
+        let tail = &symbol_tally.last;
+        first = Some(first.map_or(symbol_tally.first_ms, |t| t.min(symbol_tally.first_ms)));
         last = Some(last.map_or(tail.time_ms, |t| t.max(tail.time_ms)));
         if let (Some(close), Some(change)) = (tail.previous_close, tail.change_vs_close()) {
             movers.push(Mover {
@@ -156,16 +189,28 @@ pub fn glance(
                 change_percent: change,
             });
         }
-        let flagged = points.iter().filter(|p| p.anomaly).count() as u64;
-        if flagged > 0 {
+        if symbol_tally.anomalies > 0 {
             anomalies.push(AnomalyCount {
                 symbol: symbol.to_owned(),
-                anomalies: flagged,
-                ticks: points.len() as u64,
+                anomalies: symbol_tally.anomalies,
+                ticks: symbol_tally.ticks,
             });
         }
-        count_by_hour(points, &mut by_hour);
+        let trend = symbol_tally
+            .trend()
+            .unwrap_or_else(|| panic!("trend changes of {symbol} not counted in order"));
+        for (hour, up, down) in trend.by_hour() {
+            let lake_hour = by_hour.entry(hour).or_default();
+            lake_hour.trend_up += up;
+            lake_hour.trend_down += down;
+        }
+        if symbol_tally.held > 0 {
+            held.symbols.push((symbol.to_owned(), symbol_tally.held));
+        }
     }
+    held.symbols
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    held.symbols.truncate(MOST_ANOMALIES);
 
     let (gainers, losers) = gainers_and_losers(movers);
     anomalies.sort_by(|a, b| {
@@ -175,15 +220,29 @@ pub fn glance(
     });
     anomalies.truncate(MOST_ANOMALIES);
     let dead_letters_total = dead_letters.by_code.values().map(|(count, _)| count).sum();
+    let lake_alerts = KindCounts {
+        by_hour: tally
+            .sent
+            .iter()
+            .map(|(&hour, kinds)| {
+                let kinds = kinds.iter().map(|(kind, &n)| (kind.as_str(), n)).collect();
+                (hour, kinds)
+            })
+            .collect(),
+    };
 
     Glance {
-        symbols: series.len(),
+        symbols: tally.len(),
         first_event_time: first.map(iso_millis),
         last_event_time: last.map(iso_millis),
         gainers,
         losers,
         most_anomalies: anomalies,
-        alerts: alerts.map(|alerts| alert_summary(alerts, dates)),
+        alerts: match alerts {
+            Some(log) => Some(alert_summary(log, dates)),
+            None => lake_alerts.summary(),
+        },
+        alerts_held: held,
         lake_by_hour: by_hour
             .into_iter()
             .map(|(hour, counts)| LakeHour {
@@ -196,23 +255,44 @@ pub fn glance(
     }
 }
 
-/// Adds a symbol's ticks, anomalies and trend changes to the hours they fell in.
-fn count_by_hour(points: &[Point], by_hour: &mut BTreeMap<i64, LakeHour>) {
-    for point in points {
-        let hour = by_hour
-            .entry(point.time_ms.div_euclid(MS_PER_HOUR))
-            .or_default();
-        hour.ticks += 1;
-        hour.anomalies += u64::from(point.anomaly);
+/// Alert kinds counted by kind and hour.
+#[derive(Debug, Default)]
+struct KindCounts {
+    by_hour: BTreeMap<i64, BTreeMap<&'static str, u64>>,
+}
+
+impl KindCounts {
+    fn add(&mut self, time_ms: i64, kind: AlertKind) {
+        *self
+            .by_hour
+            .entry(hour_of(time_ms))
+            .or_default()
+            .entry(kind.as_str())
+            .or_default() += 1;
     }
-    for (index, trend) in trend_changes(points) {
-        let hour = by_hour
-            .entry(points[index].time_ms.div_euclid(MS_PER_HOUR))
-            .or_default();
-        match trend {
-            Trend::Up => hour.trend_up += 1,
-            Trend::Down => hour.trend_down += 1,
-        }
+
+    /// `None` without any alert.
+    fn summary(self) -> Option<AlertSummary> {
+        let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let by_hour: Vec<AlertHour> = self
+            .by_hour
+            .into_iter()
+            .map(|(hour, kinds)| {
+                for (kind, n) in &kinds {
+                    *by_kind.entry(kind).or_default() += n;
+                }
+                AlertHour {
+                    hour: hour_label(hour),
+                    total: kinds.values().sum(),
+                    by_kind: kinds,
+                }
+            })
+            .collect();
+        (!by_hour.is_empty()).then(|| AlertSummary {
+            total: by_kind.values().sum(),
+            by_kind,
+            by_hour,
+        })
     }
 }
 
@@ -243,48 +323,31 @@ fn gainers_and_losers(mut movers: Vec<Mover>) -> (Vec<Mover>, Vec<Mover>) {
 /// appended an alert twice), by kind and by hour.
 fn alert_summary(alerts: &[Alert], dates: &BTreeSet<String>) -> AlertSummary {
     let mut seen = BTreeSet::new();
-    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut by_hour: BTreeMap<i64, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    let mut counts = KindCounts::default();
     for alert in alerts {
-        if !dates.contains(&partition_date(alert.event_time_ms)) || !seen.insert(&alert.id) {
-            continue;
+        if dates.contains(&partition_date(alert.event_time_ms)) && seen.insert(&alert.id) {
+            counts.add(alert.event_time_ms, alert.kind);
         }
-        let kind = alert.kind.as_str();
-        *by_kind.entry(kind).or_default() += 1;
-        *by_hour
-            .entry(alert.event_time_ms.div_euclid(MS_PER_HOUR))
-            .or_default()
-            .entry(kind)
-            .or_default() += 1;
     }
-    AlertSummary {
-        total: by_kind.values().sum(),
-        by_kind,
-        by_hour: by_hour
-            .into_iter()
-            .map(|(hour, by_kind)| AlertHour {
-                hour: hour_label(hour),
-                total: by_kind.values().sum(),
-                by_kind,
-            })
-            .collect(),
-    }
+    counts.summary().unwrap_or(AlertSummary {
+        total: 0,
+        by_kind: BTreeMap::new(),
+        by_hour: Vec::new(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::replay::both_reads;
     use super::super::row::Row;
     use super::*;
-    use crate::model::rules::{AlertKind, Severity};
+    use crate::model::rules::{AlertKind, Severity, Trend};
 
     const DAY: i64 = 1_767_571_200_000; // 2026-01-05T00:00:00Z
 
-    fn series(rows: &[Row]) -> Series {
-        let mut series = Series::default();
-        for row in rows {
-            series.add(row);
-        }
-        series.sorted()
+    /// The tally of `rows` (one file) after both reads.
+    fn tally(rows: &[Row]) -> Tally {
+        both_reads(&[rows.to_vec()], &[]).0
     }
 
     fn tick(symbol: &str, time_ms: i64, price: f64, close: Option<f64>) -> Row {
@@ -329,7 +392,7 @@ mod tests {
         }
         // The last tick has no previous close: no change to rank.
         rows.push(tick("NOCLOSE", DAY + 5_000, 10.0, None));
-        let glance = glance(&series(&rows), None, &dates(), DeadLetterCounts::default());
+        let glance = glance(&tally(&rows), None, &dates(), DeadLetterCounts::default());
         let symbols =
             |movers: &[Mover]| -> Vec<String> { movers.iter().map(|m| m.symbol.clone()).collect() };
         assert_eq!(symbols(&glance.gainers), ["S0", "S1", "S2", "S3", "S4"]);
@@ -362,7 +425,7 @@ mod tests {
             anomaly: true,
             ..tick("B", DAY + 1, 1.0, None)
         });
-        let glance = glance(&series(&rows), None, &dates(), DeadLetterCounts::default());
+        let glance = glance(&tally(&rows), None, &dates(), DeadLetterCounts::default());
         assert_eq!(
             glance.most_anomalies,
             [
@@ -410,7 +473,7 @@ mod tests {
             alert("d", AlertKind::TrendUp, DAY - 1), // the day before
         ];
         let glance = glance(
-            &series(&[]),
+            &tally(&[]),
             Some(&alerts),
             &dates(),
             DeadLetterCounts::default(),
@@ -431,12 +494,47 @@ mod tests {
     }
 
     #[test]
+    fn without_an_alert_log_the_lakes_alert_columns_are_counted() {
+        let kinds = |k: &[AlertKind]| k.iter().copied().collect();
+        let rows = [
+            Row {
+                alerts: kinds(&[AlertKind::TrendUp, AlertKind::VolumeSpike]),
+                ..tick("A", DAY + 10, 1.0, None)
+            },
+            Row {
+                alerts_held: kinds(&[AlertKind::ReturnZscore]),
+                ..tick("A", DAY + 20, 1.0, None)
+            },
+            Row {
+                alerts: kinds(&[AlertKind::TrendDown]),
+                alerts_held: kinds(&[AlertKind::ReturnZscore, AlertKind::VolumeSpike]),
+                ..tick("B", DAY + 3_600_000, 1.0, None)
+            },
+        ];
+        let glance = glance(&tally(&rows), None, &dates(), DeadLetterCounts::default());
+        let sent = glance.alerts.unwrap();
+        assert_eq!(sent.total, 3);
+        assert_eq!(
+            sent.by_kind,
+            BTreeMap::from([("trend_down", 1), ("trend_up", 1), ("volume_spike", 1)])
+        );
+        assert_eq!(sent.by_hour.len(), 2);
+        let held = glance.alerts_held;
+        assert_eq!(held.total, 3);
+        assert_eq!(
+            held.by_kind,
+            BTreeMap::from([("return_zscore", 2), ("volume_spike", 1)])
+        );
+        assert_eq!(held.symbols, [("B".to_owned(), 2), ("A".to_owned(), 1)]);
+    }
+
+    #[test]
     fn dead_letters_rank_by_count_with_an_example_reason() {
         let mut counts = DeadLetterCounts::default();
         counts.add("missing_field", "missing required field `price`");
         counts.add("malformed_json", "expected value at line 1");
         counts.add("missing_field", "missing required field `symbol`");
-        let glance = glance(&series(&[]), None, &dates(), counts);
+        let glance = glance(&tally(&[]), None, &dates(), counts);
         assert_eq!(glance.dead_letters, 3);
         assert_eq!(
             glance.dead_letters_by_reason[0],

@@ -123,7 +123,7 @@ async fn shard_iterator(
     };
     let output = match (send_with_retries(typed).await, start) {
         (Err(error), StartPosition::After(position)) if refuses_sequence_number(&error) => {
-            tracing::warn!(%shard_id, %position, error = %aws::describe(&error),
+            tracing::warn!(%position, error = %aws::describe(&error),
                 "The stream refuses the sequence number to resume at; reading from the trim horizon.");
             send_with_retries(trim_horizon).await
         }
@@ -322,7 +322,7 @@ impl ShardCursor for KinesisCursor {
                     .as_service_error()
                     .is_some_and(|e| e.is_expired_iterator_exception()) =>
             {
-                tracing::info!(shard_id = %self.shard_id, "Shard iterator expired, renewing.");
+                tracing::info!("Shard iterator expired, renewing.");
                 self.renew_iterator().await?;
                 return Ok(ReadBatch::default());
             }

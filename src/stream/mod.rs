@@ -4,7 +4,8 @@
 //! out batches in stream order and hides iterators, pacing and retries. Implementations: the
 //! in-process [`local::LocalStream`] (fed by the simulator), Kinesis and Kafka. A cursor that resumes
 //! after a position also says when the records that followed it were trimmed by the stream's
-//! retention before they were read ([`retention`]).
+//! retention before they were read ([`retention`]). A cursor is used by its shard's reader, in
+//! the reader's span, so its log lines leave the shard id to that span.
 
 pub mod kafka;
 pub mod kinesis;

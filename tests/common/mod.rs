@@ -6,6 +6,7 @@
 pub mod fault_proxy;
 pub mod health;
 pub mod kafka;
+pub mod lake;
 pub mod stack;
 
 use std::sync::atomic::{AtomicU32, Ordering};

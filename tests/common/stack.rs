@@ -377,7 +377,9 @@ pub fn records(count: usize, seed: u64) -> (Vec<(String, Bytes)>, usize) {
     let config = SimulatorConfig {
         symbols: 30,
         seed,
-        jump_rate: 0.003,
+        // A stressed market: news on about one tick in 330 (a real one has a few a day), so
+        // that the anomaly alerts' paths run.
+        jumps_per_session: 2_340.0,
         ..SimulatorConfig::default()
     };
     let records: Vec<_> = MarketSimulator::new(config).take(count).collect();

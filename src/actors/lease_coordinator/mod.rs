@@ -15,6 +15,10 @@
 //! What to do on a read of the table is decided by pure functions of it ([`decide`], with the
 //! rule for leases that name this worker but that it does not read in [`unrun`]); this actor
 //! carries the decisions out. Letting leases go is in [`release`].
+//!
+//! The coordinator runs in its span `lease_coordinator{worker_id}` ([`super::span`]). Its lines
+//! about one lease name the shard themselves: they are the coordinator's decisions among many
+//! shards, not work done in a shard's span.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -497,7 +501,7 @@ impl Actor for LeaseCoordinator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        tracing::info!(worker = %self.me, "Lease coordinator started.");
+        tracing::info!("Lease coordinator started.");
         self.poll(ctx);
         ctx.run_interval(self.config.poll_interval, |act, ctx| {
             // On their own timer, not after a completed read of the lease table: a slow read

@@ -4,6 +4,7 @@
 
 use actix::dev::Request;
 use actix::prelude::*;
+use tracing::Instrument;
 
 use super::ReaderLinks;
 use super::error::ReaderError;
@@ -76,12 +77,16 @@ impl HandOff {
             let metrics = &self.links.metrics;
             metrics.add(Counter::BarLateTicks, aggregated.late_for_bars);
         }
-        let anomalies = chunks
-            .iter()
-            .flat_map(|chunk| chunk.iter())
-            .filter(|t| t.anomaly);
+        let (anomalies, held) = chunks.iter().flat_map(|chunk| chunk.iter()).fold(
+            (0u64, 0u64),
+            |(anomalies, held), t| {
+                let held_here = t.alerts_held.iter().count() as u64;
+                (anomalies + u64::from(t.anomaly), held + held_here)
+            },
+        );
         let metrics = &self.links.metrics;
-        metrics.add(Counter::AnomaliesDetected, anomalies.count() as u64);
+        metrics.add(Counter::AnomaliesDetected, anomalies);
+        metrics.add(Counter::AlertsHeld, held);
         alerts.sort_by(|a, b| a.id.cmp(&b.id));
 
         let barrier = self.candidate.as_ref().map(|c| c.position.clone());
@@ -116,7 +121,7 @@ impl HandOff {
         if self.last {
             send.await.map(|()| None)
         } else {
-            Ok(Some(tokio::task::spawn_local(send)))
+            Ok(Some(tokio::task::spawn_local(send.in_current_span())))
         }
     }
 }

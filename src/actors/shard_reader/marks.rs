@@ -4,7 +4,6 @@
 //! sends no alert again. The reader cuts its reads at both, so that a batch never runs across one.
 
 use crate::checkpoint::Marks;
-use crate::model::ids::ShardId;
 use crate::model::tick::Position;
 use crate::stream::ReadBatch;
 
@@ -45,7 +44,7 @@ impl ResumeMarks {
     }
 
     /// Cuts `batch` after the nearest mark and says what the part left is.
-    pub fn cut(&mut self, shard_id: &ShardId, batch: &mut ReadBatch) -> Cut {
+    pub fn cut(&mut self, batch: &mut ReadBatch) -> Cut {
         let nearest = match (&self.files_end, &self.alerts_published) {
             (Some(a), Some(b)) => Some(a.min(b).clone()),
             (a, b) => a.as_ref().or(b.as_ref()).cloned(),
@@ -63,8 +62,7 @@ impl ResumeMarks {
         {
             if !at_files_end {
                 // No owner can end a file there any more: barriers go back to their places.
-                tracing::warn!(%shard_id, %end,
-                    "The reserved end of the shard's files is no longer in the stream.");
+                tracing::warn!(%end, "The reserved end of the shard's files is no longer in the stream.");
             }
             self.files_end = None;
         }
@@ -122,33 +120,31 @@ mod tests {
 
     #[test]
     fn reads_are_cut_at_each_mark_in_turn() {
-        let shard: ShardId = "shard-1".into();
         let mut marks = ResumeMarks::new(marks(Some(6), Some(4)), Some(&position(1)));
         let mut batch = read(2..=8);
-        let cut = marks.cut(&shard, &mut batch);
+        let cut = marks.cut(&mut batch);
         assert_eq!(batch.records.len(), 3, "2..=4: up to the alerts mark");
         assert!(cut.alerts_published && !cut.at_files_end);
         let mut batch = cut.rest.unwrap();
-        let cut = marks.cut(&shard, &mut batch);
+        let cut = marks.cut(&mut batch);
         assert_eq!(batch.records.len(), 2, "5..=6: up to the files end");
         assert!(cut.at_files_end && !cut.alerts_published);
         assert!(marks.files_end().is_none());
         let mut batch = cut.rest.unwrap();
-        let cut = marks.cut(&shard, &mut batch);
+        let cut = marks.cut(&mut batch);
         assert_eq!(batch.records.len(), 2, "7..=8: no mark left");
         assert!(!cut.at_files_end && !cut.alerts_published && cut.rest.is_none());
     }
 
     #[test]
     fn a_mark_gone_from_the_stream_is_dropped() {
-        let shard: ShardId = "shard-1".into();
         let mut marks = ResumeMarks::new(marks(Some(3), Some(3)), Some(&position(1)));
         let mut batch = read(5..=6);
-        let cut = marks.cut(&shard, &mut batch);
+        let cut = marks.cut(&mut batch);
         assert!(batch.records.is_empty() && !cut.at_files_end);
         assert!(marks.files_end().is_none());
         let mut batch = cut.rest.unwrap();
-        let cut = marks.cut(&shard, &mut batch);
+        let cut = marks.cut(&mut batch);
         assert_eq!(batch.records.len(), 2);
         assert!(!cut.alerts_published, "alerts past the mark are sent");
     }

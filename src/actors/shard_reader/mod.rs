@@ -10,6 +10,9 @@
 //! dead-lettered. One read is processed at a time, while the sinks take the previous one: the
 //! reader waits for that hand-off before it makes the next, so batches reach the sinks in order
 //! and a slow sink slows the reader.
+//!
+//! The reader runs in the span `shard_reader{shard_id, generation}` ([`super::span`]), and so
+//! does what it calls (the stream port, the hand-off): no line of it names the shard itself.
 
 mod error;
 mod handoff;
@@ -34,6 +37,7 @@ use self::schedule::first_barrier_after;
 use super::checkpointer::Checkpointer;
 use super::fatal::Fatal;
 use super::sink::Sinks;
+use super::span;
 use super::symbol_aggregator::{Aggregate, SymbolAggregator};
 use crate::barrier::{CommittedPositions, FinishedEmpty};
 use crate::checkpoint::CheckpointStore;
@@ -217,7 +221,7 @@ impl ShardReader {
 
     fn read_next(&mut self, ctx: &mut Context<Self>) {
         if self.control.aborted() {
-            tracing::info!(shard_id = %self.shard_id, "Shard reader aborted: the lease is lost.");
+            tracing::info!("Shard reader aborted: the lease is lost.");
             ctx.stop();
             return;
         }
@@ -247,7 +251,7 @@ impl ShardReader {
                             act.failed_reads += 1;
                             let pause = read_pause(act.failed_reads);
                             let refused = !error.is_retryable();
-                            tracing::error!(shard_id = %act.shard_id, %error, ?pause, refused,
+                            tracing::error!(%error, ?pause, refused,
                                 "Reading the shard failed; reading again after a pause.");
                             act.links
                                 .health
@@ -275,7 +279,7 @@ impl ShardReader {
     /// barrier, hand off): each step reads or moves the reader's state the next one uses, and
     /// the order is the protocol (`src/barrier/mod.rs`).
     fn process(&mut self, mut batch: ReadBatch) -> Pin<Box<dyn ActorFuture<Self, Output = Flow>>> {
-        let cut = self.marks.cut(&self.shard_id, &mut batch);
+        let cut = self.marks.cut(&mut batch);
         self.carried = cut.rest;
         let ReadBatch {
             records,
@@ -312,7 +316,7 @@ impl ShardReader {
         if let Some(gap) = retention_gap {
             // Logged and counted by every reader that resumes there; the marker, at the first
             // record read, goes out once with the files of the batch's dead letters.
-            tracing::error!(%shard_id, lost = %gap,
+            tracing::error!(lost = %gap,
                 "Records were lost to the stream's retention before they were read.");
             metrics.add(Counter::RecordsLostToRetention, 1);
             if let Some(before) = &gap.before {
@@ -360,21 +364,26 @@ impl ShardReader {
             shard_end,
             previous: self.sending.take(),
         };
-        Box::pin(handoff.run().into_actor(self).map(move |result, act, ctx| match result {
-            Ok(_) if last => {
-                act.finished = true;
-                tracing::info!(shard_id = %act.shard_id, shard_end, "Shard reader finished.");
-                Flow::Finish
-            }
-            Ok(sending) => {
-                act.sending = sending;
-                Flow::Continue
-            }
-            Err(error) => {
-                act.fail(error, ctx);
-                Flow::Finish
-            }
-        }))
+        Box::pin(
+            handoff
+                .run()
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(_) if last => {
+                        act.finished = true;
+                        tracing::info!(shard_end, "Shard reader finished.");
+                        Flow::Finish
+                    }
+                    Ok(sending) => {
+                        act.sending = sending;
+                        Flow::Continue
+                    }
+                    Err(error) => {
+                        act.fail(error, ctx);
+                        Flow::Finish
+                    }
+                }),
+        )
     }
 
     /// Counts a read in the metrics and moves the reader's position to its last record.
@@ -414,7 +423,7 @@ impl ShardReader {
             metrics.add_rejections(letter.reason_code, 1);
         }
         // People read a summary by reason every few seconds (`metrics::rejections`).
-        tracing::debug!(shard_id = %self.shard_id, count = dead_letters.len(), reason = %first.reason,
+        tracing::debug!(count = dead_letters.len(), reason = %first.reason,
             position = %first.position, "Records rejected and dead-lettered.");
     }
 
@@ -426,8 +435,7 @@ impl ShardReader {
         self.links
             .metrics
             .add(Counter::SymbolsEvicted, evicted.len() as u64);
-        tracing::debug!(shard_id = %self.shard_id, count = evicted.len(), %first,
-            "Idle symbols evicted.");
+        tracing::debug!(count = evicted.len(), %first, "Idle symbols evicted.");
     }
 
     /// Room for a quarter more than a fair share of a read of `records` among the symbols the
@@ -475,7 +483,8 @@ impl ShardReader {
     }
 }
 
-/// Starts the aggregator of `symbol` with `state`, or a fresh state.
+/// Starts the aggregator of `symbol` with `state`, or a fresh state, in a span inside the
+/// reader's.
 fn start_aggregator(
     settings: &ReaderSettings,
     shard_id: &ShardId,
@@ -483,15 +492,15 @@ fn start_aggregator(
     state: Option<SymbolState>,
 ) -> Addr<SymbolAggregator> {
     let state = state.unwrap_or_else(|| SymbolState::new(settings.windows));
-    SymbolAggregator::new(
+    let aggregator = SymbolAggregator::new(
         symbol.clone(),
         shard_id.clone(),
         state,
         settings.rules.for_symbol(symbol),
         settings.bars,
         settings.mailbox,
-    )
-    .start()
+    );
+    span::start(aggregator, span::symbol_aggregator(symbol))
 }
 
 impl Actor for ShardReader {
@@ -546,16 +555,15 @@ impl ShardReader {
             Ok((checkpoint, marks, inherited, cursor)) => {
                 act.marks = ResumeMarks::new(marks, checkpoint.as_ref().map(|c| &c.position));
                 if let Some(end) = act.marks.files_end() {
-                    tracing::info!(shard_id = %act.shard_id, %end,
+                    tracing::info!(%end,
                         "Ending the first files where an earlier owner reserved their end.");
                 }
                 if let Some(through) = act.marks.alerts_published() {
-                    tracing::info!(shard_id = %act.shard_id, %through,
+                    tracing::info!(%through,
                         "Alerts up to here were published before: none is sent again.");
                 }
                 if let Some(checkpoint) = checkpoint {
-                    tracing::info!(shard_id = %act.shard_id, position = %checkpoint.position,
-                        symbols = checkpoint.snapshot.len(), generation = act.generation(),
+                    tracing::info!(position = %checkpoint.position, symbols = checkpoint.snapshot.len(),
                         "Resuming shard from checkpoint.");
                     act.links
                         .committed
@@ -567,7 +575,7 @@ impl ShardReader {
                     }
                 }
                 if let Some(inherited) = inherited {
-                    tracing::info!(shard_id = %act.shard_id, symbols = inherited.len(),
+                    tracing::info!(symbols = inherited.len(),
                         "Starting child shard with its parents' state.");
                     for (symbol, state) in inherited {
                         act.restore(symbol, state);
@@ -579,7 +587,7 @@ impl ShardReader {
             Err(error) => {
                 act.failed_reads += 1;
                 let pause = read_pause(act.failed_reads);
-                tracing::error!(shard_id = %act.shard_id, %error, ?pause,
+                tracing::error!(%error, ?pause,
                     "Opening the shard failed; trying again after a pause.");
                 act.links
                     .health

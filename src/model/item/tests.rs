@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::text::*;
 use super::*;
+use crate::model::rules::AlertKinds;
 use crate::model::tick::{SequenceNumber, Tick};
 use crate::model::window::Indicators;
 
@@ -73,6 +74,8 @@ pub(crate) fn sample() -> EnrichedTick {
         },
         anomaly: true,
         trend: Some(Trend::Up),
+        alerts: AlertKinds::default(),
+        alerts_held: AlertKinds::default(),
     }
 }
 

@@ -17,11 +17,11 @@ use crate::model::rules::Trend;
 
 /// Rows per row group. A checkpoint's file is usually one row group; the cap bounds the writer's
 /// buffered memory when a shard catches up on a large backlog.
-const MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
+pub const MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Columns the writer dictionary-encodes: few distinct values per file. Prices and sequence
 /// numbers are nearly unique, so a dictionary would only be built to be thrown away.
-const DICTIONARY_COLUMNS: [&str; 3] = ["symbol", "trend", "shard_id"];
+const DICTIONARY_COLUMNS: [&str; 5] = ["symbol", "trend", "shard_id", "alerts", "alerts_held"];
 
 /// Doubles that move smoothly within a symbol but use every bit of their mantissa (averages,
 /// ratios): split into byte streams, their sign, exponent and leading bytes compress, which
@@ -46,7 +46,9 @@ const ZSTD_LEVEL: i32 = 1;
 /// Leaf indices of `symbol` and `event_time`, the order rows are written in.
 const SORT_COLUMNS: [i32; 2] = [0, 1];
 
-pub(super) fn writer_properties() -> WriterProperties {
+/// How every lake file is written: compression, encodings per column, statistics, row group
+/// size and the sort order it declares.
+pub fn writer_properties() -> WriterProperties {
     let sorting = SORT_COLUMNS
         .iter()
         .map(|&column_idx| SortingColumn {
@@ -114,6 +116,9 @@ fn record_batch(rows: &[&EnrichedTick]) -> Result<RecordBatch, LakeError> {
     let mut shard = StringBuilder::with_capacity(n, n * shard_len);
     let mut sequence = StringBuilder::with_capacity(n, n * sequence_len);
     let mut trend = StringBuilder::with_capacity(n, n * 4);
+    // Almost every row raised no alert: nulls.
+    let mut alerts = StringBuilder::with_capacity(n, 0);
+    let mut alerts_held = StringBuilder::with_capacity(n, 0);
     let mut anomaly = BooleanBuilder::with_capacity(n);
     let mut event_time = Vec::with_capacity(n);
     let mut price = Vec::with_capacity(n);
@@ -130,6 +135,8 @@ fn record_batch(rows: &[&EnrichedTick]) -> Result<RecordBatch, LakeError> {
         shard.append_value(&row.shard_id);
         sequence.append_value(row.position.sequence.as_str());
         trend.append_option(row.trend.map(trend_str));
+        alerts.append_option(row.alerts.to_text());
+        alerts_held.append_option(row.alerts_held.to_text());
         anomaly.append_value(row.anomaly);
         event_time.push(row.tick.event_time_ms);
         price.push(row.tick.price);
@@ -154,5 +161,7 @@ fn record_batch(rows: &[&EnrichedTick]) -> Result<RecordBatch, LakeError> {
     columns.push(Arc::new(
         TimestampMillisecondArray::from(arrival_time).with_timezone("UTC"),
     ));
+    columns.push(Arc::new(alerts.finish()));
+    columns.push(Arc::new(alerts_held.finish()));
     Ok(RecordBatch::try_new(tick_schema(), columns)?)
 }

@@ -14,7 +14,8 @@ use std::sync::{Arc, LazyLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use self::encoding::{encode_sorted, writer_properties};
+use self::encoding::encode_sorted;
+pub use self::encoding::{MAX_ROW_GROUP_ROWS, writer_properties};
 use super::calendar::{MS_PER_DAY, civil_from_days};
 use super::enriched::EnrichedTick;
 use super::tick::Position;
@@ -97,6 +98,10 @@ pub(super) static TICK_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("sequence_number", DataType::Utf8, false),
         Field::new("sub_sequence_number", DataType::Int64, false),
         Field::new("arrival_time", utc_millis(), false),
+        // Kinds of the alerts the row's tick raised (sent, and held by the symbol's budget),
+        // comma-separated; null for none. Last, so files written before them still line up.
+        Field::new("alerts", DataType::Utf8, true),
+        Field::new("alerts_held", DataType::Utf8, true),
     ]);
     Arc::new(Schema::new(fields))
 });

@@ -9,7 +9,7 @@ use parquet::basic::{
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::rules::Trend;
+use crate::model::rules::{AlertKind, AlertKinds, Trend};
 use crate::model::tick::{SequenceNumber, Tick};
 use crate::model::window::Indicators;
 
@@ -47,6 +47,8 @@ fn row(symbol: &str, event_time_ms: i64, seq: &str, sub: u32) -> EnrichedTick {
         },
         anomaly: symbol == "TSLA",
         trend: (symbol != "MSFT").then_some(Trend::Up),
+        alerts: [AlertKind::TrendUp].into_iter().collect(),
+        alerts_held: AlertKinds::default(),
     }
 }
 

@@ -2,9 +2,11 @@
 //! the builder that keeps a tick's alerts while each rule's cooldown quiets repeats.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::budget::HourBudget;
+use super::settings::RuleSet;
 
 use crate::model::tick::{Position, Symbol, Tick};
 
@@ -21,6 +23,21 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::PriceAbove,
+        AlertKind::PriceBelow,
+        AlertKind::ChangePercent,
+        AlertKind::ReturnZscore,
+        AlertKind::VolumeSpike,
+        AlertKind::TrendUp,
+        AlertKind::TrendDown,
+    ];
+
+    /// The kind of a snake_case name.
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The snake_case name used in alert ids and the `kind` message attribute.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +49,61 @@ impl AlertKind {
             AlertKind::TrendUp => "trend_up",
             AlertKind::TrendDown => "trend_down",
         }
+    }
+}
+
+/// A set of alert kinds: those a tick raised, or those its symbol's budget held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertKinds(u8);
+
+impl AlertKinds {
+    pub fn insert(&mut self, kind: AlertKind) {
+        self.0 |= Self::bit(kind);
+    }
+
+    pub fn contains(self, kind: AlertKind) -> bool {
+        self.0 & Self::bit(kind) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = AlertKind> {
+        AlertKind::ALL
+            .into_iter()
+            .filter(move |&k| self.contains(k))
+    }
+
+    /// The names joined by commas (`trend_up,volume_spike`), `None` for no kind: the lake's text.
+    pub fn to_text(self) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            self.iter()
+                .map(AlertKind::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    /// The set [`Self::to_text`] wrote; unknown names are left out.
+    pub fn parse(text: &str) -> Self {
+        let mut kinds = Self::default();
+        text.split(',')
+            .filter_map(AlertKind::parse)
+            .for_each(|k| kinds.insert(k));
+        kinds
+    }
+
+    fn bit(kind: AlertKind) -> u8 {
+        1 << AlertKind::ALL.iter().position(|&k| k == kind).unwrap_or(0)
+    }
+}
+
+impl FromIterator<AlertKind> for AlertKinds {
+    fn from_iter<I: IntoIterator<Item = AlertKind>>(iter: I) -> Self {
+        let mut kinds = Self::default();
+        iter.into_iter().for_each(|k| kinds.insert(k));
+        kinds
     }
 }
 
@@ -94,24 +166,42 @@ pub(super) struct Raised<'a> {
     pub(super) tick: &'a Tick,
     position: &'a Position,
     cooldown_ms: i64,
+    max_per_hour: Option<u32>,
+    budget: HourBudget,
     /// A rule fired, whether or not its alert was cooling down.
     pub(super) fired: bool,
     pub(super) alerts: Vec<Alert>,
+    /// Alerts the symbol's budget held back.
+    pub(super) held: AlertKinds,
 }
 
 impl<'a> Raised<'a> {
-    pub(super) fn new(tick: &'a Tick, position: &'a Position, cooldown: Duration) -> Self {
+    /// Takes the symbol's `budget` for the tick; [`Self::into_budget`] gives it back.
+    pub(super) fn new(
+        tick: &'a Tick,
+        position: &'a Position,
+        rules: &RuleSet,
+        budget: HourBudget,
+    ) -> Self {
         Self {
             tick,
             position,
-            cooldown_ms: i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX),
+            cooldown_ms: i64::try_from(rules.cooldown.as_millis()).unwrap_or(i64::MAX),
+            max_per_hour: rules.max_alerts_per_hour,
+            budget,
             fired: false,
             alerts: Vec::new(),
+            held: AlertKinds::default(),
         }
     }
 
-    /// Records that rule `kind` fired, and keeps its alert unless the rule is cooling down. The
-    /// message is only formatted for an alert that is kept: most are quieted.
+    pub(super) fn into_budget(self) -> (HourBudget, Vec<Alert>, AlertKinds) {
+        (self.budget, self.alerts, self.held)
+    }
+
+    /// Records that rule `kind` fired, and keeps its alert unless the rule is cooling down or
+    /// the symbol's budget for the hour is spent (then the alert is held). The message is only
+    /// formatted for an alert that is kept: most are quieted.
     pub(super) fn raise(
         &mut self,
         last_alert_ms: &mut BTreeMap<AlertKind, i64>,
@@ -130,6 +220,10 @@ impl<'a> Raised<'a> {
             return;
         }
         last_alert_ms.insert(kind, tick.event_time_ms);
+        if !self.budget.admit(self.max_per_hour, tick.event_time_ms) {
+            self.held.insert(kind);
+            return;
+        }
         self.alerts.push(Alert {
             id: format!(
                 "{}-{}-{}-{}",

@@ -1,23 +1,30 @@
-//! Alert rules: thresholds, change vs previous close, return z-score, volume spike and SMA
-//! crossover, configured globally and per symbol.
+//! Alert rules: thresholds, change vs previous close, return z-score, volume spike and the trend
+//! of bar closes, configured globally and per symbol, with a cooldown per rule and an alert
+//! budget per symbol.
 //!
 //! In: a tick, its indicators and the symbol's [`RuleState`]. Out: the alerts it raises, each with
-//! a deterministic id so that a replay produces the same ids.
+//! a deterministic id so that a replay produces the same ids, and the kinds its budget held.
 
 mod alert;
+mod budget;
 mod settings;
+mod trend;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use self::alert::{Raised, escalate};
+use self::budget::HourBudget;
+use self::trend::TrendBars;
 use super::exact_float as exact;
 use super::tick::{Position, Tick};
 use super::window::{Indicators, WindowConfig};
 
-pub use self::alert::{Alert, AlertKind, Severity, Trend};
+pub use self::alert::{Alert, AlertKind, AlertKinds, Severity, Trend};
+pub use self::budget::MinuteCap;
 pub use self::settings::{RuleConfig, RuleOverrides, RuleSet};
+pub use self::trend::TrendShape;
 
 /// What the rules remember about a symbol between ticks (part of the snapshot).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,8 +35,12 @@ pub struct RuleState {
     /// |change %| was above its threshold on the last tick that had one: the rule stays quiet
     /// until it falls back.
     change_breached: bool,
-    /// The last known SMA trend, so that only a change of trend alerts.
-    last_trend: Option<Trend>,
+    /// The trend rule's bars and the trend they set.
+    #[serde(default, skip_serializing_if = "TrendBars::is_empty")]
+    trend: TrendBars,
+    /// Alerts sent in the current hour, for the budget.
+    #[serde(default, skip_serializing_if = "HourBudget::is_unused")]
+    budget: HourBudget,
     /// Event time of the last alert of each rule, for the cooldown. Kept in event time, not
     /// wall-clock time, so a replay or a new owner of the shard suppresses the same alerts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -40,7 +51,10 @@ pub struct RuleState {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Evaluation {
     pub alerts: Vec<Alert>,
+    /// Alerts the symbol's budget held back.
+    pub held: AlertKinds,
     pub anomaly: bool,
+    /// The trend of bar closes after this tick.
     pub trend: Option<Trend>,
 }
 
@@ -54,16 +68,20 @@ pub fn evaluate(
     indicators: &Indicators,
     position: &Position,
 ) -> Evaluation {
-    let mut raised = Raised::new(tick, position, rules.cooldown);
+    let budget = std::mem::take(&mut state.budget);
+    let mut raised = Raised::new(tick, position, rules, budget);
     price_crossings(rules, state, &mut raised);
     change_vs_previous_close(rules, state, indicators, &mut raised);
     return_outlier(rules, state, indicators, &mut raised);
     volume_spike(rules, windows, state, indicators, &mut raised);
     // Anomaly rules that fired count even when their alert is cooling down.
     let anomaly = raised.fired;
-    let trend = trend_change(rules, windows, state, indicators, &mut raised);
+    let trend = trend_change(rules, state, &mut raised);
+    let (budget, alerts, held) = raised.into_budget();
+    state.budget = budget;
     Evaluation {
-        alerts: raised.alerts,
+        alerts,
+        held,
         anomaly,
         trend,
     }
@@ -126,15 +144,17 @@ fn change_vs_previous_close(
     state.change_breached = breached;
 }
 
-/// The latest log return is an outlier of the span's returns.
+/// The latest log return is an outlier of the span's returns, and a real move.
 fn return_outlier(
     rules: &RuleSet,
     state: &mut RuleState,
     indicators: &Indicators,
     raised: &mut Raised,
 ) {
+    let moved = |r: f64| r.abs() * 100.0 >= rules.return_zscore_min_move;
     if let (Some(k), Some(z)) = (rules.return_zscore, indicators.return_zscore)
         && z.abs() > k
+        && indicators.log_return.is_none_or(moved)
     {
         let symbol = &raised.tick.symbol;
         raised.raise(
@@ -172,31 +192,20 @@ fn volume_spike(
     }
 }
 
-/// The trend of the short SMA against the long one, and an alert when it changes.
-fn trend_change(
-    rules: &RuleSet,
-    windows: &WindowConfig,
-    state: &mut RuleState,
-    indicators: &Indicators,
-    raised: &mut Raised,
-) -> Option<Trend> {
-    let averages = indicators.sma_short.zip(indicators.sma_long);
-    let trend = match averages {
-        Some((short, long)) if short > long => Some(Trend::Up),
-        Some((short, long)) if short < long => Some(Trend::Down),
-        // Equal averages do not make a new trend.
-        Some(_) => state.last_trend,
-        None => None,
-    };
-    if let (Some((short, long)), Some(trend), Some(last)) = (averages, trend, state.last_trend)
-        && trend != last
+/// The trend of bar closes, and an alert when a bar's close turns it.
+fn trend_change(rules: &RuleSet, state: &mut RuleState, raised: &mut Raised) -> Option<Trend> {
+    let shape = rules.trend_shape();
+    let tick = raised.tick;
+    let change = state.trend.update(&shape, tick.event_time_ms, tick.price);
+    if let Some(change) = change
         && rules.trend_crossover
     {
-        let symbol = &raised.tick.symbol;
-        let (kind, direction) = match trend {
+        let (kind, direction) = match change.trend {
             Trend::Up => (AlertKind::TrendUp, "above"),
             Trend::Down => (AlertKind::TrendDown, "below"),
         };
+        let (short, long) = (change.short, change.long);
+        let bar = humantime_serde::re::humantime::format_duration(shape.bar);
         raised.raise(
             &mut state.last_alert_ms,
             kind,
@@ -205,18 +214,16 @@ fn trend_change(
             long,
             || {
                 format!(
-                    "{symbol} trend {}: SMA{} {short:.2} crossed {direction} SMA{} {long:.2}",
-                    trend.as_str(),
-                    windows.sma_short,
-                    windows.sma_long
+                    "{} trend {}: {}-bar average {short:.2} moved {direction} the {}-bar average {long:.2} ({bar} bars)",
+                    tick.symbol,
+                    change.trend.as_str(),
+                    shape.short_bars,
+                    shape.long_bars,
                 )
             },
         );
     }
-    if trend.is_some() {
-        state.last_trend = trend;
-    }
-    trend
+    state.trend.trend()
 }
 
 #[cfg(test)]

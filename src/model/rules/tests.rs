@@ -35,6 +35,8 @@ fn none() -> RuleSet {
         volume_spike: None,
         trend_crossover: false,
         cooldown: Duration::ZERO,
+        max_alerts_per_hour: None,
+        ..RuleSet::default()
     }
 }
 
@@ -68,8 +70,11 @@ fn defaults() {
     assert_eq!((d.price_above, d.price_below), (None, None));
     assert_eq!(d.change_percent, Some(5.0));
     assert_eq!(d.return_zscore, Some(4.0));
-    assert_eq!(d.volume_spike, Some(5.0));
+    assert_eq!(d.volume_spike, Some(15.0));
     assert!(d.trend_crossover);
+    assert_eq!(d.trend_bar, Duration::from_secs(60));
+    assert_eq!((d.trend_short_bars, d.trend_long_bars), (5, 20));
+    assert_eq!(d.max_alerts_per_hour, Some(4));
 }
 
 #[test]
@@ -256,6 +261,29 @@ fn zscore_alerts_every_spike() {
 }
 
 #[test]
+fn a_zscore_outlier_must_also_move_the_price() {
+    let rules = RuleSet {
+        return_zscore: Some(4.0),
+        ..RuleSet::default()
+    };
+    let with = |log_return: f64| {
+        let indicators = Indicators {
+            return_zscore: Some(8.0),
+            log_return: Some(log_return),
+            ..Indicators::default()
+        };
+        (tick("T", 24.0), indicators)
+    };
+    // One cent on a $24 name that rarely moves: many deviations, 0.04 %: no news.
+    let cent = (24.01f64 / 24.0).ln();
+    let e = run(&rules, &[with(cent)]);
+    assert!(e[0].alerts.is_empty() && !e[0].anomaly, "{e:?}");
+    // A 0.5 % step is.
+    let e = run(&rules, &[with(-0.005)]);
+    assert_eq!(kinds(&e), [vec![AlertKind::ReturnZscore]]);
+}
+
+#[test]
 fn volume_spike_names_the_span() {
     let rules = RuleSet {
         volume_spike: Some(5.0),
@@ -290,77 +318,111 @@ fn volume_spike_names_the_span() {
     );
 }
 
+/// One tick a minute for AAPL at each price (each tick closes the previous minute's bar).
+fn minutes(prices: &[f64]) -> Vec<(Tick, Indicators)> {
+    prices
+        .iter()
+        .enumerate()
+        .map(|(i, &price)| {
+            let mut tick = tick("AAPL", price);
+            tick.event_time_ms += i as i64 * 60_000;
+            (tick, Indicators::default())
+        })
+        .collect()
+}
+
 #[test]
-fn trend_alerts_on_change_of_a_known_trend() {
+fn trend_alerts_when_a_bar_close_turns_a_known_trend() {
+    let rules = RuleSet {
+        trend_crossover: true,
+        trend_short_bars: 2,
+        trend_long_bars: 4,
+        trend_band_percent: 1.0,
+        ..none()
+    };
+    let e = run(
+        &rules,
+        &minutes(&[100.0, 100.0, 104.0, 104.0, 99.0, 97.0, 97.0]),
+    );
+    use Trend::{Down, Up};
+    let trends: Vec<_> = e.iter().map(|e| e.trend).collect();
+    // Bar 3's close (at tick 4) sets the first trend, which is not a change; bar 4's close
+    // stays within the band; bar 5's turns it down.
+    assert_eq!(
+        trends,
+        [None, None, None, None, Some(Up), Some(Up), Some(Down)]
+    );
+    let alerts: Vec<_> = e.iter().flat_map(|e| &e.alerts).collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::TrendDown);
+    assert_eq!(alerts[0].event_time_ms, 1_700_000_000_000 + 6 * 60_000);
+    assert_eq!(
+        alerts[0].message,
+        "AAPL trend down: 2-bar average 98.00 moved below the 4-bar average 101.00 (1m bars)"
+    );
+    assert_eq!(alerts[0].severity, Severity::Info);
+    // A trend change is not an anomaly.
+    assert!(!e[6].anomaly);
+
+    // Switched off: the trend is still reported and tracked, without alerts.
+    let quiet = run(
+        &RuleSet {
+            trend_crossover: false,
+            ..rules.clone()
+        },
+        &minutes(&[100.0, 100.0, 104.0, 104.0, 99.0, 97.0, 97.0]),
+    );
+    assert!(quiet.iter().all(|e| e.alerts.is_empty()));
+    assert_eq!(quiet[6].trend, Some(Down));
+}
+
+#[test]
+fn tick_averages_crossing_on_noise_raise_no_trend_alert() {
     let rules = RuleSet {
         trend_crossover: true,
         ..none()
     };
-    let with = |short: Option<f64>, long: Option<f64>| {
-        let indicators = Indicators {
-            sma_short: short,
-            sma_long: long,
-            ..Indicators::default()
-        };
-        (tick("AAPL", 190.0), indicators)
-    };
-    let e = run(
-        &rules,
-        &[
-            with(Some(190.0), None),
-            with(Some(189.0), Some(189.9)),
-            with(Some(189.5), Some(189.9)),
-            with(Some(189.9), Some(189.9)),
-            with(Some(190.12), Some(189.9)),
-            with(Some(189.0), Some(189.5)),
-        ],
-    );
-    let trends: Vec<_> = e.iter().map(|e| e.trend).collect();
-    use Trend::{Down, Up};
-    assert_eq!(
-        trends,
-        [
-            None,
-            Some(Down),
-            Some(Down),
-            Some(Down),
-            Some(Up),
-            Some(Down)
-        ]
-    );
-    use AlertKind::{TrendDown, TrendUp};
-    // The first known trend is not a change; equal averages keep the trend.
-    assert_eq!(
-        kinds(&e),
-        [
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![TrendUp],
-            vec![TrendDown]
-        ]
-    );
-    let up = &e[4].alerts[0];
-    assert_eq!(
-        up.message,
-        "AAPL trend up: SMA5 190.12 crossed above SMA20 189.90"
-    );
-    assert_eq!(up.severity, Severity::Info);
-    assert_eq!(
-        e[5].alerts[0].message,
-        "AAPL trend down: SMA5 189.00 crossed below SMA20 189.50"
-    );
-    // A trend change is not an anomaly.
-    assert!(!e[4].anomaly);
+    // The tick SMAs cross back and forth within one bar: the trend rule only reads bar closes.
+    let noisy: Vec<_> = (0..200)
+        .map(|i| {
+            let up = i % 2 == 0;
+            let indicators = Indicators {
+                sma_short: Some(if up { 101.0 } else { 99.0 }),
+                sma_long: Some(100.0),
+                ..Indicators::default()
+            };
+            let mut tick = tick("AAPL", 100.0);
+            tick.event_time_ms += i * 100;
+            (tick, indicators)
+        })
+        .collect();
+    assert!(run(&rules, &noisy).iter().all(|e| e.alerts.is_empty()));
+}
 
-    // Switched off: the trend is still reported and tracked, without alerts.
-    let quiet = run(
-        &none(),
-        &[with(Some(1.0), Some(2.0)), with(Some(3.0), Some(2.0))],
+#[test]
+fn the_hourly_budget_holds_alerts_beyond_it_and_says_which() {
+    let rules = RuleSet {
+        price_above: Some(10.0),
+        max_alerts_per_hour: Some(2),
+        ..none()
+    };
+    // Four crossings within the hour, then one in the next hour.
+    let mut ticks = prices("AAPL", &[11.0, 9.0, 11.0, 9.0, 11.0, 9.0, 11.0, 9.0]);
+    let mut next_hour = tick("AAPL", 11.0);
+    next_hour.event_time_ms += 3_600_000;
+    ticks.push((next_hour, Indicators::default()));
+    let e = run(&rules, &ticks);
+    let sent: Vec<usize> = e.iter().map(|e| e.alerts.len()).collect();
+    assert_eq!(sent, [1, 0, 1, 0, 0, 0, 0, 0, 1]);
+    let held: Vec<bool> = e
+        .iter()
+        .map(|e| e.held.contains(AlertKind::PriceAbove))
+        .collect();
+    assert_eq!(
+        held,
+        [false, false, false, false, true, false, true, false, false]
     );
-    assert!(quiet.iter().all(|e| e.alerts.is_empty()));
-    assert_eq!(quiet[1].trend, Some(Up));
+    assert_eq!(e[4].held.to_text().as_deref(), Some("price_above"));
 }
 
 #[test]

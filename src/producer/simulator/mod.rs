@@ -1,5 +1,5 @@
-//! A seeded market simulator: geometric Brownian motion per symbol with realistic prices and
-//! volumes, injectable anomalies (jumps, volume spikes) and a share of malformed records.
+//! A seeded market simulator: geometric Brownian motion per symbol with realistic prices,
+//! volatilities and volumes, rare news jumps, volume spikes and a share of malformed records.
 //!
 //! Out: records in the seed producer format (`{"symbol","open","high","low","price",
 //! "previous_close","change","change_percent","volume","timestamp"}`), keyed by symbol. The same
@@ -12,14 +12,19 @@
 //! in the first one), as in a yfinance quote. Prices diffuse only with trading time, so the night
 //! between two sessions does not move them.
 //!
+//! Calibrated to US large caps on an ordinary day: over a session the cross-section of
+//! |change % vs previous close| has a median near 1 % and a 90th percentile near 2.5-3 %, and a
+//! few names move past 5 % on news (one news item per symbol per month of sessions by default).
+//!
 //! The source of `kinetick produce` and `kinetick demo`, and of the benches' and tests' markets.
 //! One concept a file: `symbols.rs` the listed and generated symbols, `instrument.rs` a symbol's
-//! price and volume model with its anomalies, `sessions.rs` trading sessions in event time,
+//! price and volume model, `news.rs` its news jumps, `sessions.rs` trading sessions in event time,
 //! `alias.rs` the weighted pick of the next symbol, `quote.rs` the JSON of a record. This file
 //! draws the record kinds, advances the clock and breaks the malformed records.
 
 mod alias;
 mod instrument;
+mod news;
 mod quote;
 mod sessions;
 mod symbols;
@@ -33,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use self::alias::AliasTable;
 use self::instrument::{Instrument, round};
+use self::news::News;
 use self::quote::{PriceField, Quote};
 use self::sessions::{SESSION_MS, Sessions};
 use self::symbols::{LISTINGS, symbol_names};
@@ -40,6 +46,9 @@ use self::symbols::{LISTINGS, symbol_names};
 /// 2026-01-05T14:30:00Z, the opening bell of a Monday on NYSE.
 const DEFAULT_START_MS: i64 = 1_767_623_400_000;
 const TRADING_DAYS_PER_YEAR: f64 = 252.0;
+/// Share of a year's price variance that a symbol's ordinary days carry; news and earnings days
+/// carry the rest, and news is modelled on its own (`news.rs`).
+const ORDINARY_VARIANCE_SHARE: f64 = 0.8;
 /// Strings a broken producer puts where a price belongs; none of them parses as a number.
 const GARBAGE_PRICES: [&str; 4] = ["N/A", "", "12.3.4", "1,234.56"];
 
@@ -54,9 +63,11 @@ pub struct SimulatorConfig {
     pub start_time_ms: i64,
     /// Mean event-time gap between two ticks of the whole market, in ms.
     pub tick_interval_ms: f64,
-    /// Share of ticks with a price jump (5-15 %).
-    pub jump_rate: f64,
-    /// Share of ticks with a volume spike (20-50x).
+    /// Expected news jumps (2-8 %, partly retraced) per symbol per trading session: a Poisson
+    /// rate in trading time. 0.05 is about one a month, as for a real large cap.
+    pub jumps_per_session: f64,
+    /// Share of ticks with a volume spike (20-50x): a block trade. 1 in 200,000 is about one a
+    /// symbol per session on a market of 100 symbols at 1000 ticks a second.
     pub volume_spike_rate: f64,
     /// Share of records that are malformed in one of the ways validation rejects.
     pub malformed_rate: f64,
@@ -64,15 +75,16 @@ pub struct SimulatorConfig {
 
 impl Default for SimulatorConfig {
     /// 100 symbols at about 1000 ticks per second of event time from the opening bell of
-    /// 2026-01-05, with rare anomalies (1 in 2000 each) and 1 malformed record in 1000.
+    /// 2026-01-05, with news about once a month per symbol, a volume spike in 200,000 ticks and
+    /// 1 malformed record in 1000.
     fn default() -> Self {
         Self {
             symbols: 100,
             seed: 42,
             start_time_ms: DEFAULT_START_MS,
             tick_interval_ms: 1.0,
-            jump_rate: 0.0005,
-            volume_spike_rate: 0.0005,
+            jumps_per_session: 0.05,
+            volume_spike_rate: 0.000_005,
             malformed_rate: 0.001,
         }
     }
@@ -82,6 +94,7 @@ impl Default for SimulatorConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordKind {
     Normal,
+    /// News broke: the price jumped, on a volume spike.
     Jump,
     VolumeSpike,
     Malformed,
@@ -105,7 +118,6 @@ pub struct MarketSimulator {
     /// Picks a symbol by its weight in O(1).
     picker: AliasTable,
     tick_interval_ms: f64,
-    jump_rate: f64,
     volume_spike_rate: f64,
     malformed_rate: f64,
     clock_ms: f64,
@@ -115,15 +127,15 @@ pub struct MarketSimulator {
 
 impl MarketSimulator {
     /// # Panics
-    /// On a config that cannot describe a market: no symbols, a non-positive tick interval, or
-    /// rates outside 0..=1 (or summing past 1).
+    /// On a config that cannot describe a market: no symbols, a non-positive tick interval, a
+    /// negative news rate, or shares outside 0..=1 (or summing past 1).
     pub fn new(config: SimulatorConfig) -> Self {
         let SimulatorConfig {
             symbols: count,
             seed,
             start_time_ms,
             tick_interval_ms,
-            jump_rate,
+            jumps_per_session,
             volume_spike_rate,
             malformed_rate,
         } = config;
@@ -132,7 +144,11 @@ impl MarketSimulator {
             tick_interval_ms.is_finite() && tick_interval_ms > 0.0,
             "tick interval must be a positive number of ms, got {tick_interval_ms}"
         );
-        let rates = [jump_rate, volume_spike_rate, malformed_rate];
+        assert!(
+            jumps_per_session.is_finite() && jumps_per_session >= 0.0,
+            "jumps per session must be a number of at least 0, got {jumps_per_session}"
+        );
+        let rates = [volume_spike_rate, malformed_rate];
         assert!(
             rates.iter().all(|r| (0.0..=1.0).contains(r)) && rates.iter().sum::<f64>() <= 1.0,
             "rates must lie in 0..=1 and sum to at most 1, got {rates:?}"
@@ -146,9 +162,11 @@ impl MarketSimulator {
             .enumerate()
             .map(|(i, _)| match LISTINGS.get(i) {
                 Some(&(_, price, vol, adv)) => (price, vol, adv * 1e6),
+                // Volatility log-uniform in 12-45 % a year (median 23 %), the bulk of the
+                // S&P 500's; the listings add the few wilder ones.
                 None => (
                     5.0 * 100f64.powf(rng.random::<f64>()),
-                    rng.random_range(0.25..0.70),
+                    0.12 * (0.45f64 / 0.12).powf(rng.random::<f64>()),
                     0.5e6 * 40f64.powf(rng.random::<f64>()),
                 ),
             })
@@ -161,7 +179,7 @@ impl MarketSimulator {
         let picker = AliasTable::new(&weights);
 
         let ticks_per_session = SESSION_MS / tick_interval_ms;
-        let sigma_scale = (TRADING_DAYS_PER_YEAR * SESSION_MS).sqrt().recip();
+        let sigma_scale = (ORDINARY_VARIANCE_SHARE / (TRADING_DAYS_PER_YEAR * SESSION_MS)).sqrt();
         let instruments = symbols
             .iter()
             .zip(&profiles)
@@ -169,7 +187,14 @@ impl MarketSimulator {
             .map(|((symbol, &(price, vol, adv)), &weight)| {
                 // Spread the real daily volume over the ticks this symbol gets in a session.
                 let ticks = ticks_per_session * weight / total_weight;
-                Instrument::new(symbol, price, vol * sigma_scale, (adv / ticks).max(1.0))
+                let news = News::new(&mut rng, jumps_per_session);
+                Instrument::new(
+                    symbol,
+                    price,
+                    vol * sigma_scale,
+                    (adv / ticks).max(1.0),
+                    news,
+                )
             })
             .collect();
 
@@ -179,7 +204,6 @@ impl MarketSimulator {
             instruments,
             picker,
             tick_interval_ms,
-            jump_rate,
             volume_spike_rate,
             malformed_rate,
             clock_ms: 0.0,
@@ -193,11 +217,18 @@ impl MarketSimulator {
         &self.symbols
     }
 
-    /// Moves the instrument's price and writes its quote.
-    fn tick(&mut self, index: usize, kind: RecordKind, session: u64, event_ms: i64) -> Vec<u8> {
+    /// Moves the instrument's price and writes its quote, with the kind the tick turned out
+    /// to be.
+    fn tick(
+        &mut self,
+        index: usize,
+        kind: RecordKind,
+        session: u64,
+        event_ms: i64,
+    ) -> (RecordKind, Vec<u8>) {
         let inst = &mut self.instruments[index];
-        let volume = inst.step(&mut self.rng, self.clock_ms, kind, session);
-        Quote::of(inst, volume, event_ms).to_json()
+        let (kind, volume) = inst.step(&mut self.rng, self.clock_ms, kind, session);
+        (kind, Quote::of(inst, volume, event_ms).to_json())
     }
 
     /// A record broken in one of the ways validation must reject, built from the instrument's
@@ -233,11 +264,10 @@ impl Iterator for MarketSimulator {
 
     fn next(&mut self) -> Option<SimulatedRecord> {
         let roll: f64 = self.rng.random();
+        // News is the instruments' own: a valid tick may turn into a jump.
         let kind = if roll < self.malformed_rate {
             RecordKind::Malformed
-        } else if roll < self.malformed_rate + self.jump_rate {
-            RecordKind::Jump
-        } else if roll < self.malformed_rate + self.jump_rate + self.volume_spike_rate {
+        } else if roll < self.malformed_rate + self.volume_spike_rate {
             RecordKind::VolumeSpike
         } else {
             RecordKind::Normal
@@ -247,8 +277,8 @@ impl Iterator for MarketSimulator {
         self.clock_ms += gap * self.tick_interval_ms;
         let (session, event_ms) = self.sessions.event_time(self.clock_ms);
 
-        let data = match kind {
-            RecordKind::Malformed => self.malformed(index, event_ms),
+        let (kind, data) = match kind {
+            RecordKind::Malformed => (kind, self.malformed(index, event_ms)),
             _ => self.tick(index, kind, session, event_ms),
         };
         Some(SimulatedRecord {
@@ -308,19 +338,20 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8_lossy(&records[0].data),
-            r#"{"symbol":"ZKU","open":41.41,"high":41.41,"low":41.41,"price":41.41,"previous_close":41.41,"change":0.0,"change_percent":0.0,"volume":35,"timestamp":"2026-01-05T14:30:00.000Z"}"#
+            r#"{"symbol":"AOL","open":17.64,"high":17.64,"low":17.64,"price":17.64,"previous_close":17.64,"change":0.0,"change_percent":0.0,"volume":119,"timestamp":"2026-01-05T14:30:00.001Z"}"#
         );
         assert_eq!(
             format!("{:x}", digest.finalize()),
-            "ac6314f096eda07129f638c8c6a51013"
+            "8b0148940a12c4754b2e0a116731f6b9"
         );
     }
 
     #[test]
     fn kinds_come_at_the_configured_rates() {
         let n = 100_000;
+        // 100 s of trading for 100 symbols: news 2340 times a session is one tick in 100.
         let config = SimulatorConfig {
-            jump_rate: 0.01,
+            jumps_per_session: 2_340.0,
             volume_spike_rate: 0.02,
             malformed_rate: 0.03,
             ..SimulatorConfig::default()
@@ -331,6 +362,7 @@ mod tests {
         }
         let share = |kind| counts.get(&kind).copied().unwrap_or(0) as f64 / n as f64;
         assert!((share(RecordKind::Jump) - 0.01).abs() < 0.002, "{counts:?}");
+        // Less the spikes that news took over.
         assert!(
             (share(RecordKind::VolumeSpike) - 0.02).abs() < 0.003,
             "{counts:?}"
@@ -344,19 +376,77 @@ mod tests {
         for record in records(SimulatorConfig::default(), n) {
             *defaults.entry(record.kind).or_default() += 1;
         }
-        // Expected 50, 50 and 100.
-        assert!(
-            (25..=80).contains(&defaults[&RecordKind::Jump]),
-            "{defaults:?}"
-        );
-        assert!(
-            (25..=80).contains(&defaults[&RecordKind::VolumeSpike]),
-            "{defaults:?}"
-        );
+        // Expected 0.02 news (100 s of a month of sessions), 0.5 spikes and 100 malformed.
+        let at_most = |kind, n| defaults.get(&kind).is_none_or(|&count| count <= n);
+        assert!(at_most(RecordKind::Jump, 1), "{defaults:?}");
+        assert!(at_most(RecordKind::VolumeSpike, 3), "{defaults:?}");
         assert!(
             (60..=140).contains(&defaults[&RecordKind::Malformed]),
             "{defaults:?}"
         );
+    }
+
+    /// Every symbol's |change % vs previous close| at the close of each of `sessions` sessions
+    /// (its last tick of the session), and the news that broke, per symbol and session.
+    fn closing_moves(config: SimulatorConfig, sessions: usize) -> (Vec<f64>, f64) {
+        let symbols = config.symbols;
+        let mut last: HashMap<(Arc<str>, String), f64> = HashMap::new();
+        let mut days = HashSet::new();
+        let mut news = 0;
+        for record in MarketSimulator::new(config) {
+            if record.kind == RecordKind::Malformed {
+                continue;
+            }
+            let quote = parse(&record).unwrap();
+            let day = quote["timestamp"].as_str().unwrap()[..10].to_owned();
+            days.insert(day.clone());
+            if days.len() > sessions {
+                break;
+            }
+            news += usize::from(record.kind == RecordKind::Jump);
+            let change = quote["change_percent"].as_f64().unwrap().abs();
+            last.insert((record.partition_key, day), change);
+        }
+        assert_eq!(last.len(), symbols * sessions, "every symbol trades daily");
+        let mut moves: Vec<f64> = last.into_values().collect();
+        moves.sort_by(f64::total_cmp);
+        (moves, news as f64 / (symbols * sessions) as f64)
+    }
+
+    fn quantile(sorted: &[f64], q: f64) -> f64 {
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    }
+
+    #[test]
+    fn a_session_moves_like_a_real_day() {
+        // The default market (half listings) through ten sessions, and a market of mostly
+        // generated symbols through two; about 100 and 40 ticks per symbol a session.
+        for (symbols, sessions, tick_interval_ms) in [(100, 10, 2_340.0), (500, 2, 1_170.0)] {
+            let (moves, news) = closing_moves(
+                SimulatorConfig {
+                    symbols,
+                    tick_interval_ms,
+                    malformed_rate: 0.0,
+                    ..SimulatorConfig::default()
+                },
+                sessions,
+            );
+            let (median, p90) = (quantile(&moves, 0.5), quantile(&moves, 0.9));
+            let past_5 = moves.iter().filter(|&&m| m > 5.0).count() as f64 / moves.len() as f64;
+            println!(
+                "{symbols} symbols, {} closes: |change %| median {median:.2}, p90 {p90:.2}, \
+                 max {:.2}, {:.1} % of closes past 5 %; news per symbol per session {news:.3}",
+                moves.len(),
+                moves[moves.len() - 1],
+                past_5 * 100.0,
+            );
+            // S&P 500 members on an ordinary day: median about 1 %, 90th percentile 2.5-3 %,
+            // a few names past 5 %; widened by the sampling error of 1000 closes.
+            assert!((0.8..1.2).contains(&median), "median {median}");
+            assert!((2.4..3.2).contains(&p90), "90th percentile {p90}");
+            assert!((0.005..0.05).contains(&past_5), "{past_5} past 5 %");
+            assert!((0.02..0.1).contains(&news), "{news} news a session");
+        }
     }
 
     #[test]

@@ -75,8 +75,11 @@ impl KafkaCursor {
         let earliest = self.offset(OffsetAt::Earliest).await?;
         let trimmed = earliest > self.next;
         if trimmed {
-            tracing::warn!(shard_id = %self.shard_id, next = self.next, earliest,
-                "Records were trimmed by the topic's retention before they were read.");
+            tracing::warn!(
+                next = self.next,
+                earliest,
+                "Records were trimmed by the topic's retention before they were read."
+            );
             self.gap_after = Some(after);
             self.next = earliest;
         }

@@ -1,0 +1,300 @@
+//! `kinetick compact` through the real binary, on the lake a real `kinetick demo` wrote: every
+//! tick stays in the lake exactly once with every value equal, in fewer files, each sorted as
+//! the lake sorts; files with rows past their shard's checkpoint are left as they are, whatever
+//! their names say; files written before the `alerts` columns merge with nulls there; a rerun
+//! changes nothing; a run that stopped between writing and deleting is finished by the next; and
+//! once the checkpoint moves on, the rest compacts with the day's earlier output.
+
+#[path = "common/lake.rs"]
+mod lake;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow_schema::Schema;
+use bytes::Bytes;
+use kinetick::model::tick::Position;
+use lake::{RowId, file_rows, files_under, lake_order, lake_rows};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn succeeded(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "kinetick failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn compact(lake: &Path, date: &str, target: u64, dry_run: bool) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kinetick"));
+    command
+        .args(["compact", "--no-progress", "--date", date, "--target-size"])
+        .arg(target.to_string())
+        .arg("--lake")
+        .arg(lake);
+    if dry_run {
+        command.arg("--dry-run");
+    }
+    succeeded(command.output().expect("kinetick runs"))
+}
+
+/// Every file of the partition and of the compaction's manifests, with its bytes.
+fn snapshot(lake: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    ["ticks", "compaction"]
+        .iter()
+        .flat_map(|dir| {
+            let mut files = files_under(&lake.join(dir), "parquet");
+            files.extend(files_under(&lake.join(dir), "json"));
+            files
+        })
+        .map(|file| {
+            let bytes = std::fs::read(&file).unwrap();
+            (file.strip_prefix(lake).unwrap().to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Each file's size and a hash of its bytes, to compare snapshots (and print them) briefly.
+fn digest(snapshot: &BTreeMap<PathBuf, Vec<u8>>) -> BTreeMap<&Path, (usize, u64)> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    snapshot
+        .iter()
+        .map(|(path, bytes)| (path.as_path(), (bytes.len(), hasher.hash_one(bytes))))
+        .collect()
+}
+
+fn name(path: &Path) -> &str {
+    path.file_name().unwrap().to_str().unwrap()
+}
+
+/// The position a shard file's name starts at.
+fn first_position(path: &Path) -> Position {
+    let stem = name(path).strip_suffix(".parquet").unwrap();
+    stem.rsplit_once('-').unwrap().1.parse().unwrap()
+}
+
+/// The file's rows' greatest position.
+fn last_position(path: &Path) -> Position {
+    let rows = file_rows(Bytes::from(std::fs::read(path).unwrap()));
+    let position =
+        |(_, sequence, sub): &RowId| -> Position { format!("{sequence}.{sub}").parse().unwrap() };
+    rows.iter().map(|(id, _)| position(id)).max().unwrap()
+}
+
+/// Rewrites a lake file without its `alerts` and `alerts_held` columns, as files written before
+/// them are.
+fn without_alert_columns(path: &Path) {
+    let body = Bytes::from(std::fs::read(path).unwrap());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body).unwrap();
+    let schema = reader.schema().clone();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| !schema.field(i).name().starts_with("alerts"))
+        .collect();
+    let narrow = Arc::new(schema.project(&keep).unwrap());
+    let mut writer = ArrowWriter::try_new(Vec::new(), narrow.clone(), None).unwrap();
+    for batch in reader.build().unwrap() {
+        writer
+            .write(&batch.unwrap().project(&keep).unwrap())
+            .unwrap();
+    }
+    std::fs::write(path, writer.into_inner().unwrap()).unwrap();
+}
+
+/// Moves a shard's checkpoint: to `position` (not its end), or back to the end it was at.
+fn set_checkpoint(lake: &Path, shard: &str, position: Option<&Position>) {
+    let path = lake.join("checkpoints").join(format!("{shard}.json"));
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    if let Some(position) = position {
+        checkpoint["position"] = serde_json::to_value(position).unwrap();
+    }
+    checkpoint["shard_end"] = position.is_none().into();
+    std::fs::write(&path, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
+}
+
+fn assert_sorted_in_the_lakes_schema(file: &Path) {
+    let body = Bytes::from(std::fs::read(file).unwrap());
+    let schema: Arc<Schema> = ParquetRecordBatchReaderBuilder::try_new(body.clone())
+        .unwrap()
+        .schema()
+        .clone();
+    assert_eq!(
+        schema.fields(),
+        kinetick::model::lake::tick_schema().fields()
+    );
+    let rows = file_rows(body);
+    for pair in rows.windows(2) {
+        assert!(
+            lake_order(&pair[0], &pair[1]).is_le(),
+            "{} out of order at {:?}",
+            file.display(),
+            pair[1].0
+        );
+    }
+}
+
+#[test]
+fn compaction_keeps_every_tick_once_and_leaves_what_is_not_committed() {
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("demo");
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_kinetick"))
+            .args([
+                "demo",
+                "--no-progress",
+                "--ticks",
+                "40000",
+                "--symbols",
+                "30",
+            ])
+            .args(["--shards", "4", "--seed", "3", "--out"])
+            .arg(&lake)
+            // Small checkpoints: many small files, as a day on AWS has.
+            .env("KINETICK_CHECKPOINT__MAX_RECORDS", "2000")
+            .output()
+            .unwrap(),
+    );
+    let partitions: Vec<PathBuf> = std::fs::read_dir(lake.join("ticks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(partitions.len(), 1, "one event date");
+    let partition = &partitions[0];
+    let date = name(partition).strip_prefix("dt=").unwrap().to_owned();
+    let shard_files = |shard: &str| {
+        let mut files: Vec<PathBuf> = files_under(partition, "parquet")
+            .into_iter()
+            .filter(|f| name(f).starts_with(&format!("{shard}-")))
+            .collect();
+        files.sort_by_key(|f| first_position(f));
+        files
+    };
+
+    // Two of shard 2's files as the lake wrote them before it kept alert kinds.
+    for file in &shard_files("shardId-000000000002")[..2] {
+        without_alert_columns(file);
+    }
+    // Shard 1's checkpoint goes back to the end of its second file: its later files are past it.
+    // One of those under a name that says no shard, one under a name whose first position is
+    // committed: only their rows tell.
+    let shard1 = "shardId-000000000001";
+    let files1 = shard_files(shard1);
+    assert!(files1.len() >= 5, "{files1:?}");
+    set_checkpoint(&lake, shard1, Some(&last_position(&files1[1])));
+    let by_hand = partition.join("late-by-hand.parquet");
+    let misnamed = partition.join(format!("{shard1}-1.parquet"));
+    std::fs::rename(&files1[2], &by_hand).unwrap();
+    std::fs::rename(&files1[3], &misnamed).unwrap();
+    let mut past: Vec<PathBuf> = vec![by_hand, misnamed];
+    past.extend(files1[4..].iter().cloned());
+
+    let before = lake_rows(&lake);
+    let listed = snapshot(&lake);
+    let lake_bytes: usize = listed.values().map(Vec::len).sum();
+    let kept = |snapshot: &BTreeMap<PathBuf, Vec<u8>>| {
+        let digest = digest(snapshot);
+        past.iter()
+            .map(|p| digest.get(p.strip_prefix(&lake).unwrap()).copied())
+            .collect::<Vec<_>>()
+    };
+    let target = (lake_bytes / 3) as u64;
+
+    // A dry run plans and changes nothing.
+    let planned = compact(&lake, &date, target, true);
+    assert!(planned.contains("would merge"), "{planned}");
+    assert_eq!(digest(&snapshot(&lake)), digest(&listed));
+
+    let said = compact(&lake, &date, target, false);
+    assert!(
+        said.contains(&format!("{} past their shard's checkpoint", past.len())),
+        "{said}"
+    );
+    let compacted = snapshot(&lake);
+    assert_eq!(
+        lake_rows(&lake),
+        before,
+        "every tick once, every value equal"
+    );
+    let outputs: Vec<&PathBuf> = compacted
+        .keys()
+        .filter(|p| name(p).starts_with("compacted-") && name(p).ends_with(".parquet"))
+        .collect();
+    let tick_files =
+        |s: &BTreeMap<PathBuf, Vec<u8>>| s.keys().filter(|p| p.starts_with("ticks")).count();
+    assert!(outputs.len() >= 2, "{said}");
+    // Left besides the outputs: the files past the checkpoint, and at most one with nothing to
+    // merge with.
+    assert!(
+        tick_files(&compacted) <= outputs.len() + past.len() + 1,
+        "{} files left: {said}",
+        tick_files(&compacted)
+    );
+    assert!(tick_files(&compacted) < tick_files(&listed) / 2, "{said}");
+    for output in &outputs {
+        assert_sorted_in_the_lakes_schema(&lake.join(output));
+    }
+    assert_eq!(
+        kept(&compacted),
+        kept(&listed),
+        "files past the checkpoint untouched"
+    );
+
+    // Again: nothing to do.
+    compact(&lake, &date, target, false);
+    assert_eq!(digest(&snapshot(&lake)), digest(&compacted));
+
+    // A run that stopped between writing a compacted file and deleting its inputs: an input is
+    // still there. One that stopped after writing a manifest, before its compacted file.
+    let (input, input_bytes) = listed
+        .iter()
+        .find(|(p, _)| name(p).starts_with("shardId-000000000000-"))
+        .unwrap();
+    std::fs::write(lake.join(input), input_bytes).unwrap();
+    let unwritten = format!("compacted-{date}-0123456789abcdef");
+    std::fs::write(
+        lake.join(format!("compaction/dt={date}/{unwritten}.json")),
+        serde_json::json!({
+            "output": format!("ticks/dt={date}/{unwritten}.parquet"),
+            "date": date,
+            "inputs": [{"key": format!("ticks/dt={date}/{}", name(&past[0])), "bytes": 1, "rows": 1}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let finished = compact(&lake, &date, target, false);
+    assert!(finished.contains("deleted 1 copy of rows"), "{finished}");
+    assert_eq!(digest(&snapshot(&lake)), digest(&compacted));
+
+    // Shard 1 is read to its end, and the target grows past the day: its files and the earlier
+    // compacted files merge into one.
+    set_checkpoint(&lake, shard1, None);
+    let rest = compact(&lake, &date, 3 * lake_bytes as u64, false);
+    assert_eq!(lake_rows(&lake), before, "{rest}");
+    let done = snapshot(&lake);
+    let files: Vec<&PathBuf> = done.keys().filter(|p| p.starts_with("ticks")).collect();
+    assert_eq!(files.len(), 1, "{rest}");
+    assert!(name(files[0]).starts_with("compacted-"));
+    assert_sorted_in_the_lakes_schema(&lake.join(files[0]));
+    // The merged compacted files' manifests are gone; the new one knows every shard file.
+    let manifests: Vec<&PathBuf> = done
+        .keys()
+        .filter(|p| p.starts_with("compaction"))
+        .collect();
+    assert_eq!(manifests.len(), 1);
+    let manifest: serde_json::Value = serde_json::from_slice(&done[manifests[0]]).unwrap();
+    let held = manifest["inputs"].as_array().unwrap().len()
+        + manifest["earlier"].as_array().unwrap().len();
+    let compacted_inputs = manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"].as_str().unwrap().contains("/compacted-"))
+        .count();
+    assert_eq!(held - compacted_inputs, tick_files(&listed), "{manifest:#}");
+}
