@@ -387,7 +387,9 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String
         .ok_or_else(|| format!("no column `{name}`"))
 }
 
-/// Appends the rows of one record batch.
+/// Appends the rows of one record batch. One function on purpose: it is the lake's schema read
+/// column by column (each typed once), then row by row, and split it would only pass the
+/// columns around.
 fn batch_rows(batch: &RecordBatch, dt: &Arc<str>, rows: &mut Vec<Row>) -> Result<(), String> {
     let wrong = |name: &str| format!("column `{name}` has an unexpected type");
     let strings = |name: &'static str| {

@@ -241,16 +241,7 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         .arrivals
         .map_or_else(Vec::new, |(first, last)| dates_between(first, last));
     let (dead_letters, dead_letter_dates) = lake.dead_letters(&arrival_dates).await?;
-    let (alerts, alert_log) = match &location {
-        LakeLocation::Directory(dir) if dir.join("alerts.jsonl").is_file() => {
-            let path = dir.join("alerts.jsonl");
-            (
-                Some(LocalAlertSink::read(&path).await?),
-                Some(path.display().to_string()),
-            )
-        }
-        _ => (None, None),
-    };
+    let (alerts, alert_log) = alert_log(&location).await?;
     let glance = summary::glance(&read.tally, alerts.as_deref(), &dates, dead_letters);
     let (charts, svgs) = draw_charts(&specs, &chosen)?;
     let report = Report {
@@ -265,27 +256,8 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         glance,
         seed_queries: read.seed.finish(),
     };
-    let files = deliver::files(&report, &svgs)?;
-    if let Some(out) = &options.out {
-        deliver::write(out, &files).await?;
-    }
-    let uploaded = match &upload {
-        Some(folder) => Some(deliver::put(config, &aws, folder, &report, &files).await?),
-        None => None,
-    };
-    let page = match (&uploaded, &options.out) {
-        (Some(folder), _) => format!("{folder}{}", deliver::PAGE),
-        (None, Some(out)) => out.join(deliver::PAGE).display().to_string(),
-        (None, None) => "(kept nowhere)".to_owned(),
-    };
-    let published = match &options.publish {
-        Some(topic) => {
-            let digest = digest::digest(&report, &page);
-            deliver::announce(config, &aws, topic, &digest).await?;
-            Some((topic.clone(), digest.subject))
-        }
-        None => None,
-    };
+    let (uploaded, published) =
+        deliver_all(config, &aws, &options, upload.as_ref(), &report, &svgs).await?;
     Ok(ReportOutcome {
         out: options.out,
         uploaded,
@@ -296,6 +268,56 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         symbols: report.glance.symbols,
         charts: report.charts.len(),
     })
+}
+
+/// Beside a demo's lake, its alert log (`alerts.jsonl`) and its path.
+async fn alert_log(
+    location: &LakeLocation,
+) -> anyhow::Result<(Option<Vec<crate::model::rules::Alert>>, Option<String>)> {
+    Ok(match location {
+        LakeLocation::Directory(dir) if dir.join("alerts.jsonl").is_file() => {
+            let path = dir.join("alerts.jsonl");
+            (
+                Some(LocalAlertSink::read(&path).await?),
+                Some(path.display().to_string()),
+            )
+        }
+        _ => (None, None),
+    })
+}
+
+/// Writes the report's files to `--out`, uploads them to `upload` and publishes the digest, as
+/// asked; returns where they were uploaded and the topic and subject of the digest.
+async fn deliver_all(
+    config: &Config,
+    aws: &Aws,
+    options: &ReportOptions,
+    upload: Option<&Folder>,
+    report: &Report,
+    svgs: &[String],
+) -> anyhow::Result<(Option<String>, Option<(String, String)>)> {
+    let files = deliver::files(report, svgs)?;
+    if let Some(out) = &options.out {
+        deliver::write(out, &files).await?;
+    }
+    let uploaded = match upload {
+        Some(folder) => Some(deliver::put(config, aws, folder, report, &files).await?),
+        None => None,
+    };
+    let page = match (&uploaded, &options.out) {
+        (Some(folder), _) => format!("{folder}{}", deliver::PAGE),
+        (None, Some(out)) => out.join(deliver::PAGE).display().to_string(),
+        (None, None) => "(kept nowhere)".to_owned(),
+    };
+    let published = match &options.publish {
+        Some(topic) => {
+            let digest = digest::digest(report, &page);
+            deliver::announce(config, aws, topic, &digest).await?;
+            Some((topic.clone(), digest.subject))
+        }
+        None => None,
+    };
+    Ok((uploaded, published))
 }
 
 /// The lake at `location`, and its root as the messages and the page name it. A directory holds

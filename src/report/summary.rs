@@ -166,15 +166,6 @@ pub fn glance(
             (hour, lake_hour)
         })
         .collect();
-    let mut held = HeldAlerts {
-        total: tally.held.values().sum(),
-        by_kind: tally
-            .held
-            .iter()
-            .map(|(kind, &n)| (kind.as_str(), n))
-            .collect(),
-        symbols: Vec::new(),
-    };
     let (mut first, mut last) = (None::<i64>, None::<i64>);
     for (symbol, symbol_tally) in tally.symbols() {
         let tail = &symbol_tally.last;
@@ -204,13 +195,7 @@ pub fn glance(
             lake_hour.trend_up += up;
             lake_hour.trend_down += down;
         }
-        if symbol_tally.held > 0 {
-            held.symbols.push((symbol.to_owned(), symbol_tally.held));
-        }
     }
-    held.symbols
-        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    held.symbols.truncate(MOST_ANOMALIES);
 
     let (gainers, losers) = gainers_and_losers(movers);
     anomalies.sort_by(|a, b| {
@@ -220,16 +205,6 @@ pub fn glance(
     });
     anomalies.truncate(MOST_ANOMALIES);
     let dead_letters_total = dead_letters.by_code.values().map(|(count, _)| count).sum();
-    let lake_alerts = KindCounts {
-        by_hour: tally
-            .sent
-            .iter()
-            .map(|(&hour, kinds)| {
-                let kinds = kinds.iter().map(|(kind, &n)| (kind.as_str(), n)).collect();
-                (hour, kinds)
-            })
-            .collect(),
-    };
 
     Glance {
         symbols: tally.len(),
@@ -240,9 +215,9 @@ pub fn glance(
         most_anomalies: anomalies,
         alerts: match alerts {
             Some(log) => Some(alert_summary(log, dates)),
-            None => lake_alerts.summary(),
+            None => lake_alert_summary(tally),
         },
-        alerts_held: held,
+        alerts_held: held_alerts(tally),
         lake_by_hour: by_hour
             .into_iter()
             .map(|(hour, counts)| LakeHour {
@@ -252,6 +227,42 @@ pub fn glance(
             .collect(),
         dead_letters: dead_letters_total,
         dead_letters_by_reason: dead_letters.ranked(),
+    }
+}
+
+/// The alerts the lake's `alerts` column holds, by kind and hour; `None` without any.
+fn lake_alert_summary(tally: &Tally) -> Option<AlertSummary> {
+    let counts = KindCounts {
+        by_hour: tally
+            .sent
+            .iter()
+            .map(|(&hour, kinds)| {
+                let kinds = kinds.iter().map(|(kind, &n)| (kind.as_str(), n)).collect();
+                (hour, kinds)
+            })
+            .collect(),
+    };
+    counts.summary()
+}
+
+/// What the symbols' hourly budgets held back (the lake's `alerts_held` column), with the
+/// symbols that had most held.
+fn held_alerts(tally: &Tally) -> HeldAlerts {
+    let mut symbols: Vec<(String, u64)> = tally
+        .symbols()
+        .filter(|(_, symbol)| symbol.held > 0)
+        .map(|(name, symbol)| (name.to_owned(), symbol.held))
+        .collect();
+    symbols.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    symbols.truncate(MOST_ANOMALIES);
+    HeldAlerts {
+        total: tally.held.values().sum(),
+        by_kind: tally
+            .held
+            .iter()
+            .map(|(kind, &n)| (kind.as_str(), n))
+            .collect(),
+        symbols,
     }
 }
 

@@ -2,11 +2,11 @@
 //! the builder that keeps a tick's alerts while each rule's cooldown quiets repeats.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::budget::HourBudget;
-use super::settings::RuleSet;
 
 use crate::model::tick::{Position, Symbol, Tick};
 
@@ -176,18 +176,19 @@ pub(super) struct Raised<'a> {
 }
 
 impl<'a> Raised<'a> {
-    /// Takes the symbol's `budget` for the tick; [`Self::into_budget`] gives it back.
+    /// Takes the symbol's `budget` (of `max_per_hour`) for the tick; [`Self::into_budget`]
+    /// gives it back.
     pub(super) fn new(
         tick: &'a Tick,
         position: &'a Position,
-        rules: &RuleSet,
-        budget: HourBudget,
+        cooldown: Duration,
+        (budget, max_per_hour): (HourBudget, Option<u32>),
     ) -> Self {
         Self {
             tick,
             position,
-            cooldown_ms: i64::try_from(rules.cooldown.as_millis()).unwrap_or(i64::MAX),
-            max_per_hour: rules.max_alerts_per_hour,
+            cooldown_ms: i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX),
+            max_per_hour,
             budget,
             fired: false,
             alerts: Vec::new(),

@@ -69,7 +69,8 @@ pub fn evaluate(
     position: &Position,
 ) -> Evaluation {
     let budget = std::mem::take(&mut state.budget);
-    let mut raised = Raised::new(tick, position, rules, budget);
+    let budget = (budget, rules.max_alerts_per_hour);
+    let mut raised = Raised::new(tick, position, rules.cooldown, budget);
     price_crossings(rules, state, &mut raised);
     change_vs_previous_close(rules, state, indicators, &mut raised);
     return_outlier(rules, state, indicators, &mut raised);
