@@ -75,6 +75,22 @@ pub fn sns_client(
     )
 }
 
+/// The CloudWatch client of the metrics, with their timeouts and its requests counted into
+/// `metrics`: where `kinetick run` publishes, and where `kinetick report` reads what the lake
+/// does not hold.
+pub fn cloudwatch_client(
+    settings: &AwsConfig,
+    sdk: &SdkConfig,
+    metrics: &Arc<Metrics>,
+) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(sdk)
+            .interceptor(CountRequests::new(metrics, Counter::CloudWatchRequests))
+            .timeout_config(aws::timeouts(sdk, settings.timeouts.metrics))
+            .build(),
+    )
+}
+
 /// The DynamoDB checkpoint store of `aws.checkpoint-table`, large snapshots in `objects`, with
 /// the checkpoint calls' timeouts and its requests counted into `metrics`: the checkpoints
 /// `kinetick run` writes, and those `kinetick compact` reads.
@@ -171,12 +187,7 @@ impl Ports {
             objects,
             alerts: aws_alerts(config, sdk, metrics),
             metrics: Arc::new(CloudWatchMetricsSink::new(
-                aws_sdk_cloudwatch::Client::from_conf(
-                    aws_sdk_cloudwatch::config::Builder::from(sdk)
-                        .interceptor(counting(Counter::CloudWatchRequests))
-                        .timeout_config(aws::timeouts(sdk, limits.metrics))
-                        .build(),
-                ),
+                cloudwatch_client(settings, sdk, metrics),
                 &config.metrics.namespace,
             )),
         })

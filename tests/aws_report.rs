@@ -126,6 +126,24 @@ async fn the_report_goes_to_the_bucket_and_its_digest_to_the_topic() {
     let topic = common::topic(&config).await;
     let queue = common::subscribed_queue(&config, &topic).await;
 
+    // Alerts the tasks' cap per minute held on the lake's date: the lake does not record them,
+    // the digest reads the metric.
+    let namespace = common::unique("report");
+    let held_at = aws_sdk_cloudwatch::primitives::DateTime::from_millis(1_767_625_200_000);
+    aws_sdk_cloudwatch::Client::new(&config)
+        .put_metric_data()
+        .namespace(&namespace)
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("AlertsCapped")
+                .timestamp(held_at)
+                .value(7.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
     let out = work.path().join("report");
     let mut command = Command::new(env!("CARGO_BIN_EXE_kinetick"));
     command
@@ -133,7 +151,8 @@ async fn the_report_goes_to_the_bucket_and_its_digest_to_the_topic() {
         .arg(format!("s3://{bucket}/lake"))
         .args(["--upload", "--publish", &topic, "--out"])
         .arg(&out)
-        .envs(emulator_env());
+        .envs(emulator_env())
+        .env("KINETICK_METRICS__NAMESPACE", &namespace);
     let printed = succeeded(command.output().unwrap());
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -208,6 +227,7 @@ async fn the_report_goes_to_the_bucket_and_its_digest_to_the_topic() {
             thousands(summary["rows"].as_u64().unwrap())
         ),
         format!("Dead letters by reason ({dead_letters},"),
+        "per task and minute       7 (the AlertsCapped metric)".to_owned(),
     ] {
         assert!(
             body.contains(&figure),

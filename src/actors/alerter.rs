@@ -129,9 +129,9 @@ impl Alerter {
         let Some(first) = held.first() else {
             return sent;
         };
-        self.links
-            .metrics
-            .add(Counter::AlertsHeld, held.len() as u64);
+        let metrics = &self.links.metrics;
+        metrics.add(Counter::AlertsHeld, held.len() as u64);
+        metrics.add(Counter::AlertsCapped, held.len() as u64);
         let minute = first.event_time_ms.div_euclid(60_000);
         if self.logged_minute.is_none_or(|logged| logged < minute) {
             self.logged_minute = Some(minute);
@@ -140,7 +140,7 @@ impl Alerter {
                 minute_start_ms = minute * 60_000,
                 held = held.len(),
                 kinds = kinds.to_text().unwrap_or_default(),
-                "Alerts over alerts.max-per-minute held back (counted in AlertsHeld)."
+                "Alerts over alerts.max-per-minute held back (counted in AlertsCapped)."
             );
         }
         sent
@@ -463,6 +463,7 @@ mod tests {
         assert!(answered_ok(alerter.send(with_alerts(1, 5))).await);
         assert!(answered_ok(alerter.send(with_alerts(2, 2))).await);
         let held = async || metrics.total(Counter::AlertsHeld) == 4;
+        assert!(eventually(async || metrics.total(Counter::AlertsCapped) == 4).await);
         assert!(eventually(held).await);
         assert!(eventually(async || topic.delivered.lock().unwrap().len() == 3).await);
         assert_eq!(

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, Statistic, StatisticSet};
 
 use super::{Datum, MetricsError, MetricsSink, Unit};
 use crate::aws;
@@ -24,6 +24,35 @@ impl CloudWatchMetricsSink {
             namespace: namespace.into(),
         }
     }
+}
+
+/// The sum of `metric` (without a dimension) under `namespace` over the day that starts at
+/// `day_start_ms`: what a command run after the fact (the daily digest) reads back of what the
+/// tasks published.
+pub async fn day_sum(
+    client: &Client,
+    namespace: &str,
+    metric: &str,
+    day_start_ms: i64,
+) -> Result<f64, MetricsError> {
+    const DAY_S: i32 = 86_400;
+    let statistics = client
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(metric)
+        .start_time(DateTime::from_millis(day_start_ms))
+        .end_time(DateTime::from_millis(
+            day_start_ms + i64::from(DAY_S) * 1000,
+        ))
+        .period(DAY_S)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .map_err(|error| MetricsError {
+            retryable: aws::is_retryable(&error),
+            message: aws::describe(&error),
+        })?;
+    Ok(statistics.datapoints().iter().filter_map(|d| d.sum()).sum())
 }
 
 fn unit(unit: Unit) -> StandardUnit {

@@ -67,10 +67,13 @@ pub enum Counter {
     /// (`rules.*.max-alerts-per-hour`, also in the lake's `alerts_held` column) or the task's
     /// cap per minute (`alerts.max-per-minute`).
     AlertsHeld,
+    /// The part of `AlertsHeld` the task's cap per minute held (`alerts.max-per-minute`), which
+    /// the lake does not record: the daily digest reads it from here.
+    AlertsCapped,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 25] = [
+    pub const ALL: [Counter; 26] = [
         Counter::RecordsProcessed,
         Counter::BytesProcessed,
         Counter::DeadLetters,
@@ -96,6 +99,7 @@ impl Counter {
         Counter::ItemsRefused,
         Counter::RecordsLostToRetention,
         Counter::AlertsHeld,
+        Counter::AlertsCapped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +129,7 @@ impl Counter {
             Counter::ItemsRefused => "ItemsRefused",
             Counter::RecordsLostToRetention => "RecordsLostToRetention",
             Counter::AlertsHeld => "AlertsHeld",
+            Counter::AlertsCapped => "AlertsCapped",
         }
     }
 

@@ -295,31 +295,35 @@ fn alerts(report: &Report) -> Section {
     }
 }
 
-/// What the symbols' hourly budgets held back: the excess the alert mails did not carry.
+/// What the budgets held back: the excess the alert mails did not carry.
 fn held_alerts(report: &Report) -> Section {
     let held = &report.glance.alerts_held;
-    let w = width(held.by_kind.keys().copied());
-    let mut lines: Vec<String> = held
-        .by_kind
-        .iter()
-        .map(|(kind, n)| format!("{kind:<w$} {:>6}", count(*n)))
-        .collect();
-    if !held.symbols.is_empty() {
+    let mut lines = Vec::new();
+    if held.total > 0 {
+        let kinds: Vec<String> = held
+            .by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {}", count(*n)))
+            .collect();
         let most: Vec<String> = held
             .symbols
             .iter()
             .map(|(symbol, n)| format!("{symbol} {}", count(*n)))
             .collect();
-        lines.push(format!("most held: {}", most.join(", ")));
+        lines.push(format!(
+            "per symbol and hour  {:>6}: {}; most held: {}",
+            count(held.total),
+            kinds.join(", "),
+            most.join(", ")
+        ));
     }
-    Section::new(
-        format!(
-            "Alerts held by the hourly budget per symbol ({})",
-            HumanCount(held.total)
-        ),
-        lines,
-        "none",
-    )
+    if let Some(capped) = report.alerts_capped.filter(|&n| n > 0) {
+        lines.push(format!(
+            "per task and minute  {:>6} (the AlertsCapped metric)",
+            count(capped)
+        ));
+    }
+    Section::new("Alerts held back by the budgets", lines, "none")
 }
 
 fn dead_letters(report: &Report) -> Section {
@@ -425,6 +429,7 @@ mod tests {
             chart_choice: String::new(),
             charts: Vec::new(),
             glance,
+            alerts_capped: Some(3),
             seed_queries: SeedQueries::default().finish(),
         }
     }
@@ -511,10 +516,9 @@ Alerts by kind (12)
   price_spike      5
   trend_up         7
 
-Alerts held by the hourly budget per symbol (9)
-  return_zscore      6
-  volume_spike       3
-  most held: TSLA 5, AAPL 4
+Alerts held back by the budgets
+  per symbol and hour       9: return_zscore 6, volume_spike 3; most held: TSLA 5, AAPL 4
+  per task and minute       3 (the AlertsCapped metric)
 
 Dead letters by reason (60, arrived on 2026-01-05)
   malformed_json     60   e.g. expected value at line 1 column 1

@@ -124,6 +124,11 @@ pub struct Report {
     pub charts: Vec<ChartInfo>,
     #[serde(flatten)]
     pub glance: Glance,
+    /// Alerts the tasks' cap per minute held on these dates (the `AlertsCapped` metric, which the
+    /// lake does not record); read only for a digest published on AWS, `None` otherwise or when
+    /// the metric could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts_capped: Option<u64>,
     pub seed_queries: SeedAnswers,
 }
 
@@ -244,6 +249,10 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
     let (alerts, alert_log) = alert_log(&location).await?;
     let glance = summary::glance(&read.tally, alerts.as_deref(), &dates, dead_letters);
     let (charts, svgs) = draw_charts(&specs, &chosen)?;
+    let alerts_capped = match options.publish {
+        Some(_) => alerts_capped(config, &aws, &dates).await,
+        None => None,
+    };
     let report = Report {
         lake: root,
         dates: dates.into_iter().collect(),
@@ -254,6 +263,7 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         chart_choice,
         charts,
         glance,
+        alerts_capped,
         seed_queries: read.seed.finish(),
     };
     let (uploaded, published) =
@@ -268,6 +278,27 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         symbols: report.glance.symbols,
         charts: report.charts.len(),
     })
+}
+
+/// The `AlertsCapped` metric summed over `dates` (UTC days); `None`, with a warning, when it
+/// cannot be read: the digest goes out without that line rather than not at all.
+async fn alerts_capped(config: &Config, aws: &Aws, dates: &BTreeSet<String>) -> Option<u64> {
+    let client = crate::ports::cloudwatch_client(&config.aws, aws.sdk().await, &aws.metrics);
+    let namespace = &config.metrics.namespace;
+    let mut total = 0.0;
+    for date in dates {
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        let start_ms = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+        let metric = crate::metrics::Counter::AlertsCapped.name();
+        match crate::metrics::cloudwatch::day_sum(&client, namespace, metric, start_ms).await {
+            Ok(sum) => total += sum,
+            Err(error) => {
+                tracing::warn!(%error, metric, "Cannot read the metric; the digest goes without it.");
+                return None;
+            }
+        }
+    }
+    Some(total as u64)
 }
 
 /// Beside a demo's lake, its alert log (`alerts.jsonl`) and its path.
