@@ -211,21 +211,8 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
     let available: BTreeSet<String> = by_date.keys().cloned().collect();
     let dates = select_dates(&available, from.as_deref(), to.as_deref())?;
     if dates.is_empty() {
-        let held = match (available.first(), available.last()) {
-            (Some(first), Some(last)) => format!("it holds {first} to {last}"),
-            _ => "it holds no tick files".to_owned(),
-        };
-        let why = format!(
-            "no lake files for {} under {root}ticks/ ({held})",
-            from.as_deref().unwrap_or("any date")
-        );
-        // A weekday without ticks (a market holiday) is news for the digest's readers, not a
-        // failure of the schedule that publishes it.
-        if let (Some(topic), Some(first)) = (&options.publish, &from) {
-            let last = to.as_deref().unwrap_or(first);
-            return no_ticks(config, &aws, topic, (first, last), &why).await;
-        }
-        anyhow::bail!(why);
+        let asked = (from.as_deref(), to.as_deref());
+        return without_ticks(config, &aws, &options, asked, &available, &root).await;
     }
     let keys: Vec<String> = dates.iter().flat_map(|d| by_date[d].clone()).collect();
     let bar = progress_bar(&keys, options.progress);
@@ -278,6 +265,34 @@ pub async fn run(config: &Config, options: ReportOptions) -> anyhow::Result<Repo
         symbols: report.glance.symbols,
         charts: report.charts.len(),
     })
+}
+
+/// No tick file for the dates asked: an error, or with `--publish` and a date, a digest that says
+/// so. A weekday without ticks (a market holiday) is news for the digest's readers, not a
+/// failure of the schedule that publishes it.
+async fn without_ticks(
+    config: &Config,
+    aws: &Aws,
+    options: &ReportOptions,
+    (from, to): (Option<&str>, Option<&str>),
+    available: &BTreeSet<String>,
+    root: &str,
+) -> anyhow::Result<ReportOutcome> {
+    let held = match (available.first(), available.last()) {
+        (Some(first), Some(last)) => format!("it holds {first} to {last}"),
+        _ => "it holds no tick files".to_owned(),
+    };
+    let why = format!(
+        "no lake files for {} under {root}ticks/ ({held})",
+        from.unwrap_or("any date")
+    );
+    match (&options.publish, from) {
+        (Some(topic), Some(first)) => {
+            let last = to.unwrap_or(first);
+            no_ticks(config, aws, topic, (first, last), &why).await
+        }
+        _ => anyhow::bail!(why),
+    }
 }
 
 /// The `AlertsCapped` metric summed over `dates` (UTC days); `None`, with a warning, when it
