@@ -12,9 +12,10 @@ use super::charts::{AlertMark, ChartSpec, PRICE, SMA_LONG, SMA_SHORT, VWAP};
 use crate::model::rules::AlertKind;
 
 pub const WIDTH: u32 = 1100;
-pub const HEIGHT: u32 = 460;
-/// Height of the title and legend band, then of the price pane; the volume pane takes the rest.
-const HEADER: u32 = 36;
+pub const HEIGHT: u32 = 474;
+/// Height of the title and legend band (two rows: lines and markers, then alert kinds), then of
+/// the price pane; the volume pane takes the rest.
+const HEADER: u32 = 50;
 const PRICE_PANE: u32 = 290;
 /// Width of the value labels left of both panes, so their time axes line up.
 const Y_LABELS: u32 = 80;
@@ -274,7 +275,9 @@ fn header_band<DB: DrawingBackend>(
         area.draw(&Text::new(label, (x + 17, 11), font.clone()))?;
         x += 30 + 7 * label.len() as i32;
     }
-    // The alert kinds the chart shows, each once (a held alert's hollow square says the rest).
+    // The alert kinds the chart shows, each once (a held alert's hollow square says the rest),
+    // in a second row under the lines' legend.
+    let mut x = 470;
     let mut shown: Vec<&str> = Vec::new();
     for mark in &spec.alerts {
         let (_, label) = alert_style(mark.kind);
@@ -287,8 +290,8 @@ fn header_band<DB: DrawingBackend>(
             at: (0, 0.0),
             ..*mark
         };
-        area.draw(&(EmptyElement::at((x + 6, 17)) + alert_square(&legend)))?;
-        area.draw(&Text::new(label, (x + 17, 11), font.clone()))?;
+        area.draw(&(EmptyElement::at((x + 6, 37)) + alert_square(&legend)))?;
+        area.draw(&Text::new(label, (x + 17, 31), font.clone()))?;
         x += 30 + 7 * label.len() as i32;
     }
     Ok(())
