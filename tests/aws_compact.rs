@@ -77,12 +77,14 @@ async fn a_lake_on_s3_compacts_by_the_checkpoints_in_dynamodb() {
                 "demo",
                 "--no-progress",
                 "--ticks",
-                "20000",
+                "100000",
                 "--symbols",
                 "20",
             ])
             .args(["--shards", "3", "--out"])
             .arg(&demo)
+            // Small files; a reader that lags takes up to 10,000 records a read and cuts files at
+            // reads, so each shard needs several times that for three files however it runs.
             .env("KINETICK_CHECKPOINT__MAX_RECORDS", "1500")
             .output()
             .unwrap(),
