@@ -49,6 +49,9 @@ async fn main() {
             // Only the threshold rule: one alert per crossing.
             ("KINETICK_RULES__DEFAULT__PRICE_ABOVE", "100"),
             ("KINETICK_RULES__DEFAULT__COOLDOWN", "0s"),
+            // Every crossing is sent: no budget holds any back.
+            ("KINETICK_RULES__DEFAULT__MAX_ALERTS_PER_HOUR", "1000000"),
+            ("KINETICK_ALERTS__MAX_PER_MINUTE", "1000000"),
             ("KINETICK_RULES__DEFAULT__TREND_CROSSOVER", "false"),
             ("KINETICK_RULES__DEFAULT__CHANGE_PERCENT", "1000000000"),
             ("KINETICK_RULES__DEFAULT__RETURN_ZSCORE", "1000000000"),
