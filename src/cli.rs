@@ -239,7 +239,7 @@ pub struct CompactArgs {
     /// `512MiB`, or bytes. Files of half of it or more are left as they are. Memory holds about
     /// this much, and a row group's rows.
     #[arg(long, default_value = crate::compact::DEFAULT_TARGET,
-        value_parser = crate::compact::plan::parse_size)]
+        value_parser = crate::config::size::parse)]
     pub target_size: u64,
     /// Plan only: read the checkpoints and the files, print what would be merged, and write or
     /// delete nothing.

@@ -21,13 +21,14 @@ use crate::actors::dynamo_writer::DynamoWriter;
 use crate::actors::fatal::Fatal;
 use crate::actors::lease_coordinator::{LeaseCoordinator, Shutdown};
 use crate::actors::metrics_publisher::{MetricsPublisher, PublishNow};
+use crate::actors::object_batcher::FileBoards;
 use crate::actors::parquet_batcher::{ParquetBatcher, ParquetLayout};
 use crate::actors::reader_pool::ReaderPool;
 use crate::actors::refused::RefusedItems;
 use crate::actors::shard_reader::{ReaderLinks, ReaderSettings};
 use crate::actors::sink::{SinkLinks, Sinks};
 use crate::actors::span;
-use crate::barrier::{CommittedPositions, FileEnds, SinkKind};
+use crate::barrier::{CommittedPositions, FileEnds, OpenFileSizes, SinkKind};
 use crate::config::Config;
 use crate::health::Health;
 use crate::lease::clock::LeaseClock;
@@ -106,7 +107,12 @@ impl Pipeline {
         let workers: Vec<Arbiter> = (0..config.pipeline.worker_count())
             .map(|_| Arbiter::new())
             .collect();
-        let sinks = SinkActors::start(config, &ports, &links, &committed, workers.len());
+        let boards = FileBoards {
+            committed: committed.clone(),
+            file_ends: Arc::new(FileEnds::new(ports.checkpoints.clone())),
+            sizes: Arc::new(OpenFileSizes::default()),
+        };
+        let sinks = SinkActors::start(config, &ports, &links, &boards, workers.len());
         let sinks_of_worker = |worker: usize| sinks.of_worker(worker);
         let publisher = MetricsPublisher::new(
             metrics.clone(),
@@ -122,6 +128,7 @@ impl Pipeline {
             sinks: sinks_of_worker(0),
             checkpointer,
             committed: committed.clone(),
+            open_files: boards.sizes.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
             fatal: fatal.clone(),
@@ -237,7 +244,7 @@ impl SinkActors {
         config: &Config,
         ports: &Ports,
         links: &SinkLinks,
-        committed: &Arc<CommittedPositions>,
+        boards: &FileBoards,
         workers: usize,
     ) -> Self {
         let mut arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
@@ -258,31 +265,24 @@ impl SinkActors {
             })
             .collect();
         let lake_arbiter = Arbiter::new();
-        let file_ends = Arc::new(FileEnds::new(ports.checkpoints.clone()));
         let lake = {
             let layout = ParquetLayout {
                 prefix: config.lake.prefix.clone(),
             };
-            let (links, objects, committed, file_ends) = (
-                links.clone(),
-                ports.objects.clone(),
-                committed.clone(),
-                file_ends.clone(),
-            );
+            let (links, objects, boards) = (links.clone(), ports.objects.clone(), boards.clone());
             let sink_span = span::sink(SinkKind::Lake);
             span::start_in_arbiter(&lake_arbiter.handle(), sink_span, move |_| {
-                ParquetBatcher::new(layout, objects, committed, file_ends, links)
+                ParquetBatcher::new(layout, objects, boards, links)
             })
         };
         let dead_letters = {
             let layout = DeadLetterLayout {
                 prefix: config.lake.prefix.clone(),
             };
-            let (links, objects, committed) =
-                (links.clone(), ports.objects.clone(), committed.clone());
+            let (links, objects, boards) = (links.clone(), ports.objects.clone(), boards.clone());
             let sink_span = span::sink(SinkKind::DeadLetters);
             span::start_in_arbiter(&lake_arbiter.handle(), sink_span, move |_| {
-                DeadLetterWriter::new(layout, objects, committed, file_ends, links)
+                DeadLetterWriter::new(layout, objects, boards, links)
             })
         };
         arbiters.push(lake_arbiter);
@@ -329,6 +329,7 @@ fn reader_settings(
         rules: config.rules.clone(),
         checkpoint_interval: config.checkpoint.interval,
         checkpoint_max_records: config.checkpoint.max_records.max(1),
+        files: config.lake.file_sizing(),
         mailbox,
         bars: config.table.mode.bars(),
         initial_position,

@@ -86,6 +86,8 @@ async fn a_lake_on_s3_compacts_by_the_checkpoints_in_dynamodb() {
             // Small files; a reader that lags takes up to 10,000 records a read and cuts files at
             // reads, so each shard needs several times that for three files however it runs.
             .env("KINETICK_CHECKPOINT__MAX_RECORDS", "1500")
+            // Files close at every barrier, as the lake wrote them before they grew.
+            .env("KINETICK_LAKE__TARGET_FILE_SIZE", "1")
             .output()
             .unwrap(),
     );

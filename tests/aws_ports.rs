@@ -27,8 +27,8 @@ use kinetick::model::rules::{Alert, AlertKind, Severity};
 use kinetick::model::state::SymbolState;
 use kinetick::model::tick::{Position, SequenceNumber};
 use kinetick::model::window::WindowConfig;
-use kinetick::objects::ObjectStore;
 use kinetick::objects::s3::S3ObjectStore;
+use kinetick::objects::{MIN_PART_BYTES, ObjectStore};
 use kinetick::stream::kinesis::{KinesisStream, Polling};
 use kinetick::stream::{ShardInfo, StartPosition, StreamSource};
 use kinetick::table::TicksTable;
@@ -104,6 +104,67 @@ async fn s3_objects_put_get_list_and_multipart() {
         store.get("ticks/dt=2026-01-05/a.parquet").await.unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn s3_uploads_in_parts_complete_abort_and_are_found_unfinished() {
+    let config = common::sdk_config();
+    let (client, name) = common::bucket(&config).await;
+    let store = S3ObjectStore::new(client, &name);
+    let key = "lake/ticks/dt=2026-01-05/compacted.parquet";
+    let first: Bytes = (0..MIN_PART_BYTES + 1).map(|i| (i % 251) as u8).collect();
+    let last = Bytes::from_static(b"the end");
+
+    let upload = store
+        .begin_upload(key, "application/vnd.apache.parquet")
+        .await
+        .unwrap();
+    let mut parts = vec![store.upload_part(&upload, 1, first.clone()).await.unwrap()];
+    parts.push(
+        store
+            .upload_part(&upload, 2, Bytes::from_static(b"replaced by the retry"))
+            .await
+            .unwrap(),
+    );
+    parts[1] = store.upload_part(&upload, 2, last.clone()).await.unwrap();
+    assert_eq!(store.get(key).await.unwrap(), None);
+    assert_eq!(
+        store.unfinished_uploads("lake/ticks/").await.unwrap(),
+        std::slice::from_ref(&upload)
+    );
+    assert!(
+        store
+            .unfinished_uploads("lake/dead-letters/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.complete_upload(&upload, &parts).await.unwrap();
+    assert_eq!(
+        store.get(key).await.unwrap().unwrap(),
+        [&first[..], &last[..]].concat()
+    );
+    assert!(store.unfinished_uploads("").await.unwrap().is_empty());
+
+    // An upload a crashed process left is found by its prefix; aborting removes it.
+    let left = store.begin_upload("lake/ticks/left", "").await.unwrap();
+    let part = store
+        .upload_part(&left, 1, Bytes::from_static(b"half"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unfinished_uploads("lake/").await.unwrap(),
+        std::slice::from_ref(&left)
+    );
+    store.abort_upload(&left).await.unwrap();
+    assert!(store.unfinished_uploads("lake/").await.unwrap().is_empty());
+    store.abort_upload(&left).await.unwrap();
+    // S3 answers `NoSuchUpload` (the gone error, judged in `objects::s3`'s unit test); the
+    // emulator answers 500 (retryable), so here the answer may be either.
+    let error = store.complete_upload(&left, &[part]).await.unwrap_err();
+    assert!(error.is_upload_gone() || error.is_retryable(), "{error}");
+    assert_eq!(store.get("lake/ticks/left").await.unwrap(), None);
+    assert_eq!(store.list("lake/").await.unwrap(), [key]);
 }
 
 fn item(symbol: &str, timestamp: &str, price: f64) -> Item<'static> {
@@ -428,6 +489,14 @@ async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
         .mark(&fence_b, &Mark::AlertsPublished(published.clone()))
         .await
         .unwrap();
+    let sinks_durable = std::collections::BTreeMap::from([(
+        "table".to_owned(),
+        Position::new(SequenceNumber::new("145"), 0),
+    )]);
+    checkpoints
+        .mark(&fence_b, &Mark::SinksDurable(sinks_durable.clone()))
+        .await
+        .unwrap();
     let Mark::FilesEnd(reserved) = files_end else {
         unreachable!()
     };
@@ -436,6 +505,7 @@ async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
         Marks {
             files_end: Some(reserved),
             alerts_published: Some(published.clone()),
+            sinks_durable: sinks_durable.clone(),
         }
     );
     assert!(
@@ -451,6 +521,7 @@ async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
         Marks {
             files_end: None,
             alerts_published: Some(published),
+            sinks_durable,
         }
     );
 

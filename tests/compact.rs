@@ -159,6 +159,8 @@ fn compaction_keeps_every_tick_once_and_leaves_what_is_not_committed() {
             // up to 10,000 records a read and cuts files at reads, so each shard needs several
             // times that to have five files however the machine runs.
             .env("KINETICK_CHECKPOINT__MAX_RECORDS", "2000")
+            // Files close at every barrier, as the lake wrote them before they grew.
+            .env("KINETICK_LAKE__TARGET_FILE_SIZE", "1")
             .output()
             .unwrap(),
     );

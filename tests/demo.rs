@@ -129,11 +129,11 @@ fn demo_writes_every_tick_exactly_once() {
         rows.iter().all(|(.., dt)| dt.starts_with("dt=2026-")),
         "Hive partitions by event date"
     );
-    let files_per_shard = files_under(&out.path().join("ticks"), "parquet").len();
-    assert!(
-        files_per_shard > SHARDS,
-        "files roll at checkpoints: {files_per_shard} files"
-    );
+    // Files close at their target size or age, not at each checkpoint: this short run fills
+    // one file per shard and date.
+    let files = files_under(&out.path().join("ticks"), "parquet").len();
+    let shard_dates: BTreeSet<_> = rows.iter().map(|(shard, .., dt)| (shard, dt)).collect();
+    assert_eq!(files, shard_dates.len(), "one file per shard and date");
 
     // The ticks table: the same ticks, one item each.
     let table = out.path().join("table").join("ticks.jsonl");

@@ -40,17 +40,20 @@ fn records() -> Vec<(String, Bytes)> {
 fn config() -> Config {
     let mut config = Config::default();
     config.checkpoint.max_records = 700;
+    // A barrier's rows take about 20 KB in the lake: files close every other barrier, so a
+    // crash finds the table ahead of the checkpoint.
+    config.lake.target_file_size = 30_000;
     config.pipeline.workers = 2;
     config.table.mode = TableMode::Both;
     config
 }
 
 /// Starts a pipeline on `dir` and feeds it every record (closing the stream at the end).
-async fn start(dir: &Path, records: &[(String, Bytes)]) -> Pipeline {
+async fn start(dir: &Path, records: &[(String, Bytes)], config: &Config) -> Pipeline {
     let stream = LocalStream::new(SHARDS, 2_000);
     let ports = Ports::local(dir, stream.clone(), false).unwrap();
     let pipeline = Pipeline::start(
-        &config(),
+        config,
         ports,
         StartPosition::TrimHorizon,
         Default::default(),
@@ -66,24 +69,29 @@ async fn start(dir: &Path, records: &[(String, Bytes)]) -> Pipeline {
     pipeline
 }
 
-fn run_to_end(dir: &Path, records: &[(String, Bytes)]) {
+fn run_to_end(dir: &Path, records: &[(String, Bytes)], config: &Config) {
     actix::System::new().block_on(async {
-        let mut pipeline = start(dir, records).await;
+        let mut pipeline = start(dir, records, config).await;
         pipeline.wait().await.unwrap();
         pipeline.close().await;
     });
 }
 
 fn crash_midway(dir: &Path, records: &[(String, Bytes)]) {
-    crash_when(dir, records, |pipeline| {
+    crash_when(dir, records, &config(), |pipeline| {
         pipeline.metrics().total(Counter::RecordsProcessed) >= (RECORDS / 2) as u64
     });
 }
 
 /// Runs a pipeline on `dir` and stops its threads, with no final checkpoint, once `ready`.
-fn crash_when(dir: &Path, records: &[(String, Bytes)], ready: impl Fn(&Pipeline) -> bool) {
+fn crash_when(
+    dir: &Path,
+    records: &[(String, Bytes)],
+    config: &Config,
+    ready: impl Fn(&Pipeline) -> bool,
+) {
     actix::System::new().block_on(async {
-        let pipeline = start(dir, records).await;
+        let pipeline = start(dir, records, config).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready(&pipeline) {
             assert!(Instant::now() < deadline, "the pipeline made no progress");
@@ -200,11 +208,11 @@ fn table(dir: &Path) -> BTreeMap<String, serde_json::Value> {
 fn a_crashed_pipeline_resumes_with_no_loss_no_duplicates_and_the_same_values() {
     let records = records();
     let reference = tempfile::tempdir().unwrap();
-    run_to_end(reference.path(), &records);
+    run_to_end(reference.path(), &records, &config());
 
     let resumed = tempfile::tempdir().unwrap();
     crash_midway(resumed.path(), &records);
-    run_to_end(resumed.path(), &records);
+    run_to_end(resumed.path(), &records, &config());
 
     let (reference_rows, reference_lake) = lake(reference.path());
     let (resumed_rows, resumed_lake) = lake(resumed.path());
@@ -308,11 +316,16 @@ fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
     const SHARD: &str = "shardId-000000000000";
     let records = records();
     let reference = tempfile::tempdir().unwrap();
-    run_to_end(reference.path(), &records);
+    run_to_end(reference.path(), &records, &config());
 
     let resumed = tempfile::tempdir().unwrap();
     let checkpoint_file = resumed.path().join(format!("checkpoints/{SHARD}.json"));
-    crash_when(resumed.path(), &records, |_| checkpoint_file.exists());
+    // Files close at every barrier, so the first checkpoint comes early.
+    let mut every_barrier = config();
+    every_barrier.lake.target_file_size = 1;
+    crash_when(resumed.path(), &records, &every_barrier, |_| {
+        checkpoint_file.exists()
+    });
     let store = FileCheckpointStore::new(resumed.path().join("checkpoints"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let checkpoint = runtime
@@ -334,7 +347,7 @@ fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
     runtime
         .block_on(store.mark(&fence, &Mark::FilesEnd(reserved)))
         .unwrap();
-    run_to_end(resumed.path(), &records);
+    run_to_end(resumed.path(), &records, &config());
 
     let (rows, values, ranges) = lake_files(resumed.path());
     let (_, reference_values) = lake(reference.path());
@@ -354,5 +367,84 @@ fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
             .iter()
             .all(|&(low, high)| high <= end || low > end),
         "no file runs across the reserved end: {after_checkpoint:?}"
+    );
+}
+
+/// What a new owner does when the table was durable past the checkpoint (its mark says how
+/// far): it reads again from the checkpoint, as the lake needs, but gives the table none of the
+/// ticks up to the mark. Those ticks are taken out of the table here after the crash: had the
+/// replay written them again, they would be back.
+#[test]
+fn a_resumed_shard_gives_the_table_nothing_it_had_already() {
+    const SHARD: &str = "shardId-000000000000";
+    let records = records();
+    let resumed = tempfile::tempdir().unwrap();
+    let checkpoint_file = resumed.path().join(format!("checkpoints/{SHARD}.json"));
+    let mut every_barrier = config();
+    every_barrier.lake.target_file_size = 1;
+    crash_when(resumed.path(), &records, &every_barrier, |_| {
+        checkpoint_file.exists()
+    });
+    let store = FileCheckpointStore::new(resumed.path().join("checkpoints"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let checkpoint = runtime.block_on(store.load(SHARD)).unwrap().unwrap();
+    let after: u128 = checkpoint.position.sequence.to_string().parse().unwrap();
+    let through = after + 500;
+    let fence = Fence {
+        shard_id: SHARD.into(),
+        owner: "earlier-owner".into(),
+        counter: 1,
+    };
+    let mark = Mark::SinksDurable(BTreeMap::from([(
+        "table".to_owned(),
+        Position::new(SequenceNumber::new(through.to_string()), 0),
+    )]));
+    runtime.block_on(store.mark(&fence, &mark)).unwrap();
+    let sequence_of = |item: &serde_json::Value| -> Option<u128> {
+        let shard = item.get("shard_id")?["S"].as_str()?;
+        (shard == SHARD).then(|| item["sequence_number"]["S"].as_str()?.parse().ok())?
+    };
+    let skipped =
+        |item: &serde_json::Value| sequence_of(item).is_some_and(|s| s > after && s <= through);
+    let log = resumed.path().join("table").join("ticks.jsonl");
+    let kept: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|line| !skipped(&serde_json::from_str(line).unwrap()))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&log, kept.concat()).unwrap();
+
+    run_to_end(resumed.path(), &records, &config());
+    let resumed_table = table(resumed.path());
+    assert!(
+        !resumed_table.values().any(skipped),
+        "the table was given ticks up to its mark again"
+    );
+    let reference = tempfile::tempdir().unwrap();
+    run_to_end(reference.path(), &records, &config());
+    let reference_table = table(reference.path());
+    let ticks = |table: &BTreeMap<String, serde_json::Value>| {
+        table
+            .values()
+            .filter(|item| sequence_of(item).is_some())
+            .count()
+    };
+    let taken_out = reference_table
+        .values()
+        .filter(|item| skipped(item))
+        .count();
+    assert!(taken_out > 400, "most records of the range are ticks");
+    assert_eq!(
+        ticks(&resumed_table) + taken_out,
+        ticks(&reference_table),
+        "every other tick of the shard is in the table"
+    );
+    let (rows, resumed_lake) = lake(resumed.path());
+    let (_, reference_lake) = lake(reference.path());
+    assert_eq!(rows, resumed_lake.len(), "no tick twice in the lake");
+    assert!(
+        resumed_lake == reference_lake,
+        "the lake has every tick, the same values"
     );
 }

@@ -61,6 +61,7 @@ fn every_bad_setting_is_reported_at_once() {
         &["run", "--config", file.to_str().unwrap()],
         &[
             ("KINETICK_LAKE__PREFIX", "/lake"),
+            ("KINETICK_LAKE__TARGET_FILE_SIZE", "60GB"),
             ("KINETICK_AWS__START_POSITION", "at-timestamp"),
         ],
     );
@@ -70,6 +71,9 @@ fn every_bad_setting_is_reported_at_once() {
         [
             "error: invalid setting lake.prefix = \"/lake/\": must not start with /: object keys \
              are relative to the bucket",
+            "error: invalid setting lake.target-file-size = 60000000000: must be at most 50GB \
+             (an upload has at most 10,000 parts of 8 MiB; Athena reads files of 64MB to 1GB \
+             best)",
             "error: invalid setting metrics.interval = 0s: must be at least 1s",
             "error: invalid setting aws.start-position = at-timestamp: needs \
              aws.start-timestamp, the RFC 3339 time to start at",

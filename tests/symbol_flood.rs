@@ -351,6 +351,8 @@ fn small_limits() -> Config {
     let mut config = Config::default();
     config.pipeline.workers = 2;
     config.checkpoint.max_records = 500;
+    // Files close at every barrier: each shard checkpoints once the feed pauses.
+    config.lake.target_file_size = 1;
     config.table.mode = TableMode::Both;
     config.symbols.max_per_shard = 20;
     config.symbols.evict_after = Duration::from_secs(600);

@@ -2,14 +2,15 @@
 //! durable, with the window snapshot taken at that position (steps 4 to 6 of the barrier, told
 //! whole in [`crate::barrier`]).
 //!
-//! In: [`Propose`] from shard readers and [`Durable`] from sinks. Out: checkpoints in the
-//! [`CheckpointStore`], committed positions on the [`CommittedPositions`] board, and
+//! In: [`Resumed`] and [`Propose`] from shard readers and [`Durable`] from sinks. Out:
+//! checkpoints and the sinks' durable marks in the [`CheckpointStore`], committed positions on the [`CommittedPositions`] board, and
 //! [`ShardStopped`] once a reader's last checkpoint is written (or refused because the lease moved
 //! on).
 //!
 //! The checkpointer runs in its span `checkpointer`, and does the work of one shard in a child
 //! span `shard{shard_id, generation}` ([`super::span`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -17,12 +18,14 @@ use tracing::{Instrument, Span};
 
 use super::fatal::Fatal;
 use super::span;
-use crate::barrier::progress::Progress;
+use crate::barrier::progress::{Progress, ProgressWrite};
 use crate::barrier::{
-    CommittedPositions, Durable, FinishedEmpty, Propose, ShardStopped, SinkKind, StopOutcome,
+    CommittedPositions, Durable, FinishedEmpty, Propose, Resumed, ShardStopped, SinkKind,
+    StopOutcome,
 };
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Mark};
 use crate::health::{Concern, Health};
+use crate::lease::Fence;
 use crate::lease::clock::LeaseClock;
 use crate::metrics::{Counter, Latency, Metrics, ShardGauge};
 use crate::model::ids::ShardId;
@@ -71,19 +74,26 @@ impl Checkpointer {
         }
     }
 
-    /// Saves the shard's newest committable candidate, if any. Called in the shard's span, which
-    /// the save and what follows it keep.
+    /// Writes what the shard's progress calls for, if anything: its newest committable
+    /// candidate, or the sinks' durable mark. Called in the shard's span, which the write and
+    /// what follows it keep.
     fn commit_ready(&mut self, shard_id: ShardId, ctx: &mut Context<Self>) {
         let sinks = &self.sinks;
-        let candidate = self
+        let write = self
             .progress
             .shard(&shard_id)
-            .and_then(|progress| progress.take_committable(sinks));
-        let Some(candidate) = candidate else {
-            return;
-        };
+            .and_then(|progress| progress.take_write(sinks));
+        match write {
+            Some(ProgressWrite::Checkpoint(candidate)) => self.save(shard_id, candidate, ctx),
+            Some(ProgressWrite::SinksDurable(fence, durable)) => {
+                self.mark_durable(shard_id, fence, durable, ctx)
+            }
+            None => {}
+        }
+    }
+
+    fn save(&mut self, shard_id: ShardId, candidate: Propose, ctx: &mut Context<Self>) {
         let generation = candidate.fence.counter;
-        let checkpoint_shard = shard_id.clone();
         let checkpoint = Checkpoint {
             shard_id: shard_id.to_string(),
             position: candidate.position.clone(),
@@ -91,26 +101,11 @@ impl Checkpointer {
             snapshot: candidate.snapshot,
             fence: Some(candidate.fence),
         };
-        let (store, health, metrics, leases) = (
-            self.store.clone(),
-            self.links.health.clone(),
-            self.links.metrics.clone(),
-            self.links.leases.clone(),
-        );
-        let save = async move {
-            let report = Reporting {
-                concern: Concern::Checkpoints,
-                health: &health,
-                metrics: &metrics,
-            };
-            persistently(
-                report,
-                CheckpointError::failure,
-                || leases.holds(&checkpoint_shard, generation),
-                || store.save(&checkpoint),
-            )
-            .await
-        };
+        let store = self.store.clone();
+        let save = self.persistently(&shard_id, generation, move || {
+            let (store, checkpoint) = (store.clone(), checkpoint.clone());
+            async move { store.save(&checkpoint).await }
+        });
         let written = Written {
             position: candidate.position,
             last: candidate.last,
@@ -122,24 +117,104 @@ impl Checkpointer {
         let save = save.instrument(shard_span.clone()).into_actor(self);
         ctx.spawn(save.map(move |result, act, ctx| {
             let _shard = shard_span.enter();
-            match result {
-                Ok(()) => act.committed(shard_id, generation, written, ctx),
-                Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
-                    tracing::warn!("Checkpoint refused: the lease has moved on.");
-                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
-                }
-                Err(Stopped::Abandoned) => {
-                    tracing::warn!(position = %written.position,
-                        "Lease may have expired; the checkpoint is not written.");
-                    act.stop(&shard_id, generation, StopOutcome::LeaseLost);
-                }
-                Err(Stopped::Rejected(error)) => {
-                    act.links
-                        .fatal
-                        .raise(format!("checkpoint of shard {shard_id} failed: {error:?}"));
-                }
+            if act.written(&shard_id, generation, result, "checkpoint") {
+                act.committed(shard_id, generation, written, ctx);
             }
         }));
+    }
+
+    /// Records how far the sinks that write no files are durable past the checkpoint.
+    fn mark_durable(
+        &mut self,
+        shard_id: ShardId,
+        fence: Fence,
+        durable: BTreeMap<SinkKind, Position>,
+        ctx: &mut Context<Self>,
+    ) {
+        let generation = fence.counter;
+        let mark = Mark::SinksDurable(
+            durable
+                .iter()
+                .map(|(sink, position)| (sink.name().to_owned(), position.clone()))
+                .collect(),
+        );
+        let store = self.store.clone();
+        let write = self.persistently(&shard_id, generation, move || {
+            let (store, fence, mark) = (store.clone(), fence.clone(), mark.clone());
+            async move { store.mark(&fence, &mark).await }
+        });
+        let shard_span = Span::current();
+        let write = write.instrument(shard_span.clone()).into_actor(self);
+        ctx.spawn(write.map(move |result, act, ctx| {
+            let _shard = shard_span.enter();
+            if act.written(&shard_id, generation, result, "sinks' durable mark") {
+                if let Some(progress) = act.progress.current(&shard_id, generation) {
+                    progress.marked(durable);
+                }
+                act.commit_ready(shard_id, ctx);
+            }
+        }));
+    }
+
+    /// A store write of the shard, tried until written while the lease clock trusts the lease.
+    fn persistently<F, Fut>(
+        &self,
+        shard_id: &ShardId,
+        generation: u64,
+        write: F,
+    ) -> impl Future<Output = Result<(), Stopped<CheckpointError>>> + 'static
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<(), CheckpointError>>,
+    {
+        let (health, metrics, leases) = (
+            self.links.health.clone(),
+            self.links.metrics.clone(),
+            self.links.leases.clone(),
+        );
+        let shard_id = shard_id.clone();
+        async move {
+            let report = Reporting {
+                concern: Concern::Checkpoints,
+                health: &health,
+                metrics: &metrics,
+            };
+            persistently(
+                report,
+                CheckpointError::failure,
+                || leases.holds(&shard_id, generation),
+                write,
+            )
+            .await
+        }
+    }
+
+    /// Whether a store write of the shard went through; if not, the shard is stopped (the
+    /// lease moved on) or the process (the store failed for good).
+    fn written(
+        &mut self,
+        shard_id: &ShardId,
+        generation: u64,
+        result: Result<(), Stopped<CheckpointError>>,
+        what: &str,
+    ) -> bool {
+        match result {
+            Ok(()) => return true,
+            Err(Stopped::Rejected(CheckpointError::LeaseLost { .. })) => {
+                tracing::warn!(what, "Write refused: the lease has moved on.");
+                self.stop(shard_id, generation, StopOutcome::LeaseLost);
+            }
+            Err(Stopped::Abandoned) => {
+                tracing::warn!(what, "Lease may have expired; not written.");
+                self.stop(shard_id, generation, StopOutcome::LeaseLost);
+            }
+            Err(Stopped::Rejected(error)) => {
+                self.links
+                    .fatal
+                    .raise(format!("{what} of shard {shard_id} failed: {error:?}"));
+            }
+        }
+        false
     }
 
     /// A checkpoint is written: the sinks waiting on it may go on, and the shard's next
@@ -168,7 +243,7 @@ impl Checkpointer {
         let Some(progress) = self.progress.current(&shard_id, generation) else {
             return;
         };
-        progress.saved(records);
+        progress.saved(position.clone(), records);
         self.links
             .metrics
             .set_gauge(ShardGauge::CheckpointLag, &shard_id, progress.lag() as f64);
@@ -214,6 +289,23 @@ impl Handler<Propose> for Checkpointer {
             .metrics
             .set_gauge(ShardGauge::CheckpointLag, &shard_id, lag);
         self.commit_ready(shard_id, ctx);
+    }
+}
+
+impl Handler<Resumed> for Checkpointer {
+    type Result = ();
+
+    fn handle(&mut self, resumed: Resumed, _: &mut Context<Self>) {
+        let Resumed {
+            fence,
+            checkpoint,
+            sinks_durable,
+        } = resumed;
+        let shard_id = fence.shard_id.clone();
+        let _shard = span::shard(&shard_id, fence.counter).entered();
+        if let Some(progress) = self.progress.of(&shard_id, fence.counter) {
+            progress.resume(fence, checkpoint, sinks_durable);
+        }
     }
 }
 

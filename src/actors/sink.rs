@@ -61,9 +61,10 @@ impl BackgroundWrite {
 pub struct Sinks(pub Vec<(SinkKind, Recipient<ShardBatch>)>);
 
 impl Sinks {
-    /// Sends one batch to every sink and waits until each has taken it.
-    pub async fn send(&self, batch: ShardBatch) -> Result<(), SinkError> {
-        let sends = self.0.iter().map(|(kind, sink)| {
+    /// Sends one batch to every sink but those in `skip`, and waits until each has taken it.
+    pub async fn send(&self, batch: ShardBatch, skip: &[SinkKind]) -> Result<(), SinkError> {
+        let sinks = self.0.iter().filter(|(kind, _)| !skip.contains(kind));
+        let sends = sinks.map(|(kind, sink)| {
             let request = sink.send(batch.clone());
             async move { request.await.map_err(|e| SinkError::new(*kind, e))? }
         });

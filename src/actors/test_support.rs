@@ -82,6 +82,7 @@ pub fn tick_batch(shard: &str, sequence: u64, barrier: bool) -> ShardBatch {
         bars: Arc::new([]),
         dead_letters: Arc::new([]),
         barrier: barrier.then(|| position(sequence)),
+        closes_files: barrier,
     }
 }
 

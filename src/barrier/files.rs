@@ -1,5 +1,5 @@
-//! Step 3 for the sinks that write files (the lake and the dead letters), before they write: the
-//! end of a shard's next files is reserved in the checkpoint store, fenced by the lease.
+//! Step 3 for the sinks that write files (the lake and the dead letters), before they complete
+//! them: the end of a shard's next files is reserved in the checkpoint store, fenced by the lease.
 //!
 //! A file's key names its shard and first row, and its rows run to the barrier that closes it.
 //! Barriers fall where an owner's timing puts them, so without a reservation an owner that lost
@@ -10,9 +10,9 @@
 //! replaces a file with the same bytes; and an owner whose lease has moved on cannot reserve,
 //! so it writes no file beyond that one.
 //!
-//! Reservations of a shard follow its commits: an object sink writes the files of a barrier only
-//! once the shard's previous barrier is committed (`actors/object_batcher.rs`), so a reservation
-//! always follows the checkpoint it names.
+//! Reservations of a shard follow its commits: an object sink completes the files of a barrier
+//! only once the shard's previous files are committed (`actors/object_batcher/`), so a
+//! reservation always follows the checkpoint it names.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

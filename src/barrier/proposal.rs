@@ -1,7 +1,11 @@
-//! Step 1 of a barrier: a reader proposes a checkpoint candidate, or says it has none.
+//! Step 1 of a barrier: a reader says where it resumed, proposes checkpoint candidates, or says
+//! it has none.
+
+use std::collections::BTreeMap;
 
 use actix::prelude::*;
 
+use super::sinks::SinkKind;
 use crate::checkpoint::ShardSnapshot;
 use crate::lease::Fence;
 use crate::model::ids::ShardId;
@@ -34,4 +38,15 @@ pub struct FinishedEmpty {
     pub shard_id: ShardId,
     pub generation: u64,
     pub shard_end: bool,
+}
+
+/// A reader starts on a shard: the checkpoint it resumes from, and how far past it the sinks
+/// that write no files are durable (their mark), so that what it gives them no more is counted.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Resumed {
+    /// The lease the reader holds; its counter is the reader's generation.
+    pub fence: Fence,
+    pub checkpoint: Option<Position>,
+    pub sinks_durable: BTreeMap<SinkKind, Position>,
 }

@@ -30,7 +30,18 @@ impl SinkKind {
         SinkKind::DeadLetters,
     ];
 
-    /// The sink's name in logs and health reasons.
+    /// Whether the sink writes files, which close only at some barriers (those of a
+    /// [`ShardBatch`] that `closes_files`): it makes a shard durable only there.
+    pub fn writes_files(self) -> bool {
+        matches!(self, SinkKind::Lake | SinkKind::DeadLetters)
+    }
+
+    /// The sink of a [`Self::name`].
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sink| sink.name() == name)
+    }
+
+    /// The sink's name in logs, health reasons and marks.
     pub fn name(self) -> &'static str {
         match self {
             SinkKind::Table => "table",
@@ -58,8 +69,12 @@ pub struct ShardBatch {
     /// Latest values of the one-minute bars the batch changed (bars mode).
     pub bars: Arc<[(Symbol, MinuteBar)]>,
     pub dead_letters: Arc<[DeadLetter]>,
-    /// A checkpoint candidate at this position ends the batch.
+    /// A barrier at this position ends the batch: every sink that does not write files makes
+    /// the shard durable up to it.
     pub barrier: Option<Position>,
+    /// The barrier is also a checkpoint candidate: the sinks that write files close them here
+    /// and make the shard durable up to it.
+    pub closes_files: bool,
 }
 
 impl ShardBatch {

@@ -264,9 +264,10 @@ impl CheckpointStore for DynamoCheckpointStore {
             .get_item()
             .table_name(&self.table_name)
             .key("shard_id", AttributeValue::S(shard_id.to_owned()))
-            .projection_expression("#files, #alerts")
+            .projection_expression("#files, #alerts, #sinks")
             .expression_attribute_names("#files", Marks::FILES_END)
             .expression_attribute_names("#alerts", Marks::ALERTS_PUBLISHED)
+            .expression_attribute_names("#sinks", Marks::SINKS_DURABLE)
             .consistent_read(true)
             .send()
             .await

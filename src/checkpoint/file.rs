@@ -148,7 +148,7 @@ impl CheckpointStore for FileCheckpointStore {
             retryable,
         };
         let mut stored = Vec::new();
-        for name in [Marks::FILES_END, Marks::ALERTS_PUBLISHED] {
+        for name in Marks::NAMES {
             let path = self
                 .file_of(shard_id, &format!("{name}.mark"))
                 .map_err(|m| read_error(m, false))?;
@@ -339,6 +339,7 @@ mod tests {
         let expected = Marks {
             files_end: Some(reserved),
             alerts_published: Some(published),
+            ..Marks::default()
         };
         assert_eq!(store.marks("shard-1").await.unwrap(), expected);
         assert_eq!(store.marks("shard-2").await.unwrap(), Marks::default());

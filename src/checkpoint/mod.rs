@@ -1,5 +1,5 @@
 //! The checkpoint port: per shard, the last position every sink made durable and the window
-//! state of the shard's symbols at that position.
+//! state of the shard's symbols at that position, and marks of what is durable beyond it.
 //!
 //! Implementations: a directory of JSON files ([`file::FileCheckpointStore`]) and DynamoDB.
 
@@ -54,6 +54,11 @@ pub enum Mark {
     /// Every alert of a record up to this position is published: a replay publishes none of
     /// them again.
     AlertsPublished(Position),
+    /// How far each sink that does not write files (by [`SinkKind::name`]) has made the shard
+    /// durable past the checkpoint: a replay gives it nothing up to there again.
+    ///
+    /// [`SinkKind::name`]: crate::barrier::SinkKind::name
+    SinksDurable(BTreeMap<String, Position>),
 }
 
 impl Mark {
@@ -62,6 +67,7 @@ impl Mark {
         let json = match self {
             Mark::FilesEnd(files_end) => serde_json::to_string(files_end),
             Mark::AlertsPublished(position) => serde_json::to_string(position),
+            Mark::SinksDurable(positions) => serde_json::to_string(positions),
         };
         (self.name(), json.expect("marks serialize"))
     }
@@ -70,6 +76,7 @@ impl Mark {
         match self {
             Mark::FilesEnd(_) => Marks::FILES_END,
             Mark::AlertsPublished(_) => Marks::ALERTS_PUBLISHED,
+            Mark::SinksDurable(_) => Marks::SINKS_DURABLE,
         }
     }
 }
@@ -79,11 +86,16 @@ impl Mark {
 pub struct Marks {
     pub files_end: Option<FilesEnd>,
     pub alerts_published: Option<Position>,
+    pub sinks_durable: BTreeMap<String, Position>,
 }
 
 impl Marks {
     pub const FILES_END: &'static str = "files_end";
     pub const ALERTS_PUBLISHED: &'static str = "alerts_published";
+    pub const SINKS_DURABLE: &'static str = "sinks_durable";
+    /// Every name a store keeps a mark under.
+    pub const NAMES: [&'static str; 3] =
+        [Self::FILES_END, Self::ALERTS_PUBLISHED, Self::SINKS_DURABLE];
 
     /// The marks from what a store holds under each name (JSON), or why one cannot be read.
     pub fn from_stored<'a>(
@@ -98,6 +110,9 @@ impl Marks {
                 }
                 Self::ALERTS_PUBLISHED => {
                     marks.alerts_published = Some(serde_json::from_str(json).map_err(corrupt)?)
+                }
+                Self::SINKS_DURABLE => {
+                    marks.sinks_durable = serde_json::from_str(json).map_err(corrupt)?
                 }
                 _ => {}
             }

@@ -9,6 +9,7 @@
 //! but breaks a rule ([`Config::validate`]), all of it at once, before anything starts.
 
 mod kafka;
+pub mod size;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -100,18 +101,17 @@ impl InputConfig {
     }
 }
 
-/// When a shard checkpoints. A checkpoint is also where the lake's Parquet files roll, so these
-/// two settings are the file size and age knobs too.
+/// When a shard's barriers fall: at each, the table and the alerts are durable and recorded;
+/// the lake's files close at the first barrier after their size or age is reached
+/// ([`LakeConfig`]), and that barrier is the shard's checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct CheckpointConfig {
-    /// Longest time between two checkpoints of a shard that has new records.
+    /// Longest time between two barriers of a shard that has new records.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// Records after which a shard checkpoints even before `interval` (the first time sooner,
-    /// by a share set by the shard's number, so that shards do not all checkpoint at once). The
-    /// lake holds a shard's ticks in memory until its next checkpoint, so this bounds memory: a
-    /// shard holds at most about this many rows at once.
+    /// Records after which a barrier falls even before `interval` (the first time sooner, by a
+    /// share set by the shard's number, so that shards do not all reach it at once).
     pub max_records: u64,
 }
 
@@ -215,14 +215,41 @@ impl Default for TableConfig {
     }
 }
 
-/// Object keys of the lake and the dead letters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Object keys of the lake and the dead letters, and when their files close.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct LakeConfig {
     /// Prefix of every object key: `""` or a folder (a missing trailing `/` is added on load, so
     /// the lake, the dead letters and the snapshots all land under the same folder).
     #[serde(deserialize_with = "folder")]
     pub prefix: String,
+    /// A shard's open lake file closes at the first barrier after it reaches this size
+    /// (`"128MB"`, `"64MiB"` or bytes). Its row groups are uploaded as it grows.
+    #[serde(with = "size")]
+    pub target_file_size: u64,
+    /// ... or after it has been open this long, whatever its size: how late data may reach
+    /// Athena, and how far back a new owner of the shard reads again.
+    #[serde(with = "humantime_serde")]
+    pub max_file_age: Duration,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            target_file_size: 128 << 20,
+            max_file_age: Duration::from_secs(300),
+        }
+    }
+}
+
+impl LakeConfig {
+    pub fn file_sizing(&self) -> crate::barrier::FileSizing {
+        crate::barrier::FileSizing {
+            target_bytes: self.target_file_size,
+            max_age: self.max_file_age,
+        }
+    }
 }
 
 fn folder<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

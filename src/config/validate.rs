@@ -30,6 +30,9 @@ const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Below any tick (about 200 bytes as producers send them): every record would be dead-lettered.
 const MIN_RECORD_BYTES: usize = 256;
 
+/// The largest lake file an upload in parts can make (10,000 parts of 8 MiB), rounded down.
+const MAX_FILE_BYTES: u64 = 50_000_000_000;
+
 impl Config {
     /// Every rule of this module; `Err` holds every setting that breaks one.
     pub fn validate(&self) -> Result<(), Vec<SettingError>> {
@@ -61,6 +64,20 @@ impl Config {
             );
         }
         check.lake_prefix(&self.lake.prefix);
+        check.require(
+            self.lake.target_file_size <= MAX_FILE_BYTES,
+            "lake.target-file-size",
+            self.lake.target_file_size,
+            "must be at most 50GB (an upload has at most 10,000 parts of 8 MiB; Athena reads \
+             files of 64MB to 1GB best)",
+        );
+        check.require(
+            self.lake.max_file_age <= Duration::from_secs(24 * 3600),
+            "lake.max-file-age",
+            Human(self.lake.max_file_age),
+            "must be at most 24h (a new owner of a shard reads again as far back, and the \
+             stream must still hold it)",
+        );
         check.at_least("alerts.max-backlog", self.alerts.max_backlog, 1);
         if let Some(max) = self.alerts.max_per_minute {
             check.at_least("alerts.max-per-minute", max, 1);

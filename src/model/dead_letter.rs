@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::lake::partition_date;
+use super::lake::{Segment, partition_date};
 use super::tick::Position;
 
 /// Reason code of the marker of records lost to the stream's retention
@@ -119,36 +119,51 @@ pub fn refused_object_key(prefix: &str, time_ms: i64, output: &str, name: &str) 
     format!("{prefix}dead-letters/dt={date}/refused-by-{output}-{name}.jsonl")
 }
 
+/// Splits dead letters (in stream order) by arrival date into the segments of each date's file.
+pub fn day_segments<'a>(
+    prefix: &str,
+    shard_id: &str,
+    letters: &[&'a DeadLetter],
+) -> Vec<Segment<'a, DeadLetter>> {
+    let mut segments: Vec<Segment<'a, DeadLetter>> = Vec::new();
+    for &letter in letters {
+        let partition = partition_date(letter.arrival_time_ms);
+        match segments.iter_mut().find(|s| s.partition == partition) {
+            Some(segment) => segment.rows.push(letter),
+            None => segments.push(Segment {
+                key: dead_letter_object_key(
+                    prefix,
+                    letter.arrival_time_ms,
+                    shard_id,
+                    &letter.position,
+                ),
+                partition,
+                rows: vec![letter],
+            }),
+        }
+    }
+    segments
+}
+
+/// Dead letters as JSON lines, one per line.
+pub fn json_lines(letters: &[&DeadLetter]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for letter in letters {
+        body.extend_from_slice(letter.to_json_line().as_bytes());
+        body.push(b'\n');
+    }
+    body
+}
+
 /// Splits dead letters (in stream order) by arrival date into `(key, JSON lines, count)` objects.
 pub fn encode_dead_letters(
     prefix: &str,
     shard_id: &str,
     letters: &[&DeadLetter],
 ) -> Vec<(String, Vec<u8>, usize)> {
-    let mut files: Vec<(String, String, Vec<u8>, usize)> = Vec::new();
-    for letter in letters {
-        let date = partition_date(letter.arrival_time_ms);
-        let index = match files.iter().position(|(d, ..)| *d == date) {
-            Some(index) => index,
-            None => {
-                let key = dead_letter_object_key(
-                    prefix,
-                    letter.arrival_time_ms,
-                    shard_id,
-                    &letter.position,
-                );
-                files.push((date, key, Vec::new(), 0));
-                files.len() - 1
-            }
-        };
-        let (_, _, body, count) = &mut files[index];
-        body.extend_from_slice(letter.to_json_line().as_bytes());
-        body.push(b'\n');
-        *count += 1;
-    }
-    files
+    day_segments(prefix, shard_id, letters)
         .into_iter()
-        .map(|(_, key, body, count)| (key, body, count))
+        .map(|segment| (segment.key, json_lines(&segment.rows), segment.rows.len()))
         .collect()
 }
 

@@ -8,7 +8,12 @@
 //! Durability: a put returns once the bytes are handed to the OS (survives the process dying);
 //! [`LocalObjectStore::with_fsync`] also syncs the file and its directory (survives power loss).
 //!
+//! Uploads in parts are staged in a hidden folder under the root and published the same way as
+//! a put ([`uploads`]).
+//!
 //! [`list`]: ObjectStore::list
+
+mod uploads;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,7 +21,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Listed, ObjectError, ObjectStore, Part};
+use self::uploads::Staging;
+use super::{Listed, ObjectError, ObjectStore, Part, Upload, UploadedPart};
 use crate::local_files::{
     TEMP_PREFIX, blocking, is_transient, sync_dir, temp_beside, write_atomic,
 };
@@ -165,6 +171,38 @@ impl ObjectStore for LocalObjectStore {
                 Err(failed(e))
             }
         }
+    }
+
+    /// `content_type` is not kept: a file has none.
+    async fn begin_upload(&self, key: &str, _content_type: &str) -> Result<Upload, ObjectError> {
+        self.path_of("begin upload", key)?;
+        Staging::of(self).begin(key).await
+    }
+
+    async fn upload_part(
+        &self,
+        upload: &Upload,
+        number: i32,
+        body: Bytes,
+    ) -> Result<UploadedPart, ObjectError> {
+        Staging::of(self).upload_part(upload, number, body).await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &Upload,
+        parts: &[UploadedPart],
+    ) -> Result<(), ObjectError> {
+        let target = self.path_of("complete upload", &upload.key)?;
+        Staging::of(self).complete(target, upload, parts).await
+    }
+
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        Staging::of(self).abort(upload).await
+    }
+
+    async fn unfinished_uploads(&self, prefix: &str) -> Result<Vec<Upload>, ObjectError> {
+        Staging::of(self).unfinished(prefix).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {

@@ -2,6 +2,14 @@
 //! snapshots and the compaction's manifests, under S3-style keys.
 //!
 //! Implementations: a local directory ([`local::LocalObjectStore`]) and S3.
+//!
+//! Large objects go up in parts, two ways. [`ObjectStore::put_parts`] takes a stream of bytes and
+//! does the whole upload in one call. The upload primitives ([`ObjectStore::begin_upload`],
+//! [`upload_part`](ObjectStore::upload_part), [`complete_upload`](ObjectStore::complete_upload),
+//! [`abort_upload`](ObjectStore::abort_upload)) leave each step to the caller, so that an upload
+//! lasting minutes can retry each call on its own and decide late whether the object appears;
+//! [`unfinished_uploads`](ObjectStore::unfinished_uploads) finds the uploads a crashed process
+//! left (S3 bills their parts until they are aborted).
 
 pub mod local;
 pub mod s3;
@@ -18,6 +26,13 @@ pub enum ObjectError {
         message: String,
         retryable: bool,
     },
+    /// The upload was completed (by an earlier try whose answer was lost) or aborted.
+    #[error("object {key}: {operation} failed: upload {upload_id} is gone (completed or aborted)")]
+    UploadGone {
+        operation: &'static str,
+        key: String,
+        upload_id: String,
+    },
 }
 
 impl ObjectError {
@@ -32,9 +47,33 @@ impl ObjectError {
         matches!(self, ObjectError::Request { operation, .. } if *operation == Self::UNFINISHED)
     }
 
+    /// Whether the upload this call named is gone ([`ObjectError::UploadGone`]); never retryable.
+    pub fn is_upload_gone(&self) -> bool {
+        matches!(self, ObjectError::UploadGone { .. })
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             ObjectError::Request { retryable, .. } => *retryable,
+            ObjectError::UploadGone { .. } => false,
+        }
+    }
+
+    pub fn upload_gone(operation: &'static str, upload: &Upload) -> Self {
+        ObjectError::UploadGone {
+            operation,
+            key: upload.key.clone(),
+            upload_id: upload.id.clone(),
+        }
+    }
+
+    /// A call this store has no way to serve (the upload primitives of a test double).
+    fn unsupported(operation: &'static str, key: &str) -> Self {
+        ObjectError::Request {
+            operation,
+            key: key.to_owned(),
+            message: "this store does not upload in parts".to_owned(),
+            retryable: false,
         }
     }
 
@@ -63,6 +102,29 @@ pub enum Part {
     /// Everything is sent: the object may appear.
     End,
 }
+
+/// An upload in parts under way ([`ObjectStore::begin_upload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub key: String,
+    /// The store's name for the upload (S3's upload id).
+    pub id: String,
+}
+
+/// A part uploaded, as completing the upload names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// From 1, at most 10,000 (S3's limit; the local store keeps it too).
+    pub number: i32,
+    /// The store's tag of the part's content (S3's ETag): a part uploaded again has a new one.
+    pub tag: String,
+}
+
+/// The least size of every part but the last (S3's rule; the local store keeps it too).
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// The highest part number (S3's limit; the local store keeps it too).
+pub const MAX_PART_NUMBER: i32 = 10_000;
 
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
@@ -109,5 +171,55 @@ pub trait ObjectStore: Send + Sync + 'static {
                 None => return Err(ObjectError::unfinished(key)),
             }
         }
+    }
+
+    /// Begins an upload in parts of `key`: nothing appears until it is completed. Each call of
+    /// an upload may be retried on its own; an upload neither completed nor aborted keeps its
+    /// parts (billed, on S3) and is listed by [`ObjectStore::unfinished_uploads`]. This default,
+    /// for stores that cannot, fails (not retryable).
+    async fn begin_upload(&self, key: &str, content_type: &str) -> Result<Upload, ObjectError> {
+        let _ = content_type;
+        Err(ObjectError::unsupported("begin upload", key))
+    }
+
+    /// Uploads part `number` (from 1) of `upload`; uploading a number again replaces it (so a
+    /// retry is safe). Every part but the last must hold at least [`MIN_PART_BYTES`], which
+    /// completing checks. An upload that is gone fails with [`ObjectError::is_upload_gone`].
+    async fn upload_part(
+        &self,
+        upload: &Upload,
+        number: i32,
+        body: Bytes,
+    ) -> Result<UploadedPart, ObjectError> {
+        let _ = (number, body);
+        Err(ObjectError::unsupported("upload part", &upload.key))
+    }
+
+    /// The object appears whole (replacing one under the key) from `parts` in order (ascending
+    /// numbers, the tags their uploads returned). If the upload is gone (completed already by an
+    /// earlier try whose answer was lost, or aborted) this returns an error for which
+    /// [`ObjectError::is_upload_gone`] is true (not retryable); S3 may instead answer a repeat
+    /// of a completion that succeeded with success.
+    async fn complete_upload(
+        &self,
+        upload: &Upload,
+        parts: &[UploadedPart],
+    ) -> Result<(), ObjectError> {
+        let _ = parts;
+        Err(ObjectError::unsupported("complete upload", &upload.key))
+    }
+
+    /// Drops the upload and its parts; an upload already gone is no error. This default has
+    /// nothing to drop.
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        let _ = upload;
+        Ok(())
+    }
+
+    /// Uploads begun under `prefix` (a key prefix, as in S3) and neither completed nor aborted,
+    /// sorted by key. This default has none.
+    async fn unfinished_uploads(&self, prefix: &str) -> Result<Vec<Upload>, ObjectError> {
+        let _ = prefix;
+        Ok(Vec::new())
     }
 }

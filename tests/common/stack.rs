@@ -283,10 +283,15 @@ pub fn start_run(stack: &Stack, settings: &[(&str, &str)]) -> Run {
         .env("KINETICK_METRICS__INTERVAL", "1s")
         .env("KINETICK_CHECKPOINT__INTERVAL", "1s")
         .env("KINETICK_CHECKPOINT__MAX_RECORDS", "500")
-        .env("RUST_LOG", "info")
+        // Files close every few barriers: the table runs ahead of each checkpoint between them.
+        .env("KINETICK_LAKE__MAX_FILE_AGE", "3s")
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_RUST_LOG").unwrap_or("info".into()),
+        )
         .env("KINETICK_HEALTH__LISTEN", &health)
         .envs(settings.iter().copied())
-        // The runs' logs (JSON lines on stdout) with TEST_RUN_LOGS=1.
+        // The runs' logs (JSON lines on stdout) with TEST_RUN_LOGS=1, filtered by TEST_RUST_LOG.
         .stdout(match std::env::var_os("TEST_RUN_LOGS") {
             Some(_) => Stdio::inherit(),
             None => Stdio::from(std::fs::File::create(&log).expect("a log file for the run")),

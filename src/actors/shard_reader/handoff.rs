@@ -1,6 +1,7 @@
-//! One read's way to the sinks, apart from the reader: the aggregators' replies collected, the
-//! barrier's snapshot taken and proposed to the checkpointer, then the batch handed to every sink
-//! once the previous batch of the shard is taken.
+//! One read's way to the sinks, apart from the reader: the aggregators' replies collected, at a
+//! barrier where files close the snapshot taken and proposed to the checkpointer, then the batch
+//! handed to every sink (but those that have it already) once the previous batch of the shard is
+//! taken.
 
 use actix::dev::Request;
 use actix::prelude::*;
@@ -9,7 +10,7 @@ use tracing::Instrument;
 use super::ReaderLinks;
 use super::error::ReaderError;
 use crate::actors::symbol_aggregator::{Aggregate, SymbolAggregator, TakeSnapshot};
-use crate::barrier::{Propose, ShardBatch};
+use crate::barrier::{Propose, ShardBatch, SinkKind};
 use crate::checkpoint::ShardSnapshot;
 use crate::lease::Fence;
 use crate::metrics::Counter;
@@ -20,9 +21,15 @@ use crate::model::tick::Position;
 /// A batch being handed to the sinks; its error ends the reader.
 pub(super) type SinkHandoff = tokio::task::JoinHandle<Result<(), ReaderError>>;
 
-/// The checkpoint candidate a read ends with.
+/// The barrier a read ends with.
 pub(super) struct Candidate {
     pub position: Position,
+    /// The files close here: the barrier is a checkpoint candidate.
+    pub closes_files: Option<Closing>,
+}
+
+/// What a checkpoint candidate carries besides its position.
+pub(super) struct Closing {
     /// Records read since the previous candidate.
     pub records: u64,
     pub newest_arrival_ms: i64,
@@ -39,6 +46,8 @@ pub(super) struct HandOff {
     pub requests: Vec<(usize, Request<SymbolAggregator, Aggregate>)>,
     /// The read's alerts were published before (an earlier owner marked them): not sent again.
     pub alerts_published: bool,
+    /// Sinks that have the read durable already (an earlier owner marked them): not given it.
+    pub skip: Vec<SinkKind>,
     pub dead_letters: Vec<DeadLetter>,
     pub candidate: Option<Candidate>,
     /// The reader's last batch: handed off before the reader finishes.
@@ -90,15 +99,13 @@ impl HandOff {
         alerts.sort_by(|a, b| a.id.cmp(&b.id));
 
         let barrier = self.candidate.as_ref().map(|c| c.position.clone());
-        if let Some(candidate) = self.candidate {
-            propose(
-                &self.links,
-                &self.fence,
-                candidate,
-                self.last,
-                self.shard_end,
-            )
-            .await?;
+        let closing = self
+            .candidate
+            .and_then(|c| Some((c.position, c.closes_files?)));
+        let closes_files = closing.is_some();
+        if let Some((position, closing)) = closing {
+            let ends = (self.last, self.shard_end);
+            propose(&self.links, &self.fence, position, closing, ends).await?;
         }
         let batch = ShardBatch {
             shard_id: shard_id.clone(),
@@ -109,6 +116,7 @@ impl HandOff {
             bars: bars.into(),
             dead_letters: self.dead_letters.into(),
             barrier,
+            closes_files,
         };
         if let Some(previous) = self.previous {
             previous.await.map_err(|source| ReaderError::HandOff {
@@ -116,8 +124,8 @@ impl HandOff {
                 source,
             })??;
         }
-        let sinks = self.links.sinks;
-        let send = async move { sinks.send(batch).await.map_err(ReaderError::from) };
+        let (sinks, skip) = (self.links.sinks, self.skip);
+        let send = async move { sinks.send(batch, &skip).await.map_err(ReaderError::from) };
         if self.last {
             send.await.map(|()| None)
         } else {
@@ -126,13 +134,14 @@ impl HandOff {
     }
 }
 
-/// Takes the snapshot of every aggregator and proposes the candidate to the checkpointer.
+/// Takes the snapshot of every aggregator and proposes the candidate at `position` to the
+/// checkpointer; `(last, shard_end)` say whether the reader ends there, and the shard.
 async fn propose(
     links: &ReaderLinks,
     fence: &Fence,
-    candidate: Candidate,
-    last: bool,
-    shard_end: bool,
+    position: Position,
+    candidate: Closing,
+    (last, shard_end): (bool, bool),
 ) -> Result<(), ReaderError> {
     let shard_id = &fence.shard_id;
     let mut snapshot = ShardSnapshot::new();
@@ -144,7 +153,7 @@ async fn propose(
     let propose = Propose {
         shard_id: shard_id.clone(),
         fence: fence.clone(),
-        position: candidate.position,
+        position,
         snapshot,
         last,
         shard_end,

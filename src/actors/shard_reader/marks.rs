@@ -1,8 +1,13 @@
 //! What an earlier owner of the shard left for this reader to keep to (see
 //! [`crate::checkpoint::Mark`]): the reserved end of the next files, where the reader's next
 //! barrier must fall and none before it, and how far alerts are published, up to where the reader
-//! sends no alert again. The reader cuts its reads at both, so that a batch never runs across one.
+//! sends no alert again, and how far each sink that writes no files is durable, up to where the
+//! reader gives it nothing again. The reader cuts its reads at each, so that a batch never runs
+//! across one.
 
+use std::collections::BTreeMap;
+
+use crate::barrier::SinkKind;
 use crate::checkpoint::Marks;
 use crate::model::tick::Position;
 use crate::stream::ReadBatch;
@@ -11,6 +16,7 @@ use crate::stream::ReadBatch;
 pub(super) struct ResumeMarks {
     files_end: Option<Position>,
     alerts_published: Option<Position>,
+    sinks_durable: BTreeMap<SinkKind, Position>,
 }
 
 /// What one read is, against the marks.
@@ -20,6 +26,8 @@ pub(super) struct Cut {
     pub at_files_end: bool,
     /// Every alert of the read was published before: none is sent again.
     pub alerts_published: bool,
+    /// The sinks that have every record of the read durable already: not given it again.
+    pub skip: Vec<SinkKind>,
     /// The records past the mark, for the next round.
     pub rest: Option<ReadBatch>,
 }
@@ -27,12 +35,22 @@ pub(super) struct Cut {
 impl ResumeMarks {
     /// The marks that still hold for a reader resuming after `resumed_at`.
     pub fn new(marks: Marks, resumed_at: Option<&Position>) -> Self {
+        let ahead = |through: &Position| resumed_at.is_none_or(|at| at < through);
         Self {
             files_end: marks.files_end.map(|reserved| reserved.end),
-            alerts_published: marks
-                .alerts_published
-                .filter(|through| resumed_at.is_none_or(|at| at < through)),
+            alerts_published: marks.alerts_published.filter(ahead),
+            sinks_durable: marks
+                .sinks_durable
+                .into_iter()
+                .filter(|(_, through)| ahead(through))
+                .filter_map(|(name, through)| Some((SinkKind::named(&name)?, through)))
+                .collect(),
         }
+    }
+
+    /// How far past the checkpoint each sink that writes no files is durable.
+    pub fn sinks_durable(&self) -> &BTreeMap<SinkKind, Position> {
+        &self.sinks_durable
     }
 
     pub fn files_end(&self) -> Option<&Position> {
@@ -45,11 +63,10 @@ impl ResumeMarks {
 
     /// Cuts `batch` after the nearest mark and says what the part left is.
     pub fn cut(&mut self, batch: &mut ReadBatch) -> Cut {
-        let nearest = match (&self.files_end, &self.alerts_published) {
-            (Some(a), Some(b)) => Some(a.min(b).clone()),
-            (a, b) => a.as_ref().or(b.as_ref()).cloned(),
-        };
-        let Some(nearest) = nearest else {
+        let marked = [&self.files_end, &self.alerts_published]
+            .into_iter()
+            .flatten();
+        let Some(nearest) = marked.chain(self.sinks_durable.values()).min().cloned() else {
             return Cut::default();
         };
         let rest = batch.split_after(&nearest);
@@ -73,9 +90,24 @@ impl ResumeMarks {
         if passed || (last.is_some() && last == self.alerts_published) {
             self.alerts_published = None;
         }
+        let skip = self
+            .sinks_durable
+            .iter()
+            .filter(|(_, through)| last.as_ref().is_some_and(|last| last <= *through))
+            .map(|(sink, _)| *sink)
+            .collect();
+        let reached = if passed {
+            Some(&nearest)
+        } else {
+            last.as_ref()
+        };
+        if let Some(reached) = reached {
+            self.sinks_durable.retain(|_, through| &*through > reached);
+        }
         Cut {
             at_files_end,
             alerts_published,
+            skip,
             rest,
         }
     }
@@ -115,6 +147,7 @@ mod tests {
                 end: position(end),
             }),
             alerts_published: alerts_published.map(position),
+            sinks_durable: BTreeMap::new(),
         }
     }
 
@@ -147,6 +180,31 @@ mod tests {
         let cut = marks.cut(&mut batch);
         assert_eq!(batch.records.len(), 2);
         assert!(!cut.alerts_published, "alerts past the mark are sent");
+    }
+
+    #[test]
+    fn a_sink_durable_past_the_checkpoint_is_skipped_up_to_its_mark() {
+        let stored = Marks {
+            sinks_durable: BTreeMap::from([
+                ("table".to_owned(), position(4)),
+                ("alerts".to_owned(), position(6)),
+                ("someday".to_owned(), position(9)),
+            ]),
+            ..Marks::default()
+        };
+        let mut marks = ResumeMarks::new(stored, Some(&position(1)));
+        let mut batch = read(2..=8);
+        let cut = marks.cut(&mut batch);
+        assert_eq!(batch.records.len(), 3, "2..=4: up to the table's mark");
+        assert_eq!(cut.skip, [SinkKind::Table, SinkKind::Alerts]);
+        let mut batch = cut.rest.unwrap();
+        let cut = marks.cut(&mut batch);
+        assert_eq!(batch.records.len(), 2, "5..=6: up to the alerts' mark");
+        assert_eq!(cut.skip, [SinkKind::Alerts]);
+        let mut batch = cut.rest.unwrap();
+        let cut = marks.cut(&mut batch);
+        assert_eq!(batch.records.len(), 2);
+        assert!(cut.skip.is_empty() && marks.sinks_durable().is_empty());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::error::ReaderError;
-use self::handoff::{Candidate, HandOff, SinkHandoff};
+use self::handoff::{Candidate, Closing, HandOff, SinkHandoff};
 use self::marks::ResumeMarks;
 use self::resume::{inherit_state, load_checkpoint, load_marks};
 use self::route::{Kept, Routed, route};
@@ -39,7 +39,7 @@ use super::fatal::Fatal;
 use super::sink::Sinks;
 use super::span;
 use super::symbol_aggregator::{Aggregate, SymbolAggregator};
-use crate::barrier::{CommittedPositions, FinishedEmpty};
+use crate::barrier::{CommittedPositions, FileSizing, FinishedEmpty, OpenFileSizes, Resumed};
 use crate::checkpoint::CheckpointStore;
 use crate::lease::Fence;
 use crate::metrics::{Counter, Metrics, ShardGauge};
@@ -63,6 +63,8 @@ pub struct ReaderSettings {
     pub checkpoint_interval: Duration,
     /// Records after which a barrier is due before `checkpoint_interval`.
     pub checkpoint_max_records: u64,
+    /// When the lake's and dead letters' files close, which makes a barrier a checkpoint.
+    pub files: FileSizing,
     pub mailbox: usize,
     /// Keep one-minute bars for the ticks table.
     pub bars: bool,
@@ -80,6 +82,7 @@ pub struct ReaderLinks {
     pub sinks: Sinks,
     pub checkpointer: Addr<Checkpointer>,
     pub committed: Arc<CommittedPositions>,
+    pub open_files: Arc<OpenFileSizes>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<crate::health::Health>,
     pub fatal: Fatal,
@@ -136,12 +139,20 @@ pub struct ShardReader {
     /// Position of the last record read (or restored from the checkpoint).
     last_position: Option<Position>,
     last_barrier: Option<Position>,
+    /// The last checkpoint candidate (a barrier where files closed), or the checkpoint resumed
+    /// from: past it, files are open.
+    last_candidate: Option<Position>,
     records_since_barrier: u64,
     /// Records after which the next barrier is due: `checkpoint_max_records`, except that a
     /// shard's first barrier comes earlier by a share that differs between shards (see
     /// [`first_barrier_after`]).
     barrier_after_records: u64,
     barrier_due_at: Instant,
+    /// Records since the last checkpoint candidate (a barrier where files close).
+    records_since_candidate: u64,
+    /// When the open files reach `lake.max-file-age`: the first time sooner, by a share set by
+    /// the shard's number, for the same reason as the first barrier.
+    files_close_at: Instant,
     newest_arrival_ms: i64,
     /// What an earlier owner left to keep to: the reserved end of the next files (the next
     /// barrier falls exactly there, and none before it; [`crate::barrier::files`]) and how far
@@ -178,6 +189,9 @@ impl ShardReader {
         let barrier_due_at = Instant::now() + settings.checkpoint_interval;
         let barrier_after_records =
             first_barrier_after(&assignment.shard.id, settings.checkpoint_max_records);
+        let max_age_ms = settings.files.max_age.as_millis() as u64;
+        let files_close_at = Instant::now()
+            + Duration::from_millis(first_barrier_after(&assignment.shard.id, max_age_ms));
         let symbols = SymbolTable::new(settings.symbols);
         Self {
             shard_id: assignment.shard.id.clone(),
@@ -191,9 +205,12 @@ impl ShardReader {
             reads: 0,
             last_position: None,
             last_barrier: None,
+            last_candidate: None,
             records_since_barrier: 0,
             barrier_after_records,
             barrier_due_at,
+            records_since_candidate: 0,
+            files_close_at,
             newest_arrival_ms: 0,
             marks: ResumeMarks::default(),
             carried: None,
@@ -358,6 +375,7 @@ impl ShardReader {
             links: self.links.clone(),
             requests,
             alerts_published: cut.alerts_published,
+            skip: cut.skip,
             dead_letters,
             candidate,
             last,
@@ -448,26 +466,44 @@ impl ShardReader {
         }
     }
 
-    /// The checkpoint candidate this read ends with, if a barrier falls here: when `forced`
-    /// (the reserved files end, or the reader's last read), or when one is due and barriers are
-    /// not `held` back for a reserved end.
+    /// The barrier this read ends with, if one falls here: when `forced` (the reserved files
+    /// end, or the reader's last read), or when one is due and barriers are not `held` back for a
+    /// reserved end. A forced barrier closes the files, as does one that finds them at their
+    /// target size or age: those are checkpoint candidates. Files that reach their age on a
+    /// shard gone quiet close at a barrier of their own, where the last one fell.
     fn next_barrier(&mut self, records: u64, forced: bool, held: bool) -> Option<Candidate> {
         self.records_since_barrier += records;
+        self.records_since_candidate += records;
+        let now = Instant::now();
         let due = !held
             && (self.records_since_barrier >= self.barrier_after_records
-                || Instant::now() >= self.barrier_due_at);
+                || now >= self.barrier_due_at);
         let position = self.last_position.clone()?;
         let fresh = self.last_barrier.as_ref() != Some(&position);
-        if !(forced || (due && fresh)) {
+        let files_open = self.last_candidate.as_ref() != Some(&position);
+        let aged = !held && files_open && now >= self.files_close_at;
+        if !(forced || (due && fresh) || aged) {
             return None;
+        }
+        self.last_barrier = Some(position.clone());
+        self.records_since_barrier = 0;
+        self.barrier_after_records = self.settings.checkpoint_max_records;
+        self.barrier_due_at = now + self.settings.checkpoint_interval;
+        let closes_files = forced
+            || now >= self.files_close_at
+            || self.links.open_files.largest(&self.shard_id) >= self.settings.files.target_bytes;
+        if !closes_files {
+            return Some(Candidate {
+                position,
+                closes_files: None,
+            });
         }
         // Idle symbols leave the snapshot; evicting them here changes no later decision.
         let mut evicted = Vec::new();
         self.symbols.evict_idle(&mut evicted);
         self.count_evicted(evicted);
-        let candidate = Candidate {
-            position: position.clone(),
-            records: self.records_since_barrier,
+        let closing = Closing {
+            records: std::mem::take(&mut self.records_since_candidate),
             newest_arrival_ms: self.newest_arrival_ms,
             aggregators: self
                 .symbols
@@ -475,11 +511,12 @@ impl ShardReader {
                 .map(|(_, kept)| kept.aggregator.clone())
                 .collect(),
         };
-        self.last_barrier = Some(position);
-        self.records_since_barrier = 0;
-        self.barrier_after_records = self.settings.checkpoint_max_records;
-        self.barrier_due_at = Instant::now() + self.settings.checkpoint_interval;
-        Some(candidate)
+        self.files_close_at = now + self.settings.files.max_age;
+        self.last_candidate = Some(position.clone());
+        Some(Candidate {
+            position,
+            closes_files: Some(closing),
+        })
     }
 }
 
@@ -562,6 +599,15 @@ impl ShardReader {
                     tracing::info!(%through,
                         "Alerts up to here were published before: none is sent again.");
                 }
+                for (sink, through) in act.marks.sinks_durable() {
+                    tracing::info!(sink = sink.name(), %through,
+                        "The sink has records up to here already: they are not given it again.");
+                }
+                act.links.checkpointer.do_send(Resumed {
+                    fence: act.assignment.fence.clone(),
+                    checkpoint: checkpoint.as_ref().map(|c| c.position.clone()),
+                    sinks_durable: act.marks.sinks_durable().clone(),
+                });
                 if let Some(checkpoint) = checkpoint {
                     tracing::info!(position = %checkpoint.position, symbols = checkpoint.snapshot.len(),
                         "Resuming shard from checkpoint.");
@@ -569,7 +615,8 @@ impl ShardReader {
                         .committed
                         .publish(&act.shard_id, &checkpoint.position);
                     act.last_position = Some(checkpoint.position.clone());
-                    act.last_barrier = Some(checkpoint.position);
+                    act.last_barrier = Some(checkpoint.position.clone());
+                    act.last_candidate = Some(checkpoint.position);
                     for (symbol, state) in checkpoint.snapshot {
                         act.restore(symbol, state);
                     }

@@ -15,8 +15,8 @@ use super::{LakeError, MEASURE_COLUMNS, TICK_SCHEMA, measures, tick_schema};
 use crate::model::enriched::EnrichedTick;
 use crate::model::rules::Trend;
 
-/// Rows per row group. A checkpoint's file is usually one row group; the cap bounds the writer's
-/// buffered memory when a shard catches up on a large backlog.
+/// Rows per row group. A row group is usually the rows between two barriers; the cap bounds the
+/// writer's buffered memory when a shard catches up on a large backlog.
 pub const MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Columns the writer dictionary-encodes: few distinct values per file. Prices and sequence
@@ -102,6 +102,40 @@ pub(super) fn encode_sorted(
     )?;
     writer.write(&batch)?;
     Ok(writer.into_inner()?)
+}
+
+/// A lake file written a row group at a time, its bytes taken as they are made, so that a file
+/// of any size is never held whole.
+pub struct GrowingLakeFile {
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl GrowingLakeFile {
+    pub fn new() -> Result<Self, LakeError> {
+        let writer = ArrowWriter::try_new(Vec::new(), tick_schema(), Some(writer_properties()))?;
+        Ok(Self { writer })
+    }
+
+    /// Appends rows already in file order as one row group (more if over the row cap).
+    pub fn append(&mut self, rows: &[&EnrichedTick]) -> Result<(), LakeError> {
+        self.writer.write(&record_batch(rows)?)?;
+        Ok(self.writer.flush()?)
+    }
+
+    /// Bytes made so far, some of them still in the writer's buffer (not taken yet).
+    pub fn size(&self) -> u64 {
+        self.writer.bytes_written() as u64
+    }
+
+    /// The bytes made since the last call (but those the writer still buffers).
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(self.writer.inner_mut())
+    }
+
+    /// Ends the file: the bytes not taken yet, and its footer.
+    pub fn finish(self) -> Result<Vec<u8>, LakeError> {
+        Ok(self.writer.into_inner()?)
+    }
 }
 
 fn record_batch(rows: &[&EnrichedTick]) -> Result<RecordBatch, LakeError> {

@@ -1,7 +1,8 @@
 //! The Parquet lake format: Arrow schema of enriched ticks, Hive `dt=YYYY-MM-DD` partitioning by
 //! event time, deterministic object keys, and encoding of one file to bytes.
 //!
-//! In: enriched ticks of one shard between two checkpoints. Out: `(key, parquet bytes)` per date.
+//! In: enriched ticks of one shard. Out: a file per date, whole (`encode_files`) or growing a row
+//! group at a time (`day_segments` into a `GrowingLakeFile`).
 //!
 //! Timestamps are Arrow `Timestamp(Millisecond, "UTC")`, which the parquet writer stores as INT64
 //! with the `TIMESTAMP(MILLIS, isAdjustedToUTC=true)` logical type: what Athena reads as
@@ -15,7 +16,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use self::encoding::encode_sorted;
-pub use self::encoding::{MAX_ROW_GROUP_ROWS, writer_properties};
+pub use self::encoding::{GrowingLakeFile, MAX_ROW_GROUP_ROWS, writer_properties};
 use super::calendar::{MS_PER_DAY, civil_from_days};
 use super::enriched::EnrichedTick;
 use super::tick::Position;
@@ -156,7 +157,8 @@ pub fn encode_files<R: Borrow<EnrichedTick>>(
         .map(|day| {
             let date = format_date(day.day);
             let key = tick_object_key(prefix, &date, shard_id, &rows[day.first].borrow().position);
-            let bytes = encode_sorted(&day.rows, props.clone())?;
+            let day_rows: Vec<&EnrichedTick> = day.rows.iter().map(|&i| rows[i].borrow()).collect();
+            let bytes = encode_sorted(&day_rows, props.clone())?;
             Ok(LakeFile {
                 key,
                 date,
@@ -167,18 +169,48 @@ pub fn encode_files<R: Borrow<EnrichedTick>>(
         .collect()
 }
 
-/// The rows of one date in file order, and the index of the row that names the file.
-struct DayRows<'a> {
+/// Rows of one shard that go to one file: its date partition, the key the file takes when these
+/// rows open it (named by their earliest row), and the rows in file order.
+#[derive(Debug)]
+pub struct Segment<'a, R> {
+    pub partition: String,
+    pub key: String,
+    pub rows: Vec<&'a R>,
+}
+
+/// Splits rows by event date into the segments of each date's file, in date order; each sorted
+/// by symbol then event time (then position), so that a segment is a row group of the lake's order.
+pub fn day_segments<'a>(
+    prefix: &str,
+    shard_id: &str,
+    rows: &[&'a EnrichedTick],
+) -> Vec<Segment<'a, EnrichedTick>> {
+    file_order(rows)
+        .into_iter()
+        .map(|day| {
+            let partition = format_date(day.day);
+            let key = tick_object_key(prefix, &partition, shard_id, &rows[day.first].position);
+            Segment {
+                partition,
+                key,
+                rows: day.rows.iter().map(|&i| rows[i]).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The rows of one date in file order (as indices), and the index of the row that names the file.
+struct DayRows {
     day: i64,
     first: usize,
-    rows: Vec<&'a EnrichedTick>,
+    rows: Vec<usize>,
 }
 
 /// Groups rows by date, ordered by symbol, event time and position, in date order.
 ///
 /// Buckets by (date, symbol) first: within a bucket, stream order is nearly time order already,
 /// so the sorts are short and cheap, and only the few distinct symbols are compared as strings.
-fn file_order<R: Borrow<EnrichedTick>>(rows: &[R]) -> Vec<DayRows<'_>> {
+fn file_order<R: Borrow<EnrichedTick>>(rows: &[R]) -> Vec<DayRows> {
     // One lookup per row, so the hash is on the hot path: foldhash, seeded per process, rather
     // than SipHash, which costs several times more on short keys.
     let mut bucket_of: foldhash::HashMap<(i64, &str), usize> = foldhash::HashMap::default();
@@ -214,7 +246,7 @@ fn file_order<R: Borrow<EnrichedTick>>(rows: &[R]) -> Vec<DayRows<'_>> {
                         .cmp(&b.tick.event_time_ms)
                         .then_with(|| a.position.cmp(&b.position))
                 });
-                day_rows.extend(indices.iter().map(|&i| rows[i].borrow()));
+                day_rows.extend_from_slice(indices);
             }
             DayRows {
                 day: same_day[0].0,

@@ -340,3 +340,47 @@ proptest! {
         prop_assert_eq!(partition_date(ms), expected);
     }
 }
+
+/// A file grown a segment at a time gives its bytes as each row group is written, and reads
+/// back as the same rows as the file encoded whole.
+#[test]
+fn a_growing_file_gives_its_bytes_as_it_grows_and_reads_back_whole() {
+    let rows: Vec<EnrichedTick> = (0..3_000)
+        .map(|i| {
+            row(
+                ["AAPL", "MSFT", "SPY"][i % 3],
+                1_000 * i as i64,
+                &format!("{:05}", i),
+                0,
+            )
+        })
+        .collect();
+    let refs: Vec<&EnrichedTick> = rows.iter().collect();
+    let mut file = GrowingLakeFile::new().unwrap();
+    let mut bytes = Vec::new();
+    let mut size = file.size();
+    for chunk in refs.chunks(1_000) {
+        let segments = day_segments("", "shard-1", chunk);
+        assert_eq!(segments.len(), 1);
+        file.append(&segments[0].rows).unwrap();
+        assert!(
+            file.size() > size,
+            "a row group's bytes count once it is written"
+        );
+        size = file.size();
+        bytes.extend_from_slice(&file.take_bytes());
+    }
+    bytes.extend_from_slice(&file.finish().unwrap());
+    let whole = &encode_files("", "shard-1", &refs).unwrap()[0];
+    let grown = LakeFile {
+        bytes,
+        ..whole.clone()
+    };
+    let metadata = read(&grown).metadata().clone();
+    assert_eq!(metadata.num_row_groups(), 3, "a row group per segment");
+    let mut grown_keys = row_keys(&grown);
+    grown_keys.sort();
+    let mut whole_keys = row_keys(whole);
+    whole_keys.sort();
+    assert_eq!(grown_keys, whole_keys);
+}

@@ -1,90 +1,120 @@
-//! A sink that collects one shard's rows between two barriers and writes them as objects at the
-//! barrier: the shape shared by the Parquet batcher and the dead-letter writer.
+//! A sink that writes one shard's rows into growing files: the shape shared by the Parquet
+//! batcher and the dead-letter writer.
 //!
-//! Object keys name the shard and the first position of the file, and files roll only at
-//! barriers (checkpoint candidates). Before a shard's files up to a barrier are written, its
-//! previous barrier must be committed and the files' end reserved ([`crate::barrier::files`]): a
-//! replay after a crash, or a new owner, then starts exactly where the newest files start and
-//! ends them at the same place, so it overwrites them with the same rows instead of writing
-//! other rows under the same keys or the same rows under new keys.
+//! At each barrier the rows since the last one are appended to the shard's open file of their
+//! date (for the lake, as a row group sorted by symbol then time), and the file's bytes are
+//! uploaded in parts as they grow ([`open_file`]). Files close only at barriers that close files
+//! (the reader decides which: `lake.target-file-size`, `lake.max-file-age`, its last read, a
+//! reserved end), and only those barriers are acknowledged: they are the checkpoint candidates.
 //!
-//! A shard's files are encoded (on a blocking thread) and written apart from the actor, which
-//! meanwhile takes the other shards' batches: encoding a barrier's rows is the heaviest step of
-//! any sink, and no reader should wait on it. A shard has one write at a time; its next barrier
-//! batch is taken once the previous write is done, which bounds the rows held per shard.
+//! Object keys name the shard and the first position of the file. Before a shard's files are
+//! completed, its previous files must be committed and the files' end reserved
+//! ([`crate::barrier::files`]): a replay after a crash, or a new owner, then starts exactly where
+//! the newest files start and ends them at the same place, so it overwrites them with the same
+//! rows instead of writing other rows under the same keys or the same rows under new keys.
+//!
+//! A shard's rows are encoded (on a blocking thread) and uploaded apart from the actor, which
+//! meanwhile takes the other shards' batches: encoding is the heaviest step of any sink, and no
+//! reader should wait on it. A shard has one write at a time; its next barrier batch is taken
+//! once the previous write is done, which bounds the rows held per shard.
 //!
 //! The sink runs in its span `sink{sink}`, and a shard's write in a child span
 //! `shard{shard_id, generation}` ([`super::span`]).
+
+mod open_file;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use self::open_file::OpenFile;
+use self::write::ShardWrite;
 use super::sink::{BackgroundWrite, SinkLinks};
 use super::span;
-use crate::barrier::{CommittedPositions, FileEnds, ShardBatch, SinkError, SinkKind};
-use crate::health::Concern;
-use crate::lease::Fence;
+use crate::barrier::{
+    CommittedPositions, FileEnds, OpenFileSizes, ShardBatch, SinkError, SinkKind,
+};
 use crate::metrics::Metrics;
 use crate::model::ids::ShardId;
+use crate::model::lake::Segment;
 use crate::model::tick::Position;
-use crate::objects::{ObjectError, ObjectStore};
-use crate::retry::{Stopped, persistently};
-
-/// One object ready to write.
-#[derive(Debug, Clone)]
-pub struct EncodedObject {
-    pub key: String,
-    pub body: Bytes,
-    pub content_type: &'static str,
-    pub rows: usize,
-}
+use crate::objects::ObjectStore;
 
 /// What a particular object sink collects and how it encodes it.
 pub trait ObjectLayout: Clone + Unpin + Send + 'static {
     type Row: Send + Sync + 'static;
+    type Encoder: FileEncoder<Self::Row>;
     const SINK: SinkKind;
+    const CONTENT_TYPE: &'static str;
 
     /// This sink's rows of a batch, in chunks that are each in stream order.
     fn rows(batch: &ShardBatch) -> &[Arc<[Self::Row]>];
 
-    /// Encodes one shard's rows (chunk after chunk) into objects.
-    fn encode(&self, shard_id: &str, rows: &[&Self::Row]) -> Result<Vec<EncodedObject>, String>;
+    /// The folder every file of the sink lies under.
+    fn folder(&self) -> String;
 
-    /// Counts written objects in the metrics.
-    fn count(metrics: &Metrics, objects: &[EncodedObject]);
+    /// Splits one shard's rows by the file (date) they go to.
+    fn segments<'a>(&self, shard_id: &str, rows: &[&'a Self::Row]) -> Vec<Segment<'a, Self::Row>>;
+
+    fn encoder(&self) -> Result<Self::Encoder, String>;
+
+    /// Counts files written, with their rows, in the metrics.
+    fn count(metrics: &Metrics, files: usize, rows: usize);
 }
 
-struct ShardFiles<R> {
+/// One file's encoding, a segment of rows at a time; its bytes are taken as they are made.
+pub trait FileEncoder<R>: Send + 'static {
+    fn append(&mut self, rows: &[&R]) -> Result<(), String>;
+    /// Bytes made so far, taken or not (an encoder may buffer a few before giving them).
+    fn size(&self) -> u64;
+    fn take_bytes(&mut self) -> Vec<u8>;
+    /// The bytes not taken yet, and the file's end.
+    fn finish(self) -> Result<Vec<u8>, String>;
+}
+
+/// A shard's open files, one per date, passed from one write of the shard to the next.
+struct OpenFiles<E> {
+    files: Vec<OpenFile<E>>,
+    /// Uploads an earlier owner left unfinished are aborted (once per reader).
+    recovered: bool,
+}
+
+struct ShardFiles<L: ObjectLayout> {
     /// The shard's reader generation these rows belong to.
     generation: u64,
     /// Where the shard's writes log: made once per reader, not per batch.
     span: tracing::Span,
-    chunks: Vec<Arc<[R]>>,
-    /// The shard's previous barrier; the next files wait for its commit.
-    last_barrier: Option<Position>,
-    /// The shard's latest write (its files, then their acknowledgement), running apart from the
-    /// actor so that encoding one shard's files holds up no other shard's batches. The next write
-    /// of the shard starts once it is done, so a shard has one write at a time, in order.
+    chunks: Vec<Arc<[L::Row]>>,
+    /// The shard's previous barrier that closed files; the next files complete after its commit.
+    last_closing: Option<Position>,
+    open: Arc<tokio::sync::Mutex<OpenFiles<L::Encoder>>>,
+    /// The shard's latest write, running apart from the actor so that encoding one shard's rows
+    /// holds up no other shard's batches. The next write of the shard starts once it is done,
+    /// so a shard has one write at a time, in order.
     writing: Option<BackgroundWrite>,
 }
 
-impl<R> ShardFiles<R> {
+impl<L: ObjectLayout> ShardFiles<L> {
     fn new(shard_id: &ShardId, generation: u64) -> Self {
         Self {
             generation,
             span: span::shard(shard_id, generation),
             chunks: Vec::new(),
-            last_barrier: None,
+            last_closing: None,
+            open: Arc::new(tokio::sync::Mutex::new(OpenFiles {
+                files: Vec::new(),
+                recovered: false,
+            })),
             writing: None,
         }
     }
 
     /// A newer reader took the shard: what the older one collected is dropped (the new reader
-    /// reads it again), but its write in progress still goes first.
+    /// reads it again; its uploads are aborted by the new reader's first write), but its write
+    /// in progress still goes first.
     fn restart(&mut self, shard_id: &ShardId, generation: u64) {
         *self = Self {
             writing: self.writing.take(),
@@ -93,16 +123,23 @@ impl<R> ShardFiles<R> {
     }
 }
 
+/// The boards an object sink shares with the readers and the checkpointer.
+#[derive(Clone)]
+pub struct FileBoards {
+    pub committed: Arc<CommittedPositions>,
+    pub file_ends: Arc<FileEnds>,
+    pub sizes: Arc<OpenFileSizes>,
+}
+
 pub struct ObjectBatcher<L: ObjectLayout> {
     layout: L,
     objects: Arc<dyn ObjectStore>,
-    committed: Arc<CommittedPositions>,
-    file_ends: Arc<FileEnds>,
+    boards: FileBoards,
     links: SinkLinks,
-    shards: HashMap<ShardId, ShardFiles<L::Row>>,
-    /// As many shards' files are encoded at a time as there are cores: when several shards
-    /// reach their barriers close together (as every shard does at the end of a stream), more
-    /// would hold more encoders' buffers at once and finish no sooner.
+    shards: HashMap<ShardId, ShardFiles<L>>,
+    /// As many shards' rows are encoded at a time as there are cores: when several shards
+    /// reach their barriers close together, more would hold more encoders' buffers at once and
+    /// finish no sooner.
     encoding: Arc<Semaphore>,
 }
 
@@ -110,15 +147,13 @@ impl<L: ObjectLayout> ObjectBatcher<L> {
     pub fn new(
         layout: L,
         objects: Arc<dyn ObjectStore>,
-        committed: Arc<CommittedPositions>,
-        file_ends: Arc<FileEnds>,
+        boards: FileBoards,
         links: SinkLinks,
     ) -> Self {
         Self {
             layout,
             objects,
-            committed,
-            file_ends,
+            boards,
             links,
             shards: HashMap::new(),
             encoding: Arc::new(Semaphore::new(
@@ -150,29 +185,33 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
         }
         if batch.generation() > files.generation {
             files.restart(&batch.shard_id, batch.generation());
+            self.boards.sizes.post(&batch.shard_id, L::SINK, 0);
         }
         let chunks = L::rows(&batch).iter().filter(|chunk| !chunk.is_empty());
         files.chunks.extend(chunks.cloned());
         let Some(barrier) = batch.barrier else {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         };
-        let chunks = std::mem::take(&mut files.chunks);
-        let wait_for = files.last_barrier.replace(barrier.clone());
+        if files.chunks.is_empty() && !batch.closes_files {
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
+        let closing = batch
+            .closes_files
+            .then(|| (files.last_closing.replace(barrier.clone()), barrier));
         let write = ShardWrite {
             layout: self.layout.clone(),
             objects: self.objects.clone(),
-            committed: self.committed.clone(),
-            file_ends: self.file_ends.clone(),
+            boards: self.boards.clone(),
             links: self.links.clone(),
             encoding: self.encoding.clone(),
             shard_id: batch.shard_id.clone(),
             fence: batch.fence.clone(),
-            chunks,
-            wait_for,
-            barrier,
+            chunks: std::mem::take(&mut files.chunks),
+            open: files.open.clone(),
+            closing,
         };
         // The batch is taken once the shard's previous write is done: a shard holds at most one
-        // checkpoint's rows being written beside the ones it collects.
+        // barrier's rows being written beside the ones it collects.
         let previous = BackgroundWrite::finished(files.writing.take());
         let shard_id = batch.shard_id;
         let shard_span = files.span.clone();
@@ -189,107 +228,10 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
     }
 }
 
-/// One shard's rows up to a barrier: written as objects, then acknowledged.
-struct ShardWrite<L: ObjectLayout> {
-    layout: L,
-    objects: Arc<dyn ObjectStore>,
-    committed: Arc<CommittedPositions>,
-    file_ends: Arc<FileEnds>,
-    links: SinkLinks,
-    encoding: Arc<Semaphore>,
-    shard_id: ShardId,
-    fence: Fence,
-    chunks: Vec<Arc<[L::Row]>>,
-    /// The barrier of the shard's previous files, which must be committed first.
-    wait_for: Option<Position>,
-    barrier: Position,
-}
-
-impl<L: ObjectLayout> ShardWrite<L> {
-    async fn run(self) -> Result<(), SinkError> {
-        let Self {
-            layout,
-            objects,
-            committed,
-            file_ends,
-            links,
-            encoding,
-            shard_id,
-            fence,
-            chunks,
-            wait_for,
-            barrier,
-        } = self;
-        let generation = fence.counter;
-        // Even a barrier without rows waits for the previous commit: its acknowledgement says that
-        // everything before it is written, which a previous write given up would make untrue.
-        if let Some(previous) = wait_for
-            && !committed
-                .wait_at_least(&shard_id, &previous, generation)
-                .await
-        {
-            // The reader lost the shard before its previous barrier was committed: these rows
-            // are not this process's to write any more.
-            return Ok(());
-        }
-        if !links.may_write(&shard_id, generation) {
-            return Ok(());
-        }
-        if !chunks.is_empty() {
-            let may_write = || links.may_write(&shard_id, generation);
-            let report = links.reporting_as(Concern::Checkpoints);
-            match file_ends
-                .reserve(
-                    &fence,
-                    committed.get(&shard_id),
-                    &barrier,
-                    report,
-                    may_write,
-                )
-                .await
-            {
-                Ok(()) => {}
-                Err(Stopped::Rejected(_)) => {
-                    tracing::warn!("Lease lost; the shard's files are not written.");
-                    return Ok(());
-                }
-                Err(Stopped::Abandoned) => return Ok(()),
-            }
-            // Encoding is the heavy part (a whole barrier's rows at once): on a thread of its own,
-            // so the actor's thread goes on taking batches.
-            let shard = shard_id.clone();
-            let turn = encoding.acquire().await.expect("never closed");
-            let encoded = tokio::task::spawn_blocking(move || {
-                let rows: Vec<&L::Row> = chunks.iter().flat_map(|chunk| chunk.iter()).collect();
-                layout.encode(&shard, &rows)
-            })
-            .await;
-            drop(turn);
-            let encoded = encoded
-                .map_err(|e| SinkError::new(L::SINK, e))?
-                .map_err(|e| SinkError::new(L::SINK, e))?;
-            for object in &encoded {
-                let put = || objects.put(&object.key, object.body.clone(), object.content_type);
-                let report = links.reporting(L::SINK);
-                match persistently(report, ObjectError::failure, may_write, put).await {
-                    Ok(()) => {}
-                    // What is not written is read again by the shard's next owner.
-                    Err(Stopped::Abandoned) => return Ok(()),
-                    Err(Stopped::Rejected(error)) => return Err(SinkError::new(L::SINK, error)),
-                }
-                tracing::debug!(key = %object.key, rows = object.rows, "Object written.");
-            }
-            L::count(&links.metrics, &encoded);
-        }
-        links
-            .acknowledge(L::SINK, shard_id, generation, barrier)
-            .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
+    use bytes::Bytes;
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -326,6 +268,22 @@ mod tests {
         async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
             self.inner.list(prefix).await
         }
+        async fn unfinished_uploads(
+            &self,
+            prefix: &str,
+        ) -> Result<Vec<crate::objects::Upload>, ObjectError> {
+            self.inner.unfinished_uploads(prefix).await
+        }
+    }
+
+    fn boards(dir: &std::path::Path, committed: &Arc<CommittedPositions>) -> FileBoards {
+        FileBoards {
+            committed: committed.clone(),
+            file_ends: Arc::new(FileEnds::new(Arc::new(FileCheckpointStore::new(
+                dir.join("checkpoints"),
+            )))),
+            sizes: Arc::default(),
+        }
     }
 
     async fn files(objects: &GatedStore, shard: &str) -> usize {
@@ -346,18 +304,14 @@ mod tests {
         let layout = ParquetLayout {
             prefix: String::new(),
         };
-        let file_ends = Arc::new(FileEnds::new(Arc::new(FileCheckpointStore::new(
-            dir.path().join("checkpoints"),
-        ))));
+        let boards = boards(dir.path(), &committed);
         for shard in [slow, fast] {
             committed.begin(&shard.into(), 1);
             links
                 .leases
                 .renewed(&shard.into(), 1, std::time::Instant::now());
         }
-        let lake =
-            ParquetBatcher::new(layout, objects.clone(), committed.clone(), file_ends, links)
-                .start();
+        let lake = ParquetBatcher::new(layout, objects.clone(), boards, links).start();
 
         for shard in [slow, fast] {
             let reply = lake.send(tick_batch(shard, 10, true));
@@ -393,9 +347,7 @@ mod tests {
         let shard = "shardId-000000000001";
         let objects = Arc::new(LocalObjectStore::new(dir.path().join("lake")));
         let (links, committed) = sink_links(dir.path(), SinkKind::Lake);
-        let file_ends = Arc::new(FileEnds::new(Arc::new(FileCheckpointStore::new(
-            dir.path().join("checkpoints"),
-        ))));
+        let boards = boards(dir.path(), &committed);
         committed.begin(&shard.into(), 1);
         let (checkpointer, leases) = (links.checkpointer.clone(), links.leases.clone());
         leases.renewed(&shard.into(), 1, std::time::Instant::now());
@@ -404,8 +356,7 @@ mod tests {
                 prefix: String::new(),
             },
             objects.clone(),
-            committed.clone(),
-            file_ends,
+            boards,
             links,
         )
         .start();
@@ -435,5 +386,62 @@ mod tests {
             "nothing is committed over the files given up"
         );
         assert_eq!(objects.list("ticks/").await.unwrap().len(), 1);
+    }
+
+    /// Barriers that do not close files add row groups to the open file, which nothing sees;
+    /// the barrier that closes it completes it, one file with every row, and is committed.
+    #[actix::test]
+    async fn a_file_grows_over_barriers_and_appears_whole_where_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = "shardId-000000000001";
+        let objects = Arc::new(LocalObjectStore::new(dir.path().join("lake")));
+        let (links, committed) = sink_links(dir.path(), SinkKind::Lake);
+        let boards = boards(dir.path(), &committed);
+        let sizes = boards.sizes.clone();
+        committed.begin(&shard.into(), 1);
+        let checkpointer = links.checkpointer.clone();
+        links
+            .leases
+            .renewed(&shard.into(), 1, std::time::Instant::now());
+        let layout = ParquetLayout {
+            prefix: String::new(),
+        };
+        let lake = ParquetBatcher::new(layout, objects.clone(), boards, links).start();
+        for sequence in [10, 20] {
+            let open = ShardBatch {
+                closes_files: false,
+                ..tick_batch(shard, sequence, true)
+            };
+            assert!(answered_ok(lake.send(open)).await);
+        }
+        assert!(
+            eventually(async || sizes.largest(&shard.into()) > 0).await,
+            "the open file's size is posted for the reader"
+        );
+        assert!(objects.list("ticks/").await.unwrap().is_empty());
+        checkpointer.do_send(Propose {
+            shard_id: shard.into(),
+            fence: tick_batch(shard, 30, true).fence,
+            position: position(30),
+            snapshot: Default::default(),
+            last: false,
+            shard_end: false,
+            records: 3,
+            newest_arrival_ms: 0,
+        });
+        assert!(answered_ok(lake.send(tick_batch(shard, 30, true))).await);
+        assert!(eventually(async || committed.get(&shard.into()) == Some(position(30))).await);
+        let keys = objects.list("ticks/").await.unwrap();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let body = objects.get(&keys[0]).await.unwrap().unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body).unwrap();
+        assert_eq!(
+            reader.metadata().num_row_groups(),
+            3,
+            "a row group per barrier"
+        );
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+        assert_eq!(sizes.largest(&shard.into()), 0, "no file is open");
     }
 }
