@@ -308,45 +308,57 @@ fn bars_of_ticks(table: &BTreeMap<String, serde_json::Value>) -> BTreeMap<(Strin
     bars
 }
 
-/// What a new owner does when an earlier one reserved the end of its next files and may still
-/// write them late: it ends its own first files exactly there, so the late write replaces a file
-/// with the same rows.
-#[test]
-fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
-    const SHARD: &str = "shardId-000000000000";
-    let records = records();
-    let reference = tempfile::tempdir().unwrap();
-    run_to_end(reference.path(), &records, &config());
+/// The shard of the tests of marks an earlier owner left.
+const SHARD: &str = "shardId-000000000000";
 
-    let resumed = tempfile::tempdir().unwrap();
-    let checkpoint_file = resumed.path().join(format!("checkpoints/{SHARD}.json"));
-    // Files close at every barrier, so the first checkpoint comes early.
+/// Runs the pipeline on `dir`, files closing at every barrier so that the first checkpoint
+/// comes early, and crashes it there; then records `mark` for [`SHARD`] as an earlier owner
+/// would, `mark` made from the checkpoint's sequence number. Returns that number.
+fn crash_at_first_checkpoint(
+    dir: &Path,
+    records: &[(String, Bytes)],
+    mark: impl FnOnce(&Position, u128) -> Mark,
+) -> u128 {
+    let checkpoint_file = dir.join(format!("checkpoints/{SHARD}.json"));
     let mut every_barrier = config();
     every_barrier.lake.target_file_size = 1;
-    crash_when(resumed.path(), &records, &every_barrier, |_| {
-        checkpoint_file.exists()
-    });
-    let store = FileCheckpointStore::new(resumed.path().join("checkpoints"));
+    crash_when(dir, records, &every_barrier, |_| checkpoint_file.exists());
+    let store = FileCheckpointStore::new(dir.join("checkpoints"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let checkpoint = runtime
         .block_on(store.load(SHARD))
         .unwrap()
         .expect("the shard checkpointed before the crash");
     let after: u128 = checkpoint.position.sequence.to_string().parse().unwrap();
-    // An end the reader would not choose itself: a barrier falls every 700 records.
-    let end = after + 123;
-    let reserved = FilesEnd {
-        after: Some(checkpoint.position.clone()),
-        end: Position::new(SequenceNumber::new(end.to_string()), 0),
-    };
     let fence = Fence {
         shard_id: SHARD.into(),
         owner: "earlier-owner".into(),
         counter: 1,
     };
-    runtime
-        .block_on(store.mark(&fence, &Mark::FilesEnd(reserved)))
-        .unwrap();
+    let mark = mark(&checkpoint.position, after);
+    runtime.block_on(store.mark(&fence, &mark)).unwrap();
+    after
+}
+
+/// What a new owner does when an earlier one reserved the end of its next files and may still
+/// write them late: it ends its own first files exactly there, so the late write replaces a file
+/// with the same rows.
+#[test]
+fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
+    let records = records();
+    let reference = tempfile::tempdir().unwrap();
+    run_to_end(reference.path(), &records, &config());
+
+    let resumed = tempfile::tempdir().unwrap();
+    // An end the reader would not choose itself: a barrier falls every 700 records.
+    let end_of = |after: u128| Position::new(SequenceNumber::new((after + 123).to_string()), 0);
+    let after = crash_at_first_checkpoint(resumed.path(), &records, |checkpoint, after| {
+        Mark::FilesEnd(FilesEnd {
+            after: Some(checkpoint.clone()),
+            end: end_of(after),
+        })
+    });
+    let end = after + 123;
     run_to_end(resumed.path(), &records, &config());
 
     let (rows, values, ranges) = lake_files(resumed.path());
@@ -376,30 +388,13 @@ fn a_resumed_shard_ends_its_first_files_where_an_earlier_owner_reserved() {
 /// replay written them again, they would be back.
 #[test]
 fn a_resumed_shard_gives_the_table_nothing_it_had_already() {
-    const SHARD: &str = "shardId-000000000000";
     let records = records();
     let resumed = tempfile::tempdir().unwrap();
-    let checkpoint_file = resumed.path().join(format!("checkpoints/{SHARD}.json"));
-    let mut every_barrier = config();
-    every_barrier.lake.target_file_size = 1;
-    crash_when(resumed.path(), &records, &every_barrier, |_| {
-        checkpoint_file.exists()
+    let after = crash_at_first_checkpoint(resumed.path(), &records, |_, after| {
+        let through = Position::new(SequenceNumber::new((after + 500).to_string()), 0);
+        Mark::SinksDurable(BTreeMap::from([("table".to_owned(), through)]))
     });
-    let store = FileCheckpointStore::new(resumed.path().join("checkpoints"));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let checkpoint = runtime.block_on(store.load(SHARD)).unwrap().unwrap();
-    let after: u128 = checkpoint.position.sequence.to_string().parse().unwrap();
     let through = after + 500;
-    let fence = Fence {
-        shard_id: SHARD.into(),
-        owner: "earlier-owner".into(),
-        counter: 1,
-    };
-    let mark = Mark::SinksDurable(BTreeMap::from([(
-        "table".to_owned(),
-        Position::new(SequenceNumber::new(through.to_string()), 0),
-    )]));
-    runtime.block_on(store.mark(&fence, &mark)).unwrap();
     let sequence_of = |item: &serde_json::Value| -> Option<u128> {
         let shard = item.get("shard_id")?["S"].as_str()?;
         (shard == SHARD).then(|| item["sequence_number"]["S"].as_str()?.parse().ok())?

@@ -319,7 +319,8 @@ fn io_error(operation: &'static str, key: &str, e: &io::Error) -> ObjectError {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, LocalObjectStore) {
+    /// A store in a directory of its own (also for the uploads' tests).
+    pub(super) fn store() -> (tempfile::TempDir, LocalObjectStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalObjectStore::new(dir.path().join("bucket"));
         (dir, store)

@@ -388,14 +388,9 @@ fn tag_of(digest: Md5) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::store;
     use super::*;
     use crate::objects::ObjectStore;
-
-    fn store() -> (tempfile::TempDir, LocalObjectStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalObjectStore::new(dir.path().join("bucket"));
-        (dir, store)
-    }
 
     fn body(length: usize, seed: u8) -> Bytes {
         (0..length)
