@@ -80,6 +80,10 @@ struct OpenFiles<E> {
     files: Vec<OpenFile<E>>,
     /// Uploads an earlier owner left unfinished are aborted (once per reader).
     recovered: bool,
+    /// A write was given up (the lease may have run out): this reader's later rows are not
+    /// written either, so no barrier after the lost rows is acknowledged. The next reader of the
+    /// shard reads them again.
+    given_up: bool,
 }
 
 struct ShardFiles<L: ObjectLayout> {
@@ -107,6 +111,7 @@ impl<L: ObjectLayout> ShardFiles<L> {
             open: Arc::new(tokio::sync::Mutex::new(OpenFiles {
                 files: Vec::new(),
                 recovered: false,
+                given_up: false,
             })),
             writing: None,
         }
@@ -443,5 +448,45 @@ mod tests {
         );
         assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
         assert_eq!(sizes.largest(&shard.into()), 0, "no file is open");
+    }
+
+    /// Rows given up while the lease could not be trusted are never followed by an
+    /// acknowledgement, even once the lease is trusted again: it would commit over them.
+    #[actix::test]
+    async fn nothing_is_acknowledged_after_rows_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = "shardId-000000000001";
+        let objects = Arc::new(LocalObjectStore::new(dir.path().join("lake")));
+        let (links, committed) = sink_links(dir.path(), SinkKind::Lake);
+        let boards = boards(dir.path(), &committed);
+        committed.begin(&shard.into(), 1);
+        let (checkpointer, leases) = (links.checkpointer.clone(), links.leases.clone());
+        let layout = ParquetLayout {
+            prefix: String::new(),
+        };
+        let lake = ParquetBatcher::new(layout, objects.clone(), boards, links).start();
+        // Not trusted: the barrier's rows are given up.
+        let open = ShardBatch {
+            closes_files: false,
+            ..tick_batch(shard, 10, true)
+        };
+        assert!(answered_ok(lake.send(open)).await);
+        leases.renewed(&shard.into(), 1, std::time::Instant::now());
+        checkpointer.do_send(Propose {
+            shard_id: shard.into(),
+            fence: tick_batch(shard, 20, true).fence,
+            position: position(20),
+            snapshot: Default::default(),
+            last: false,
+            shard_end: false,
+            records: 2,
+            newest_arrival_ms: 0,
+        });
+        assert!(answered_ok(lake.send(tick_batch(shard, 20, true))).await);
+        assert!(
+            !eventually(async || committed.get(&shard.into()).is_some()).await,
+            "committed over rows given up"
+        );
+        assert!(objects.list("ticks/").await.unwrap().is_empty());
     }
 }

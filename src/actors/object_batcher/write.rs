@@ -41,9 +41,14 @@ enum Stop {
 impl<L: ObjectLayout> ShardWrite<L> {
     pub async fn run(self) -> Result<(), SinkError> {
         let mut open = self.open.clone().lock_owned().await;
+        if open.given_up {
+            // Rows before these are not written: nothing after them may be acknowledged.
+            return Ok(());
+        }
         match self.write(&mut open).await {
             Ok(()) => Ok(()),
             Err(Stop::GivenUp) => {
+                open.given_up = true;
                 for file in std::mem::take(&mut open.files) {
                     file.abandon(&self.objects).await;
                 }
