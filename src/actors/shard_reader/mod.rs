@@ -33,7 +33,7 @@ use self::handoff::{Candidate, Closing, HandOff, SinkHandoff};
 use self::marks::ResumeMarks;
 use self::resume::{inherit_state, load_checkpoint, load_marks};
 use self::route::{Kept, Routed, route};
-use self::schedule::first_barrier_after;
+use self::schedule::BarrierSchedule;
 use super::checkpointer::Checkpointer;
 use super::fatal::Fatal;
 use super::sink::Sinks;
@@ -138,21 +138,8 @@ pub struct ShardReader {
     reads: u64,
     /// Position of the last record read (or restored from the checkpoint).
     last_position: Option<Position>,
-    last_barrier: Option<Position>,
-    /// The last checkpoint candidate (a barrier where files closed), or the checkpoint resumed
-    /// from: past it, files are open.
-    last_candidate: Option<Position>,
-    records_since_barrier: u64,
-    /// Records after which the next barrier is due: `checkpoint_max_records`, except that a
-    /// shard's first barrier comes earlier by a share that differs between shards (see
-    /// [`first_barrier_after`]).
-    barrier_after_records: u64,
-    barrier_due_at: Instant,
-    /// Records since the last checkpoint candidate (a barrier where files close).
-    records_since_candidate: u64,
-    /// When the open files reach `lake.max-file-age`: the first time sooner, by a share set by
-    /// the shard's number, for the same reason as the first barrier.
-    files_close_at: Instant,
+    /// When barriers fall, and which close the files.
+    schedule: BarrierSchedule,
     newest_arrival_ms: i64,
     /// What an earlier owner left to keep to: the reserved end of the next files (the next
     /// barrier falls exactly there, and none before it; [`crate::barrier::files`]) and how far
@@ -186,12 +173,15 @@ impl ShardReader {
         links: ReaderLinks,
         control: Arc<ReaderControl>,
     ) -> Self {
-        let barrier_due_at = Instant::now() + settings.checkpoint_interval;
-        let barrier_after_records =
-            first_barrier_after(&assignment.shard.id, settings.checkpoint_max_records);
-        let max_age_ms = settings.files.max_age.as_millis() as u64;
-        let files_close_at = Instant::now()
-            + Duration::from_millis(first_barrier_after(&assignment.shard.id, max_age_ms));
+        let schedule = BarrierSchedule::new(
+            &assignment.shard.id,
+            (
+                settings.checkpoint_interval,
+                settings.checkpoint_max_records,
+            ),
+            settings.files,
+            Instant::now(),
+        );
         let symbols = SymbolTable::new(settings.symbols);
         Self {
             shard_id: assignment.shard.id.clone(),
@@ -204,13 +194,7 @@ impl ShardReader {
             failed_reads: 0,
             reads: 0,
             last_position: None,
-            last_barrier: None,
-            last_candidate: None,
-            records_since_barrier: 0,
-            barrier_after_records,
-            barrier_due_at,
-            records_since_candidate: 0,
-            files_close_at,
+            schedule,
             newest_arrival_ms: 0,
             marks: ResumeMarks::default(),
             carried: None,
@@ -466,44 +450,29 @@ impl ShardReader {
         }
     }
 
-    /// The barrier this read ends with, if one falls here: when `forced` (the reserved files
-    /// end, or the reader's last read), or when one is due and barriers are not `held` back for a
-    /// reserved end. A forced barrier closes the files, as does one that finds them at their
-    /// target size or age: those are checkpoint candidates. Files that reach their age on a
-    /// shard gone quiet close at a barrier of their own, where the last one fell.
+    /// The barrier this read ends with, if one falls here ([`BarrierSchedule::next`]); at a
+    /// checkpoint candidate, with what its snapshot is taken from.
     fn next_barrier(&mut self, records: u64, forced: bool, held: bool) -> Option<Candidate> {
-        self.records_since_barrier += records;
-        self.records_since_candidate += records;
-        let now = Instant::now();
-        let due = !held
-            && (self.records_since_barrier >= self.barrier_after_records
-                || now >= self.barrier_due_at);
-        let position = self.last_position.clone()?;
-        let fresh = self.last_barrier.as_ref() != Some(&position);
-        let files_open = self.last_candidate.as_ref() != Some(&position);
-        let aged = !held && files_open && now >= self.files_close_at;
-        if !(forced || (due && fresh) || aged) {
-            return None;
-        }
-        self.last_barrier = Some(position.clone());
-        self.records_since_barrier = 0;
-        self.barrier_after_records = self.settings.checkpoint_max_records;
-        self.barrier_due_at = now + self.settings.checkpoint_interval;
-        let closes_files = forced
-            || now >= self.files_close_at
-            || self.links.open_files.largest(&self.shard_id) >= self.settings.files.target_bytes;
-        if !closes_files {
+        let open_bytes = self.links.open_files.largest(&self.shard_id);
+        let barrier = self.schedule.next(
+            self.last_position.as_ref(),
+            records,
+            (forced, held),
+            open_bytes,
+            Instant::now(),
+        )?;
+        let Some(records) = barrier.closing else {
             return Some(Candidate {
-                position,
+                position: barrier.position,
                 closes_files: None,
             });
-        }
+        };
         // Idle symbols leave the snapshot; evicting them here changes no later decision.
         let mut evicted = Vec::new();
         self.symbols.evict_idle(&mut evicted);
         self.count_evicted(evicted);
         let closing = Closing {
-            records: std::mem::take(&mut self.records_since_candidate),
+            records,
             newest_arrival_ms: self.newest_arrival_ms,
             aggregators: self
                 .symbols
@@ -511,10 +480,8 @@ impl ShardReader {
                 .map(|(_, kept)| kept.aggregator.clone())
                 .collect(),
         };
-        self.files_close_at = now + self.settings.files.max_age;
-        self.last_candidate = Some(position.clone());
         Some(Candidate {
-            position,
+            position: barrier.position,
             closes_files: Some(closing),
         })
     }
@@ -615,8 +582,7 @@ impl ShardReader {
                         .committed
                         .publish(&act.shard_id, &checkpoint.position);
                     act.last_position = Some(checkpoint.position.clone());
-                    act.last_barrier = Some(checkpoint.position.clone());
-                    act.last_candidate = Some(checkpoint.position);
+                    act.schedule.resumed_at(&checkpoint.position);
                     for (symbol, state) in checkpoint.snapshot {
                         act.restore(symbol, state);
                     }
