@@ -8,8 +8,9 @@
 #      the dashboard read only metrics kinetick publishes; the stream, tables and bucket are
 #      retained with the stack, the bucket versioned with noncurrent versions and incomplete
 #      uploads expiring; every alarm notifies the alarm topic or scales, the records-lost and
-#      unhealthy alarms as set; the daily report's schedule runs kinetick report on the stack's
-#      lake with a least-privilege role, and the task role puts only under reports/
+#      unhealthy alarms as set; the daily report's and compaction's schedules run kinetick report
+#      and kinetick compact on the stack's lake with a least-privilege role, and the task role
+#      puts only under reports/ and deletes only what the compaction and the snapshots need
 #      (deploy/ecs/check_template.py);
 #   3. kinetick demo, run with the container's KINETICK_* variables (so a misspelt or invalid
 #      setting fails it: kinetick refuses unknown settings and invalid values), writes items with
@@ -20,10 +21,11 @@
 #      and charts, and answers the four seed queries as DuckDB does (deploy/ecs/check_report.py);
 #   5. the stack deploys on the AWS emulator, and kinetick run, configured as its task definition
 #      says, processes ticks into the stack's table, lake, lease table, topic and metrics; the
-#      report's schedule (created through the Scheduler API: moto's CloudFormation skips it) runs
-#      its command as the scheduled task would, which puts the report into the bucket and its
-#      digest on the topic; deleted, the stack leaves the stream, tables and bucket with their
-#      data; then the same with a Kafka source on a Kafka-protocol broker
+#      report's and compaction's schedules (created through the Scheduler API: moto's
+#      CloudFormation skips them) run their commands as the scheduled task would, which puts the
+#      report into the bucket and its digest on the topic, and compacts the run's lake to one
+#      file a date with the same rows; deleted, the stack leaves the stream, tables and bucket
+#      with their data; then the same with a Kafka source on a Kafka-protocol broker
 #      (deploy/ecs/check_stack.py; the emulator at AWS_EMULATOR_URL and the broker at
 #      KAFKA_BOOTSTRAP_SERVERS with KAFKA_BROKER_BIN, or ones started here).
 # Needs a built kinetick: its path as the first argument, or target/debug/kinetick.
@@ -59,7 +61,7 @@ echo "== cfn-lint $CFN_LINT_VERSION $template"
 "$venv/bin/cfn-lint" "$template"
 echo "cfn-lint: no findings"
 
-echo "== Rules, metric names, retained data, alarms, the daily report's schedule"
+echo "== Rules, metric names, retained data, alarms, the daily report's and compaction's schedules"
 "$venv/bin/python" deploy/ecs/check_template.py "$template" rules
 "$venv/bin/python" deploy/ecs/check_template.py "$template" sources
 "$venv/bin/python" deploy/ecs/check_template.py "$template" metrics src/metrics/mod.rs

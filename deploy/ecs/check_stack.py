@@ -17,14 +17,16 @@ one in the lake's dead letters with its reason; SIGTERM ends the run with exit 0
 checkpointed every shard (partition) in the lease table; RecordsProcessed is in the stack's
 metrics namespace (with kafka also RecordsBehindLatest, for every partition) and alerts reach the
 stack's topic. With kafka, the stack has no stream and its task role no Kinesis right. Then the
-daily report: moto's CloudFormation skips AWS::Scheduler::Schedule (the stack completes without
-it), so the schedule is created through the Scheduler API from the template's properties with the
-stack's values, read back, and its command override run as the scheduled task would run it (the
-task's environment); the report must land in the bucket under reports/dt=<today, UTC>/ with its
-media types, and its digest reach a queue subscribed with the e-mail subscription's filter
-policy. The schedule's role, as IAM holds it, may run only the task definition's family in the
-cluster and pass only the task definition's two roles. Last, the stack is deleted: the stream,
-the tables and the bucket stay, with their data (DeletionPolicy Retain).
+daily report and the daily compaction: moto's CloudFormation skips AWS::Scheduler::Schedule (the
+stack completes without it), so each schedule is created through the Scheduler API from the
+template's properties with the stack's values, read back, and its command override run as the
+scheduled task would run it (the task's environment). The report must land in the bucket under
+reports/dt=<today, UTC>/ with its media types, and its digest reach a queue subscribed with the
+e-mail subscription's filter policy. The compaction's command (--date yesterday) must succeed,
+and run for each date the run wrote leave one file per date with the same rows, and a manifest.
+The schedules' role, as IAM holds it, may run only the task definition's family in the cluster
+and pass only the task definition's two roles. Last, the stack is deleted: the stream, the tables
+and the bucket stay, with their data (DeletionPolicy Retain).
 
 moto cannot create every resource type of the template: those are taken out first, with what
 refers to them (NOT_ON_EMULATOR says which and where they are checked instead); the check fails if
@@ -32,6 +34,7 @@ the template gains a type moto is not known to create, or if a kept resource ref
 out (it would be deployed without it)."""
 
 import ast
+import contextlib
 import datetime
 import fnmatch
 import json
@@ -63,7 +66,8 @@ NOT_ON_EMULATOR = {
     "AWS::Glue::Table": "the lake's table (check_athena.py)",
     "AWS::Athena::WorkGroup": "Athena (check_athena.py runs the named queries in DuckDB)",
     "AWS::Athena::NamedQuery": "Athena (check_athena.py runs the named queries in DuckDB)",
-    "AWS::Scheduler::Schedule": "the daily report (created here through the Scheduler API, then run; check_template.py schedule)",
+    "AWS::Scheduler::Schedule": "the daily report and compaction (created here through the Scheduler API, then run; "
+                                "check_template.py schedule)",
 }
 
 # Resource types moto creates (it accepts, without enforcing, stream and bucket encryption, TTL,
@@ -379,6 +383,15 @@ def main(template_path, kinetick, source_kind="kinesis"):
                 return subprocess.run(check, capture_output=True).returncode == 0
 
             wait_for("the container's health check passes", healthy)
+
+            def records_read():
+                """The records the run has read, as its health endpoint counts them (none while
+                it answers unhealthy)."""
+                if run.poll() is not None:
+                    fail(f"kinetick run exited with {run.returncode}:\n{tail(log)}")
+                answer = subprocess.run(check, capture_output=True, text=True)
+                return json.loads(answer.stdout or "{}").get("records", 0) if answer.returncode == 0 else 0
+
             # A producer of the topic uses the [kafka] settings of the task (brokers, TLS, SASL).
             into, producer_env = (["--topic", kafka.name], {**base_env, **{
                 k: v for k, v in task_env.items() if k.startswith("KINETICK_KAFKA__")}}) if kafka \
@@ -396,11 +409,12 @@ def main(template_path, kinetick, source_kind="kinesis"):
             shards = kafka.shards() if kafka else {
                 s["ShardId"] for s in aws.client("kinesis").list_shards(StreamName=outputs["StreamName"])["Shards"]}
             verify_run(aws, outputs, task_env["KINETICK_LAKE__PREFIX"], ttl, namespace, queue, run, log, shards,
-                       kafka is not None)
+                       kafka is not None, records_read)
         finally:
             if run.poll() is None:
                 run.kill()
     check_report_schedule(aws, source, parameters, stack_name, outputs, kinetick, run_env)
+    check_compact_schedule(aws, source, parameters, stack_name, outputs, kinetick, run_env)
     check_retained(aws, stack_name, outputs)
     print(f"check_stack: stack {stack_name} ({source_kind} source) deployed on the emulator, ran "
           f"kinetick as its task definition says, and kept its data when deleted")
@@ -443,8 +457,8 @@ def check_kafka_stack(aws, stack_name, outputs, kafka):
 
 
 def deployed_values(aws, stack_name, outputs):
-    """What Ref and Fn::GetAtt give for the resources of the deployed stack that the schedule
-    refers to."""
+    """What Ref and Fn::GetAtt give for the resources of the deployed stack that the schedules
+    refer to."""
     cloudformation, ecs, iam = aws.client("cloudformation"), aws.client("ecs"), aws.client("iam")
     created = {r["LogicalResourceId"]: r["PhysicalResourceId"]
                for r in cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]}
@@ -458,7 +472,7 @@ def deployed_values(aws, stack_name, outputs):
         "LakeBucket": outputs["BucketName"],
         "LakeBucket.Arn": f"arn:aws:s3:::{outputs['BucketName']}",
     }
-    for role in ("ReportScheduleRole", "TaskRole", "TaskExecutionRole"):
+    for role in ("ScheduleRole", "TaskRole", "TaskExecutionRole"):
         values[f"{role}.Arn"] = iam.get_role(RoleName=created[role].rsplit("/", 1)[-1])["Role"]["Arn"]
     return values
 
@@ -489,22 +503,23 @@ def schedule_role_rights(aws, role_arn):
     return rights, trust
 
 
-def check_report_schedule(aws, template, parameters, stack_name, outputs, kinetick, run_env):
-    """Creates the daily report's schedule as the template describes it, checks its role, runs
-    its command as the scheduled task would, and checks the report in the bucket and the digest
-    on the topic."""
+@contextlib.contextmanager
+def scheduled_task(aws, template, parameters, stack_name, outputs, logical_id):
+    """Creates the schedule `logical_id` through the Scheduler API from the template's properties
+    with the deployed stack's values, reads it back and checks that it runs the stack's task
+    definition in its cluster as a role that may only run that family there and pass the task
+    definition's two roles; yields its container override's command. Deletes it afterwards."""
     values = deployed_values(aws, stack_name, outputs)
-    props = Deployed(template, parameters, values).resolve(template["Resources"]["ReportSchedule"]["Properties"])
+    props = Deployed(template, parameters, values).resolve(template["Resources"][logical_id]["Properties"])
     scheduler = aws.client("scheduler")
-    name = f"{stack_name}-report"[:64]
+    name = f"{stack_name}-{logical_id}"[:64]
     scheduler.create_schedule(Name=name, **scheduler_request(props))
-    schedule = scheduler.get_schedule(Name=name)
     try:
-        target = schedule["Target"]
+        target = scheduler.get_schedule(Name=name)["Target"]
         ecs_parameters = target["EcsParameters"]
         if (target["Arn"], ecs_parameters["TaskDefinitionArn"], target["RoleArn"]) != (
-                values["Cluster.Arn"], values["TaskDefinition"], values["ReportScheduleRole.Arn"]):
-            fail(f"the schedule runs {ecs_parameters['TaskDefinitionArn']} on {target['Arn']} as {target['RoleArn']}")
+                values["Cluster.Arn"], values["TaskDefinition"], values["ScheduleRole.Arn"]):
+            fail(f"{logical_id} runs {ecs_parameters['TaskDefinitionArn']} on {target['Arn']} as {target['RoleArn']}")
 
         # Its role, as deployed: that task definition family in that cluster, its two roles.
         task_definition = aws.client("ecs").describe_task_definition(
@@ -512,21 +527,37 @@ def check_report_schedule(aws, template, parameters, stack_name, outputs, kineti
         rights, trust = schedule_role_rights(aws, target["RoleArn"])
         principals = [st["Principal"] for st in trust["Statement"]]
         if principals != [{"Service": "scheduler.amazonaws.com"}]:
-            fail(f"the schedule's role is assumed by {principals}")
+            fail(f"the schedules' role is assumed by {principals}")
         run_task = [(r, c) for a, r, c in rights if a == "ecs:RunTask"]
         to_ecs = json.dumps({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, sort_keys=True)
         passed = {r for a, r, c in rights if a == "iam:PassRole" and c == to_ecs}
         cluster = json.dumps({"ArnEquals": {"ecs:cluster": values["Cluster.Arn"]}}, sort_keys=True)
         if len(run_task) != 1 or not fnmatch.fnmatchcase(values["TaskDefinition"], run_task[0][0]) \
                 or run_task[0][1] != cluster or f"/{task_definition['family']}:" not in run_task[0][0]:
-            fail(f"the schedule's role may run {run_task}, not the family {task_definition['family']} in the cluster")
+            fail(f"the schedules' role may run {run_task}, not the family {task_definition['family']} in the cluster")
         # moto's CloudFormation keeps no role in the task definition: then the stack's roles, which
         # the template's task definition names (check_template.py schedule).
         roles = {task_definition.get("executionRoleArn", values["TaskExecutionRole.Arn"]),
                  task_definition.get("taskRoleArn", values["TaskRole.Arn"])}
         if passed != roles or len(roles) != 2 or len(rights) != 3:
-            fail(f"the schedule's role may {sorted(rights)}")
+            fail(f"the schedules' role may {sorted(rights)}")
 
+        (override,) = json.loads(target["Input"])["containerOverrides"]
+        if override["name"] != task_definition["containerDefinitions"][0]["name"]:
+            fail(f"{logical_id} overrides the container {override['name']!r}, which the task definition lacks")
+        yield override["command"]
+    finally:
+        scheduler.delete_schedule(Name=name)
+
+
+def utc_today():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def check_report_schedule(aws, template, parameters, stack_name, outputs, kinetick, run_env):
+    """Creates the daily report's schedule as the template describes it, runs its command as the
+    scheduled task would, and checks the report in the bucket and the digest on the topic."""
+    with scheduled_task(aws, template, parameters, stack_name, outputs, "ReportSchedule") as command:
         # The digest goes to whoever the e-mail subscription's filter admits: a queue with it.
         sqs, sns = aws.client("sqs"), aws.client("sns")
         queue = sqs.create_queue(QueueName=f"{stack_name}-digest")["QueueUrl"]
@@ -538,13 +569,10 @@ def check_report_schedule(aws, template, parameters, stack_name, outputs, kineti
             "FilterPolicyScope": subscription["FilterPolicyScope"]})
 
         # The scheduled task: the task definition's container with the command override.
-        (override,) = json.loads(target["Input"])["containerOverrides"]
-        if override["name"] != task_definition["containerDefinitions"][0]["name"]:
-            fail(f"the schedule overrides the container {override['name']!r}, which the task definition lacks")
-        days = {datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
-        report = subprocess.run([kinetick, *override["command"]], env=run_env, capture_output=True, text=True,
+        days = {utc_today().isoformat()}
+        report = subprocess.run([kinetick, *command], env=run_env, capture_output=True, text=True,
                                 timeout=WAIT_SECONDS)
-        days.add(datetime.datetime.now(datetime.timezone.utc).date().isoformat())
+        days.add(utc_today().isoformat())
         if report.returncode != 0:
             fail(f"the scheduled kinetick report failed:\n{report.stdout}{report.stderr}")
 
@@ -578,10 +606,70 @@ def check_report_schedule(aws, template, parameters, stack_name, outputs, kineti
         envelope = json.loads(messages[0]["Body"])
         if not envelope["Subject"].startswith(f"kinetick digest {date}: ") or page not in envelope["Message"]:
             fail(f"the digest is {envelope['Subject']!r}:\n{envelope['Message']}\nnot of {date} with {page}")
-        print(f"the report's schedule, created through the Scheduler API, runs kinetick {override['command'][0]} "
+        print(f"the report's schedule, created through the Scheduler API, runs kinetick {command[0]} "
               f"as the scheduled task would: {page} with {len(charts)} charts; digest {envelope['Subject']!r}")
-    finally:
-        scheduler.delete_schedule(Name=name)
+
+
+def lake_files(s3, bucket, prefix, directory):
+    """Every tick file of the lake, downloaded into `directory`: {dt: {key: rows}}, and the
+    downloaded files' paths."""
+    partitions, paths = {}, []
+    for key in objects(s3, bucket, f"{prefix}ticks/"):
+        if not key.endswith(".parquet"):
+            continue
+        path = os.path.join(directory, key.replace("/", "_"))
+        s3.download_file(bucket, key, path)
+        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        partitions.setdefault(key.split("/dt=", 1)[1].split("/", 1)[0], {})[key] = rows
+        paths.append(path)
+    return partitions, paths
+
+
+def check_compact_schedule(aws, template, parameters, stack_name, outputs, kinetick, run_env):
+    """Creates the daily compaction's schedule as the template describes it and runs its command
+    as the scheduled task would, on the lake the run wrote. Its `--date yesterday` finds nothing
+    there unless the run crossed midnight (UTC), so the same command is then run for each date the
+    run wrote: each has one file after, and the lake the same rows."""
+    s3, bucket = aws.client("s3"), outputs["BucketName"]
+    prefix = run_env["KINETICK_LAKE__PREFIX"]
+    with scheduled_task(aws, template, parameters, stack_name, outputs, "CompactSchedule") as command, \
+            tempfile.TemporaryDirectory() as before_dir, tempfile.TemporaryDirectory() as after_dir:
+        before, before_paths = lake_files(s3, bucket, prefix, before_dir)
+        if not before or all(len(files) < 2 for files in before.values()):
+            fail(f"the run wrote no date of two files or more to compact: {before}")
+
+        def compact(command):
+            done = subprocess.run([kinetick, *command], env=run_env, capture_output=True, text=True,
+                                  timeout=WAIT_SECONDS)
+            if done.returncode != 0:
+                fail(f"kinetick {' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+            return done.stdout
+
+        yesterdays = {(utc_today() - datetime.timedelta(days=1)).isoformat()}
+        scheduled = compact(command)
+        yesterdays.add((utc_today() - datetime.timedelta(days=1)).isoformat())
+        (date_index,) = [i + 1 for i, arg in enumerate(command) if arg == "--date"]
+        if not any(scheduled.startswith(f"{day}  ") for day in yesterdays):
+            fail(f"the scheduled kinetick compact did not compact yesterday (UTC {sorted(yesterdays)}):\n{scheduled}")
+        for date in sorted(set(before) - yesterdays):
+            compact([*command[:date_index], date, *command[date_index + 1:]])
+
+        after, after_paths = lake_files(s3, bucket, prefix, after_dir)
+        for date, files in before.items():
+            if sum(files.values()) != sum(after.get(date, {}).values()) or len(after.get(date, {})) != 1:
+                fail(f"dt={date}: {len(files)} files of {sum(files.values())} rows before the compaction, "
+                     f"after it {after.get(date)}")
+            if not objects(s3, bucket, f"{prefix}compaction/dt={date}/"):
+                fail(f"dt={date} was compacted without a manifest under {prefix}compaction/dt={date}/")
+        read = "SELECT * FROM read_parquet({})"
+        for one, other in ((before_paths, after_paths), (after_paths, before_paths)):
+            extra = duckdb.sql(f"SELECT count(*) FROM ({read.format(one)} EXCEPT ALL {read.format(other)})").fetchone()[0]
+            if extra:
+                fail(f"{extra} rows differ between the lake before and after the compaction")
+    dates = ", ".join(f"{d}: {len(before[d])} files -> 1" for d in sorted(before))
+    print(f"the compaction's schedule, created through the Scheduler API, runs kinetick {command[0]} "
+          f"--date yesterday as the scheduled task would; the same command for the run's dates: {dates}, "
+          f"the same {sum(sum(f.values()) for f in before.values())} rows")
 
 
 def check_retained(aws, stack_name, outputs):
@@ -633,9 +721,10 @@ def wait_for_partition_lag(cloudwatch, namespace, partitions):
         fail(f"RecordsBehindLatest in {namespace} is {latest}, not 0 for each of the partitions {sorted(partitions)}")
 
 
-def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log, shards, kafka):
-    """Waits for the run to take in every record, stops it as ECS would and checks where the
-    records went; `shards` are the stream's shards (the topic's partitions with `kafka`)."""
+def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log, shards, kafka, records_read):
+    """Waits for the run to read every record (`records_read`), stops it as ECS would and checks
+    where the records went; `shards` are the stream's shards (the topic's partitions with
+    `kafka`)."""
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     bucket = outputs["BucketName"]
 
@@ -647,8 +736,9 @@ def verify_run(aws, outputs, prefix, ttl, namespace, queue, run, log, shards, ka
         return rows
 
     table = outputs["TicksTableName"]
-    wait_for("every tick in the table or the dead letters",
-             lambda: item_count(dynamodb, table) + len(dead_letters()) >= TICKS)
+    # The lake's files and the dead letters beside them close at lake.max-file-age (5 minutes)
+    # or when the run stops, which SIGTERM tells it to do once every record is read.
+    wait_for("every record read (the health endpoint's count)", lambda: records_read() >= TICKS)
     if kafka:
         wait_for_partition_lag(aws.client("cloudwatch"), namespace, shards)
 

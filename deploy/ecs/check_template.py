@@ -35,17 +35,22 @@
                                         the records-lost and unhealthy alarms are there, as set
                                         (with either source).
   check_template.py TEMPLATE schedule SRC
-                                        The daily report: a weekday schedule after the close in
-                                        New York, none with an empty ReportScheduleExpression;
-                                        its target runs the task definition in the cluster with
-                                        the service's network and a command override of kinetick
+                                        The daily report and compaction: a weekday schedule after
+                                        the close in New York, and a daily one at 01:30 UTC; none
+                                        with an empty ReportScheduleExpression or
+                                        CompactScheduleExpression (and no role without either);
+                                        their targets run the task definition in the cluster with
+                                        the service's network and a command override: kinetick
                                         report on the stack's lake, for today, uploaded and
-                                        published to the alert topic; its role may only run that
+                                        published to the alert topic; kinetick compact of the
+                                        stack's lake for yesterday. Their role may only run that
                                         task definition family in that cluster and pass the task's
-                                        two roles to ECS tasks; the task role may read the lake
-                                        and put objects under reports/ only; the e-mail
-                                        subscription takes the digest, whose kind is the one
-                                        kinetick gives it (SRC: src/report/digest.rs).
+                                        two roles to ECS tasks. The task role lists only the
+                                        lake's ticks/, dead-letters/ and compaction/, may only put
+                                        under reports/, deletes only under ticks/, compaction/ and
+                                        checkpoints/, and may do what report and compact need; the
+                                        e-mail subscription takes the digest, whose kind is the
+                                        one kinetick gives it (SRC: src/report/digest.rs).
 """
 
 import itertools
@@ -110,6 +115,8 @@ PATTERN_CASES = {
     "KafkaSaslSecretKeyArn": [("", True), (SCRAM_KEY, True), ("alias/aws/secretsmanager", False)],
     "ReportScheduleExpression": [("", True), ("cron(30 16 ? * MON-FRI *)", True), ("rate(1 day)", True),
                                  ("30 16 * * 1-5", False), ("cron(30 16 ? * MON-FRI *", False)],
+    "CompactScheduleExpression": [("", True), ("cron(30 1 * * ? *)", True), ("rate(1 day)", True),
+                                  ("30 1 * * *", False), ("cron(30 1 * * ? *", False)],
 }
 
 
@@ -554,99 +561,169 @@ def option_values(command):
     return options
 
 
+# The schedules: (logical id, output naming it, parameter of its expression, what it runs by
+# default).
+SCHEDULES = {
+    "ReportSchedule": {"output": "ReportScheduleName", "parameter": "ReportScheduleExpression",
+                       "expression": "cron(30 16 ? * MON-FRI *)", "timezone": "America/New_York"},
+    "CompactSchedule": {"output": "CompactScheduleName", "parameter": "CompactScheduleExpression",
+                        "expression": "cron(30 1 * * ? *)", "timezone": "UTC"},
+}
+
+
+def scheduled_command(resources, resolver, name):
+    """Checks that the schedule `name` runs one task of the stack's task definition in its
+    cluster, on the service's network, as a role that may only do that; returns its command and
+    options, and the container."""
+    props = resources[name]["Properties"]
+    expected = {"ScheduleExpression": SCHEDULES[name]["expression"],
+                "ScheduleExpressionTimezone": SCHEDULES[name]["timezone"],
+                "State": "ENABLED", "FlexibleTimeWindow": {"Mode": "OFF"}}
+    for key, value in expected.items():
+        if props.get(key) != value:
+            fail(f"{name}: {key} is {props.get(key)!r}, not {value!r}")
+
+    # The target: the stack's task definition in its cluster, on the service's network.
+    target = props["Target"]
+    ecs = target["EcsParameters"]
+    if target["Arn"] != "<Cluster.Arn>" or ecs.get("TaskDefinitionArn") != "<TaskDefinition>":
+        fail(f"{name} runs {ecs.get('TaskDefinitionArn')} on {target['Arn']}, not the stack's task definition and cluster")
+    if ecs.get("LaunchType") != "FARGATE" or ecs.get("TaskCount", 1) != 1:
+        fail(f"{name}: {ecs.get('TaskCount')} tasks of launch type {ecs.get('LaunchType')}, not one on FARGATE")
+    network = resources["Service"]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    if ecs.get("NetworkConfiguration", {}).get("AwsvpcConfiguration") != network:
+        fail(f"{name}: the task's network is {ecs.get('NetworkConfiguration')}, not the service's {network}")
+
+    # The command override, for the task definition's container.
+    box = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    overrides = json.loads(target["Input"])
+    (override,) = overrides["containerOverrides"]
+    if set(overrides) != {"containerOverrides"} or set(override) != {"name", "command"} or override["name"] != box["Name"]:
+        fail(f"{name}: the override is {overrides}, not a command for the container {box['Name']}")
+    command = override["command"]
+    options = option_values(command[1:])
+    if "--out" in options and box.get("ReadonlyRootFilesystem"):
+        fail(f"{name}: --out {options['--out']} on the container's read-only root file system")
+    if options.get("--log-format") != "json":
+        fail(f"{name}: kinetick {command[0]} logs {options.get('--log-format')}, not JSON as the service "
+             f"(the error metric filter reads it)")
+
+    # The scheduler's role: run that task definition family in that cluster, pass its two roles.
+    role_name = target["RoleArn"][1:-len(".Arn>")]
+    role = resources[role_name]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    if [(st["Principal"], st["Action"]) for st in trust] != [({"Service": "scheduler.amazonaws.com"}, "sts:AssumeRole")] \
+            or trust[0]["Condition"]["StringEquals"].get("aws:SourceAccount") != resolver.ref("AWS::AccountId"):
+        fail(f"{role_name} is not assumed by EventBridge Scheduler of this account only: {trust}")
+    if role.get("ManagedPolicyArns"):
+        fail(f"{role_name} has managed policies: {role['ManagedPolicyArns']}")
+    definition = resources["TaskDefinition"]["Properties"]
+    arn_start = f"arn:{resolver.ref('AWS::Partition')}:ecs:{resolver.ref('AWS::Region')}:{resolver.ref('AWS::AccountId')}"
+    passed = json.dumps({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, sort_keys=True)
+    want_rights = {
+        ("ecs:RunTask", f"{arn_start}:task-definition/{definition['Family']}:*",
+         json.dumps({"ArnEquals": {"ecs:cluster": "<Cluster.Arn>"}}, sort_keys=True)),
+        ("iam:PassRole", definition["ExecutionRoleArn"], passed),
+        ("iam:PassRole", definition["TaskRoleArn"], passed),
+    }
+    got = rights([st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]], False)
+    if got != want_rights:
+        fail(f"{role_name} may {sorted(got - want_rights) or 'not'}"
+             f"{' and lacks ' + str(sorted(want_rights - got)) if want_rights - got else ''}")
+    if definition["ExecutionRoleArn"] == definition["TaskRoleArn"]:
+        fail("the task definition's execution and task roles are one role")
+    return command, options, box
+
+
+# What the task role may do in each of the lake's folders ({LakePrefix}<folder>/*): the run
+# writes ticks, dead letters and snapshots (and aborts their unfinished uploads) and deletes
+# superseded snapshots; the report reads ticks and dead letters and puts reports; the compaction
+# reads, writes and deletes ticks and its manifests under compaction/.
+OBJECT_RIGHTS = {
+    "ticks": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+    "dead-letters": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
+    "checkpoints": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+    "reports": {"s3:PutObject"},
+    "compaction": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+}
+# The folders each command lists.
+LISTED = ("ticks", "dead-letters", "compaction")
+# What kinetick compact needs beyond listing (README, "Compacting the lake").
+COMPACTION_NEEDS = {
+    (action, folder) for folder in ("ticks", "compaction")
+    for action in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
+} | {("s3:GetObject", "checkpoints")}
+
+
+def check_task_role_objects(resources, prefix):
+    """The task role lists only the lake's folders that report and compact read, touches no
+    object outside the lake's folders and no more than OBJECT_RIGHTS in each (so deletes only
+    under ticks/, compaction/ and checkpoints/), and may do what the report and the compaction
+    need."""
+    bucket = "<LakeBucket.Arn>"
+    found, _ = statements(resources, "TaskRole")
+    granted = rights(found, False)
+    s3 = {r for r in granted if r[0].startswith("s3:")}
+    listing = json.dumps({"StringLike": {"s3:prefix": [f"{prefix}{f}/*" for f in LISTED]}}, sort_keys=True)
+    if {r for r in s3 if r[0] == "s3:ListBucket"} != {("s3:ListBucket", bucket, listing)}:
+        fail(f"the task role lists {sorted(r for r in s3 if r[0] == 's3:ListBucket')}, "
+             f"not the lake's {', '.join(LISTED)} only")
+    # A shard's new owner lists the unfinished uploads of the lake, to abort those of its files.
+    on_bucket = {r for r in s3 if r[1] == bucket and r[0] != "s3:ListBucket"}
+    if on_bucket != {("s3:ListBucketMultipartUploads", bucket, "null")}:
+        fail(f"the task role may {sorted(on_bucket)} on the bucket, not only list its unfinished uploads")
+    may = set()
+    for action, resource, condition in s3 - on_bucket:
+        if action == "s3:ListBucket":
+            continue
+        folder = resource[len(bucket) + 1:] if resource.startswith(bucket + "/") else None
+        name = folder[len(prefix):-len("/*")] if folder and folder.startswith(prefix) and folder.endswith("/*") else None
+        if name not in OBJECT_RIGHTS or condition != "null":
+            fail(f"the task role may {action} on {resource} ({condition}), outside the lake's folders")
+        if action not in OBJECT_RIGHTS[name]:
+            fail(f"the task role may {action} on {prefix}{name}/, which only needs {sorted(OBJECT_RIGHTS[name])}")
+        may.add((action, name))
+    deletes = sorted(name for action, name in may if action == "s3:DeleteObject")
+    for needed in [("s3:PutObject", "reports"), ("s3:GetObject", "ticks"), ("s3:GetObject", "dead-letters")]:
+        if needed not in may:
+            fail(f"the task role may not {needed[0]} on {prefix}{needed[1]}/, which the report needs")
+    if COMPACTION_NEEDS - may:
+        fail(f"the task role may not {sorted(COMPACTION_NEEDS - may)}, which kinetick compact needs")
+    if ("dynamodb:GetItem", "<LeaseTable.Arn>", "null") not in granted:
+        fail("the task role may not read the checkpoints (dynamodb:GetItem on the lease table), which the compaction needs")
+    return deletes
+
+
 def check_schedule(template, digest_source):
     kind = digest_kind(digest_source)
     for prefix in ("", "kinetick/"):
         resolver = Resolver(template, {"LakePrefix": prefix})
         resources, outputs = resolver.resources(), resolver.outputs()
-        if "ReportScheduleName" not in outputs:
-            fail("no output ReportScheduleName with the default schedule")
-        (name,) = [n for n, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"]
-        props = resources[name]["Properties"]
-        expected = {"ScheduleExpression": "cron(30 16 ? * MON-FRI *)", "ScheduleExpressionTimezone": "America/New_York",
-                    "State": "ENABLED", "FlexibleTimeWindow": {"Mode": "OFF"}}
-        for key, value in expected.items():
-            if props.get(key) != value:
-                fail(f"{name}: {key} is {props.get(key)!r}, not {value!r}")
-
-        # The target: the stack's task definition in its cluster, on the service's network.
-        target = props["Target"]
-        ecs = target["EcsParameters"]
-        if target["Arn"] != "<Cluster.Arn>" or ecs.get("TaskDefinitionArn") != "<TaskDefinition>":
-            fail(f"{name} runs {ecs.get('TaskDefinitionArn')} on {target['Arn']}, not the stack's task definition and cluster")
-        if ecs.get("LaunchType") != "FARGATE" or ecs.get("TaskCount", 1) != 1:
-            fail(f"{name}: {ecs.get('TaskCount')} tasks of launch type {ecs.get('LaunchType')}, not one on FARGATE")
-        network = resources["Service"]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
-        if ecs.get("NetworkConfiguration", {}).get("AwsvpcConfiguration") != network:
-            fail(f"{name}: the task's network is {ecs.get('NetworkConfiguration')}, not the service's {network}")
-
-        # The command override: kinetick report on the stack's lake, today, uploaded and published.
-        box = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
-        overrides = json.loads(target["Input"])
-        (override,) = overrides["containerOverrides"]
-        if set(overrides) != {"containerOverrides"} or set(override) != {"name", "command"} or override["name"] != box["Name"]:
-            fail(f"{name}: the override is {overrides}, not a command for the container {box['Name']}")
-        command = override["command"]
-        options = option_values(command[1:])
+        for name, schedule in SCHEDULES.items():
+            if name not in resources or schedule["output"] not in outputs:
+                fail(f"no {name} or no output {schedule['output']} with the default schedules")
+        if {n for n, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"} != set(SCHEDULES):
+            fail(f"the schedules are not {sorted(SCHEDULES)}")
         lake = f"s3://{resolver.ref('LakeBucket')}/{prefix}"
+
+        # The report: kinetick report on the stack's lake, today, uploaded and published.
+        command, options, box = scheduled_command(resources, resolver, "ReportSchedule")
         want = {"--lake": lake, "--date": "today", "--upload": None, "--publish": None}
         if command[0] != "report" or {k: options.get(k, "absent") for k in want} != want:
-            fail(f"{name}: the command is {command}, not kinetick report with {want}")
-        if "--out" in options and box.get("ReadonlyRootFilesystem"):
-            fail(f"{name}: --out {options['--out']} on the container's read-only root file system")
-        if options.get("--log-format") != "json":
-            fail(f"{name}: the report logs {options.get('--log-format')}, not JSON as the service (the error metric filter reads it)")
+            fail(f"ReportSchedule: the command is {command}, not kinetick report with {want}")
         env = {e["Name"]: e["Value"] for e in box["Environment"]}
         if env.get("KINETICK_AWS__TOPIC_ARN") != resolver.ref("AlertTopic"):
-            fail(f"{name}: --publish goes to {env.get('KINETICK_AWS__TOPIC_ARN')}, not the alert topic")
+            fail(f"ReportSchedule: --publish goes to {env.get('KINETICK_AWS__TOPIC_ARN')}, not the alert topic")
 
-        # The scheduler's role: run that task definition family in that cluster, pass its two roles.
-        role_name = target["RoleArn"][1:-len(".Arn>")]
-        role = resources[role_name]["Properties"]
-        trust = role["AssumeRolePolicyDocument"]["Statement"]
-        if [(st["Principal"], st["Action"]) for st in trust] != [({"Service": "scheduler.amazonaws.com"}, "sts:AssumeRole")] \
-                or trust[0]["Condition"]["StringEquals"].get("aws:SourceAccount") != resolver.ref("AWS::AccountId"):
-            fail(f"{role_name} is not assumed by EventBridge Scheduler of this account only: {trust}")
-        if role.get("ManagedPolicyArns"):
-            fail(f"{role_name} has managed policies: {role['ManagedPolicyArns']}")
-        family = resources["TaskDefinition"]["Properties"]["Family"]
-        arn_start = f"arn:{resolver.ref('AWS::Partition')}:ecs:{resolver.ref('AWS::Region')}:{resolver.ref('AWS::AccountId')}"
-        passed = json.dumps({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, sort_keys=True)
-        want_rights = {
-            ("ecs:RunTask", f"{arn_start}:task-definition/{family}:*",
-             json.dumps({"ArnEquals": {"ecs:cluster": "<Cluster.Arn>"}}, sort_keys=True)),
-            ("iam:PassRole", box_role := resources["TaskDefinition"]["Properties"]["ExecutionRoleArn"], passed),
-            ("iam:PassRole", resources["TaskDefinition"]["Properties"]["TaskRoleArn"], passed),
-        }
-        got = rights([st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]], False)
-        if got != want_rights:
-            fail(f"{role_name} may {sorted(got - want_rights) or 'not'}"
-                 f"{' and lacks ' + str(sorted(want_rights - got)) if want_rights - got else ''}")
-        if box_role == resources["TaskDefinition"]["Properties"]["TaskRoleArn"]:
-            fail("the task definition's execution and task roles are one role")
+        # The compaction: kinetick compact of the stack's lake, the closed day before, for real.
+        command, options, _ = scheduled_command(resources, resolver, "CompactSchedule")
+        want = {"--lake": lake, "--date": "yesterday", "--no-progress": None, "--log-format": "json"}
+        if command[0] != "compact" or options != want:
+            fail(f"CompactSchedule: the command is {command}, not kinetick compact with {want} and nothing else")
 
-        # The task role: read the lake (list only its ticks and dead letters), put only reports.
-        bucket = "<LakeBucket.Arn>"
-        found, _ = statements(resources, "TaskRole")
-        s3 = {r for r in rights(found, False) if r[0].startswith("s3:")}
-        listing = json.dumps({"StringLike": {"s3:prefix": [f"{prefix}ticks/*", f"{prefix}dead-letters/*"]}}, sort_keys=True)
-        if {r for r in s3 if r[0] == "s3:ListBucket"} != {("s3:ListBucket", bucket, listing)}:
-            fail(f"the task role lists {sorted(r for r in s3 if r[0] == 's3:ListBucket')}, not the lake's ticks and dead letters only")
-        for action, resource, condition in s3:
-            if action == "s3:ListBucket":
-                continue
-            folder = resource[len(bucket) + 1:] if resource.startswith(bucket + "/") else None
-            if folder not in {f"{prefix}{f}/*" for f in ("ticks", "dead-letters", "checkpoints", "reports")}:
-                fail(f"the task role may {action} on {resource}, outside the lake's folders")
-            if folder == f"{prefix}reports/*" and action != "s3:PutObject":
-                fail(f"the task role may {action} on the reports, which it only puts")
-            if action == "s3:GetObject" and folder == f"{prefix}reports/*":
-                fail("the task role may read the reports")
-        if ("s3:PutObject", f"{bucket}/{prefix}reports/*", "null") not in s3:
-            fail(f"the task role may not put the report under {prefix}reports/")
-        for folder in ("ticks", "dead-letters"):
-            if ("s3:GetObject", f"{bucket}/{prefix}{folder}/*", "null") not in s3:
-                fail(f"the task role may not read {prefix}{folder}/, which the report reads")
+        # The task role: read the lake (listing only its folders that are read), put only
+        # reports, delete only where the compaction and the snapshots need to.
+        deletes = check_task_role_objects(resources, prefix)
 
         # The e-mail subscription takes the digest, and still only the chosen severities.
         policy = resources["AlertEmailSubscription"]["Properties"]["FilterPolicy"]
@@ -654,20 +731,35 @@ def check_schedule(template, digest_source):
         if policy != want_policy:
             fail(f"the e-mail subscription's filter is {policy}, not {want_policy}")
 
-    # No schedule: neither it nor its role, and nothing refers to them.
-    resolver = Resolver(template, {"ReportScheduleExpression": ""})
-    resources, outputs = resolver.resources(), resolver.outputs()
-    gone = {"AWS::Scheduler::Schedule"} & {r["Type"] for r in resources.values()}
-    if gone or "ReportScheduleRole" in resources or "ReportScheduleName" in outputs:
-        fail("ReportScheduleExpression \"\" still makes a schedule, its role or its output")
-    absent = set(template["Resources"]) - set(resources)
-    dangling = set(re.findall(r"<(\w+)(?:\.\w+)?>", json.dumps([resources, outputs]))) & absent
-    if dangling:
-        fail(f"without a schedule, the stack refers to {sorted(dangling)}")
+    # Without a schedule: neither it nor its output, the role only while the other needs it, and
+    # nothing refers to what is not made.
+    for absent_schedules in ({"ReportSchedule"}, {"CompactSchedule"}, set(SCHEDULES)):
+        params = {SCHEDULES[name]["parameter"]: "" for name in absent_schedules}
+        resolver = Resolver(template, params)
+        resources, outputs = resolver.resources(), resolver.outputs()
+        made = {n for n, r in resources.items() if r["Type"] == "AWS::Scheduler::Schedule"}
+        if made != set(SCHEDULES) - absent_schedules:
+            fail(f"with {params} the stack makes the schedules {sorted(made)}")
+        if any(SCHEDULES[name]["output"] in outputs for name in absent_schedules):
+            fail(f"with {params} the stack still has an output of a schedule it does not make")
+        roles = {resources[n]["Properties"]["Target"]["RoleArn"] for n in made}
+        scheduler_roles = {n for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"
+                           and "scheduler.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])}
+        if {f"<{n}.Arn>" for n in scheduler_roles} != roles:
+            fail(f"with {params} the stack makes the roles {sorted(scheduler_roles)} for the schedules' {sorted(roles)}")
+        absent = set(template["Resources"]) - set(resources)
+        dangling = set(re.findall(r"<(\w+)(?:\.\w+)?>", json.dumps([resources, outputs]))) & absent
+        if dangling:
+            fail(f"with {params}, the stack refers to {sorted(dangling)}")
     print("check_template: the daily report runs the task definition at 16:30 New York time on weekdays "
-          "with kinetick report --date today --upload --publish on the stack's lake; its role may run that "
-          "family in the cluster and pass the task's two roles only; the task role puts only under reports/; "
-          f"the e-mail subscription takes kind {kind}; an empty ReportScheduleExpression makes no schedule")
+          "with kinetick report --date today --upload --publish on the stack's lake, the daily compaction at "
+          "01:30 UTC with kinetick compact --date yesterday; their role may run that family in the cluster and "
+          "pass the task's two roles only; the task role lists the lake's ticks/, dead-letters/ and "
+          f"compaction/ only, may only put under reports/, deletes only under "
+          f"{', '.join(d + '/' for d in deletes)} and may do what the compaction needs; the e-mail "
+          f"subscription takes kind {kind}; an empty "
+          "ReportScheduleExpression or CompactScheduleExpression makes no such schedule (and no role "
+          "when both are)")
 
 
 def main():
