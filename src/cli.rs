@@ -374,7 +374,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = crate::compact::run(&config, args.options())
                 .await
                 .inspect_err(|error| {
-                    tracing::error!(error = %format!("{error:#}"), "The compaction failed.")
+                    // A date another run holds is no failure of this one to log: the one line
+                    // on stderr says who holds it.
+                    let locked = matches!(
+                        error.downcast_ref(),
+                        Some(crate::compact::CompactError::Locked { .. })
+                    );
+                    if !locked {
+                        tracing::error!(error = %format!("{error:#}"), "The compaction failed.")
+                    }
                 })?;
             print!("{outcome}");
             Ok(())

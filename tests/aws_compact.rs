@@ -2,8 +2,10 @@
 //! binary: a demo's lake copied into a bucket, its shards' checkpoints saved in a DynamoDB table
 //! (large snapshots in the bucket) as `kinetick run` saves them, one shard's moved back. The
 //! lake keeps every tick once with every value, in fewer files; the files past that shard's
-//! checkpoint stay; a rerun changes nothing. And the S3 store's writes in parts: a large object
-//! goes up as a multipart upload, and a writer that stops leaves no object and no parts.
+//! checkpoint stay; a rerun changes nothing; a date another run holds the lock of is refused,
+//! untouched. And the S3 store's conditional writes (412: nothing written), and its writes in
+//! parts: a large object goes up as a multipart upload, and a writer that stops leaves no object
+//! and no parts.
 
 mod common;
 
@@ -20,7 +22,7 @@ use kinetick::checkpoint::dynamodb::DynamoCheckpointStore;
 use kinetick::checkpoint::file::FileCheckpointStore;
 use kinetick::model::tick::Position;
 use kinetick::objects::s3::S3ObjectStore;
-use kinetick::objects::{ObjectStore, Part};
+use kinetick::objects::{ObjectStore, Part, Precondition};
 
 fn succeeded(output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -146,7 +148,7 @@ async fn a_lake_on_s3_compacts_by_the_checkpoints_in_dynamodb() {
     let before = objects(&s3, &bucket, "lake/ticks/").await;
     let date = before.keys().next().unwrap().split("dt=").nth(1).unwrap()[..10].to_owned();
     let lake_bytes: usize = before.values().map(Bytes::len).sum();
-    let compact = || {
+    let command = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kinetick"));
         command
             .args(["compact", "--no-progress", "--lake"])
@@ -156,8 +158,9 @@ async fn a_lake_on_s3_compacts_by_the_checkpoints_in_dynamodb() {
             .envs(common::aws_env())
             .env("KINETICK_AWS__S3_FORCE_PATH_STYLE", "true")
             .env("KINETICK_AWS__CHECKPOINT_TABLE", &table);
-        succeeded(command.output().unwrap())
+        command
     };
+    let compact = || succeeded(command().output().unwrap());
     let said = compact();
     assert!(
         said.contains(&format!("{} past their shard's checkpoint", past.len())),
@@ -212,6 +215,63 @@ async fn a_lake_on_s3_compacts_by_the_checkpoints_in_dynamodb() {
     // Again: nothing to do.
     compact();
     assert_eq!(objects(&s3, &bucket, "lake/").await, after);
+
+    // Another run holds the date: refused in one line, nothing touched.
+    let lock_key = format!("lake/compaction/dt={date}/lock");
+    let lock = serde_json::json!({
+        "run": "elsewhere/4242/0badcafe",
+        "taken_at": "2026-01-06T03:00:00Z",
+        "expires_at": "2999-01-01T00:00:00Z",
+    })
+    .to_string();
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&lock_key)
+        .body(ByteStream::from(lock.clone().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let refused = command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("elsewhere/4242/0badcafe") && stderr.contains("2999-01-01T00:00:00Z"),
+        "{stderr}"
+    );
+    let mut locked = after.clone();
+    locked.insert(lock_key, Bytes::from(lock));
+    assert_eq!(objects(&s3, &bucket, "lake/").await, locked);
+}
+
+#[tokio::test]
+async fn s3_conditional_writes_happen_only_when_their_condition_holds() {
+    let config = common::sdk_config();
+    let (s3, bucket) = common::bucket(&config).await;
+    let store = S3ObjectStore::new(s3.clone(), &bucket);
+    let put = |body: &'static str, precondition: Precondition| {
+        store.put_if("lock", Bytes::from(body), "application/json", precondition)
+    };
+    assert_eq!(store.get_tagged("lock").await.unwrap(), None);
+    let first = put("a", Precondition::Absent)
+        .await
+        .unwrap()
+        .expect("none there");
+    assert_eq!(put("b", Precondition::Absent).await.unwrap(), None, "412");
+    let (body, tag) = store.get_tagged("lock").await.unwrap().unwrap();
+    assert_eq!((&body[..], &tag), (&b"a"[..], &first));
+
+    let second = put("b", Precondition::Tagged(first.clone())).await.unwrap();
+    let second = second.expect("the tag matches");
+    assert_ne!(second, first);
+    let stale = put("c", Precondition::Tagged(first.clone())).await.unwrap();
+    assert_eq!(stale, None, "412");
+    assert_eq!(store.get("lock").await.unwrap().unwrap(), &b"b"[..]);
+
+    assert!(!store.delete_if("lock", &first).await.unwrap(), "412");
+    assert!(store.get("lock").await.unwrap().is_some());
+    assert!(store.delete_if("lock", &second).await.unwrap());
+    assert_eq!(store.get("lock").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! the lake sorts; files with rows past their shard's checkpoint are left as they are, whatever
 //! their names say; files written before the `alerts` columns merge with nulls there; a rerun
 //! changes nothing; a run that stopped between writing and deleting is finished by the next; and
-//! once the checkpoint moves on, the rest compacts with the day's earlier output.
+//! once the checkpoint moves on, the rest compacts with the day's earlier output. A date another
+//! run holds the lock of is left untouched, and a lock whose lease ran out is taken over.
 
 #[path = "common/lake.rs"]
 mod lake;
@@ -31,6 +32,14 @@ fn succeeded(output: Output) -> String {
 }
 
 fn compact(lake: &Path, date: &str, target: u64, dry_run: bool) -> String {
+    succeeded(
+        compact_command(lake, date, target, dry_run)
+            .output()
+            .expect("kinetick runs"),
+    )
+}
+
+fn compact_command(lake: &Path, date: &str, target: u64, dry_run: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kinetick"));
     command
         .args(["compact", "--no-progress", "--date", date, "--target-size"])
@@ -40,7 +49,7 @@ fn compact(lake: &Path, date: &str, target: u64, dry_run: bool) -> String {
     if dry_run {
         command.arg("--dry-run");
     }
-    succeeded(command.output().expect("kinetick runs"))
+    command
 }
 
 /// Every file of the partition and of the compaction's manifests, with its bytes.
@@ -304,4 +313,87 @@ fn compaction_keeps_every_tick_once_and_leaves_what_is_not_committed() {
         .filter(|e| e["key"].as_str().unwrap().contains("/compacted-"))
         .count();
     assert_eq!(held - compacted_inputs, tick_files(&listed), "{manifest:#}");
+}
+
+#[test]
+fn a_date_another_run_holds_is_left_untouched_until_its_lease_runs_out() {
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("demo");
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_kinetick"))
+            .args([
+                "demo",
+                "--no-progress",
+                "--ticks",
+                "20000",
+                "--symbols",
+                "10",
+            ])
+            .args(["--shards", "2", "--seed", "5", "--out"])
+            .arg(&lake)
+            .env("KINETICK_CHECKPOINT__MAX_RECORDS", "1000")
+            .env("KINETICK_LAKE__TARGET_FILE_SIZE", "1")
+            .output()
+            .unwrap(),
+    );
+    let partition = std::fs::read_dir(lake.join("ticks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let date = name(&partition).strip_prefix("dt=").unwrap().to_owned();
+    let lock = lake.join(format!("compaction/dt={date}/lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let lock_of = |expires_at: &str| {
+        serde_json::json!({
+            "run": "elsewhere/4242/0badcafe",
+            "taken_at": "2026-01-06T03:00:00Z",
+            "expires_at": expires_at,
+        })
+        .to_string()
+    };
+    let target = 1 << 30;
+
+    // Held until far ahead: the run refuses in one line and changes nothing.
+    let held = lock_of("2999-01-01T00:00:00Z");
+    std::fs::write(&lock, &held).unwrap();
+    let before = snapshot(&lake);
+    let refused = compact_command(&lake, &date, target, false)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("elsewhere/4242/0badcafe") && stderr.contains("2999-01-01T00:00:00Z"),
+        "{stderr}"
+    );
+    assert_eq!(digest(&snapshot(&lake)), digest(&before));
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), held);
+    // A dry run reports the lock and plans as ever.
+    let planned = compact_command(&lake, &date, target, true)
+        .output()
+        .unwrap();
+    assert!(planned.status.success());
+    assert!(
+        String::from_utf8_lossy(&planned.stderr).contains("elsewhere/4242/0badcafe"),
+        "{planned:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), held);
+
+    // Its lease ran out (the run died): taken over, with a warning naming it, and released.
+    std::fs::write(&lock, lock_of("2026-01-06T03:15:00Z")).unwrap();
+    let output = compact_command(&lake, &date, target, false)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("elsewhere/4242/0badcafe"), "{stderr}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains(" -> 1, "), "{said}");
+    assert!(!lock.exists(), "released");
+    let tick_files =
+        |s: &BTreeMap<PathBuf, Vec<u8>>| s.keys().filter(|p| p.starts_with("ticks")).count();
+    assert!(tick_files(&snapshot(&lake)) < tick_files(&before), "{said}");
 }

@@ -1,7 +1,8 @@
 //! One date's compaction, in the order that keeps every row in the lake exactly once whenever
-//! the run stops: finish what earlier runs left, plan, then for each group write its manifest,
-//! write its compacted file, and only then delete its inputs. [`super`] tells the whole
-//! sequence; the decisions are [`super::plan`]'s, the merge [`super::merge`]'s.
+//! the run stops: lock the date, finish what earlier runs left, plan, then for each group renew
+//! the lock, write its manifest, write its compacted file, and only then delete its inputs.
+//! [`super`] tells the whole sequence; the decisions are [`super::plan`]'s, the merge
+//! [`super::merge`]'s, the lock [`super::lock`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::sync::mpsc;
 
+use super::lock::{self, DateLock};
 use super::manifest::{Entry, Manifest};
 use super::merge::{self, Input, MergeError};
 use super::plan::{self, Committed, File, Named};
@@ -35,6 +37,8 @@ pub struct Compactor {
     pub target: u64,
     pub dry_run: bool,
     pub progress: Option<indicatif::ProgressBar>,
+    /// This run's name in the locks it takes ([`lock::run_id`]).
+    pub run: String,
     /// What the checkpoint store said of each shard asked about so far.
     committed: BTreeMap<String, Committed>,
 }
@@ -54,12 +58,37 @@ impl Compactor {
             target,
             dry_run,
             progress: None,
+            run: lock::run_id(),
             committed: BTreeMap::new(),
         }
     }
 
-    /// Compacts the `dt=date` partition.
+    /// Compacts the `dt=date` partition, holding its lock (a dry run only reports one another
+    /// run holds). The lock is released whether the work succeeded or not.
     pub async fn day(&mut self, date: &str) -> Result<DayOutcome, CompactError> {
+        let now = chrono::Utc::now();
+        if self.dry_run {
+            if let Some(holder) = lock::held(&*self.objects, &self.prefix, date, now).await? {
+                tracing::warn!(date, run = %holder.run, expires_at = %holder.expires_at,
+                    "Another run holds the date's lock: a run now would leave it untouched.");
+            }
+            return self.locked_day(date, None).await;
+        }
+        let mut lock = DateLock::take(&*self.objects, &self.prefix, date, &self.run, now).await?;
+        let done = self.locked_day(date, Some(&mut lock)).await;
+        if let Err(error) = lock.release(&*self.objects).await {
+            tracing::warn!(date, %error,
+                "The date's lock could not be released; it holds until its lease runs out.");
+        }
+        done
+    }
+
+    /// The work of [`Compactor::day`], under `lock` (`None` in a dry run).
+    async fn locked_day(
+        &mut self,
+        date: &str,
+        mut lock: Option<&mut DateLock>,
+    ) -> Result<DayOutcome, CompactError> {
         let started = Instant::now();
         let mut outcome = DayOutcome::new(date, self.dry_run);
         let listing = self.listing(date).await?;
@@ -70,6 +99,9 @@ impl Compactor {
             .await?;
         let groups = self.plan(present, &mut outcome).await?;
         for group in groups {
+            if let Some(lock) = lock.as_deref_mut() {
+                lock.renew(&*self.objects, chrono::Utc::now()).await?;
+            }
             self.group(date, group, &manifests, &mut outcome).await?;
         }
         outcome.seconds = started.elapsed().as_secs_f64();

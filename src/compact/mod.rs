@@ -13,6 +13,12 @@
 //!
 //! For each date, in this order (each step in [`day`]):
 //!
+//! 0. **Lock the date.** Before any write or delete of it, the run takes the date's lock
+//!    `{prefix}compaction/dt=D/lock` with a conditional write, renews its lease before each
+//!    group and deletes it at the end ([`lock`]). While another run holds it, the date is left
+//!    untouched and the run fails; a lock whose lease ran out (its run died) is taken over. So
+//!    two runs never work on one date at once, and a run whose lock was taken over stops before
+//!    its next write. A dry run only reports a lock.
 //! 1. **Finish earlier runs.** The manifests under `{prefix}compaction/dt=D/` say which files
 //!    each compacted file holds ([`manifest`]). A file the partition still has that a present
 //!    compacted file holds (an input a run did not get to delete, or a shard file written again
@@ -29,13 +35,15 @@
 //!    and format and streamed to the store a row group at a time ([`merge`], [`upload`]); then
 //!    delete the inputs, then the manifests of compacted inputs.
 //!
-//! A run that stops anywhere leaves the lake whole, and running it again finishes the job: a
-//! manifest without its file holds nothing and goes; once the file is there, its inputs are
-//! copies and go; the same inputs give the same names, so a file written again replaces
-//! itself. Between writing a compacted file and deleting its inputs, a query sees those rows
+//! A run that stops anywhere leaves the lake whole, and running it again finishes the job (once
+//! the lease of its lock ran out, if it died holding it): a manifest without its file holds
+//! nothing and goes; once the file is there, its inputs are copies and go; the same inputs give
+//! the same names, so a file written again replaces itself. Manifests deleted by hand defeat
+//! this. Between writing a compacted file and deleting its inputs, a query sees those rows
 //! twice.
 
 pub mod day;
+pub mod lock;
 pub mod manifest;
 pub mod merge;
 pub mod plan;
@@ -96,6 +104,33 @@ pub enum CompactError {
     Manifest { key: String, message: String },
     #[error("a compaction task failed: {0}")]
     Task(String),
+    /// Another run holds the date's lock ([`lock`]); nothing of the date was touched.
+    #[error(
+        "{date} is being compacted by run {run} (lock {key}, expires {}); nothing of it was \
+         touched: try again after that",
+        expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    Locked {
+        date: String,
+        key: String,
+        run: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// This run's lease of the date's lock ran out and another run took it.
+    #[error(
+        "the compaction lock {key} of {date} is now run {run}'s (this run's lease ran out); \
+         stopped before the next write, and a later run finishes the date"
+    )]
+    LockLost {
+        date: String,
+        key: String,
+        run: String,
+    },
+    #[error(
+        "compaction lock {key} cannot be read ({message}); if no run of its date is under way, \
+         delete it"
+    )]
+    LockUnreadable { key: String, message: String },
 }
 
 impl CompactError {

@@ -9,10 +9,11 @@
 //! [`LocalObjectStore::with_fsync`] also syncs the file and its directory (survives power loss).
 //!
 //! Uploads in parts are staged in a hidden folder under the root and published the same way as
-//! a put ([`uploads`]).
+//! a put ([`uploads`]). Conditional writes compare tags under a lock of the key ([`conditional`]).
 //!
 //! [`list`]: ObjectStore::list
 
+mod conditional;
 mod uploads;
 
 use std::io;
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use self::uploads::Staging;
-use super::{Listed, ObjectError, ObjectStore, Part, Upload, UploadedPart};
+use super::{Listed, ObjectError, ObjectStore, Part, Precondition, Upload, UploadedPart};
 use crate::local_files::{
     TEMP_PREFIX, blocking, is_transient, sync_dir, temp_beside, write_atomic,
 };
@@ -83,6 +84,37 @@ impl ObjectStore for LocalObjectStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error("get", key, &e)),
         }
+    }
+
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Bytes, String)>, ObjectError> {
+        let path = self.path_of("get", key)?;
+        let tagged = blocking(move || conditional::get_tagged(&path))
+            .await
+            .map_err(|e| io_error("get", key, &e))?;
+        Ok(tagged.map(|(body, tag)| (Bytes::from(body), tag)))
+    }
+
+    /// `content_type` is not kept: a file has none.
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+        precondition: Precondition,
+    ) -> Result<Option<String>, ObjectError> {
+        let path = self.path_of("put if", key)?;
+        let fsync = self.fsync;
+        blocking(move || conditional::put_if(&path, &body, &precondition, fsync))
+            .await
+            .map_err(|e| io_error("put if", key, &e))
+    }
+
+    async fn delete_if(&self, key: &str, tag: &str) -> Result<bool, ObjectError> {
+        let path = self.path_of("delete if", key)?;
+        let tag = tag.to_owned();
+        blocking(move || conditional::delete_if(&path, &tag))
+            .await
+            .map_err(|e| io_error("delete if", key, &e))
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {

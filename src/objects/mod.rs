@@ -69,10 +69,14 @@ impl ObjectError {
 
     /// A call this store has no way to serve (the upload primitives of a test double).
     fn unsupported(operation: &'static str, key: &str) -> Self {
+        Self::unsupported_because(operation, key, "this store does not upload in parts")
+    }
+
+    fn unsupported_because(operation: &'static str, key: &str, why: &str) -> Self {
         ObjectError::Request {
             operation,
             key: key.to_owned(),
-            message: "this store does not upload in parts".to_owned(),
+            message: why.to_owned(),
             retryable: false,
         }
     }
@@ -118,6 +122,15 @@ pub struct UploadedPart {
     pub number: i32,
     /// The store's tag of the part's content (S3's ETag): a part uploaded again has a new one.
     pub tag: String,
+}
+
+/// What a conditional write ([`ObjectStore::put_if`]) requires of the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No object under the key (S3 `If-None-Match: *`).
+    Absent,
+    /// The object there has this tag (S3 `If-Match`), as [`ObjectStore::get_tagged`] gave it.
+    Tagged(String),
 }
 
 /// The least size of every part but the last (S3's rule; the local store keeps it too).
@@ -221,5 +234,47 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn unfinished_uploads(&self, prefix: &str) -> Result<Vec<Upload>, ObjectError> {
         let _ = prefix;
         Ok(Vec::new())
+    }
+
+    /// One object with the store's tag of its content (S3's ETag), `None` when it does not
+    /// exist; the tag is what [`Precondition::Tagged`] and [`ObjectStore::delete_if`] compare.
+    /// This default, for stores that cannot, fails (not retryable).
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Bytes, String)>, ObjectError> {
+        Err(ObjectError::unsupported_because(
+            "get tagged",
+            key,
+            "this store does not write conditionally",
+        ))
+    }
+
+    /// Writes `key` only if `precondition` holds, checked atomically with the write. Returns
+    /// the new object's tag, or `None` when the precondition did not hold and nothing was
+    /// written (S3's 412). S3's 409 (a conditional write of the key under way at once) is a
+    /// retryable error. This default, for stores that cannot, fails (not retryable).
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        precondition: Precondition,
+    ) -> Result<Option<String>, ObjectError> {
+        let _ = (body, content_type, precondition);
+        Err(ObjectError::unsupported_because(
+            "put if",
+            key,
+            "this store does not write conditionally",
+        ))
+    }
+
+    /// Deletes `key` only if its tag is `tag`, checked atomically with the delete; `false` when
+    /// it is not (or the object is gone) and nothing was deleted. This default, for stores that
+    /// cannot, fails (not retryable).
+    async fn delete_if(&self, key: &str, tag: &str) -> Result<bool, ObjectError> {
+        let _ = tag;
+        Err(ObjectError::unsupported_because(
+            "delete if",
+            key,
+            "this store does not write conditionally",
+        ))
     }
 }

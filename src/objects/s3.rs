@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
-use super::{Listed, ObjectError, ObjectStore, Part, Upload, UploadedPart};
+use super::{Listed, ObjectError, ObjectStore, Part, Precondition, Upload, UploadedPart};
 use crate::aws;
 
 /// Objects larger than this are uploaded in parts (S3 allows 5 GiB in one PutObject, but parts
@@ -152,6 +152,32 @@ where
     }
 }
 
+/// The HTTP status of S3's refusal, if `error` is one.
+fn status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    match error {
+        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+        _ => None,
+    }
+}
+
+/// Like [`request_error`], but 409 (`ConditionalRequestConflict`: another conditional write of
+/// the key was under way at once) is worth another try, as S3 says.
+fn conditional_error<E>(
+    operation: &'static str,
+    key: &str,
+    error: SdkError<E, HttpResponse>,
+) -> ObjectError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let conflict = status(&error) == Some(409);
+    let mut error = request_error(operation, key, error);
+    if let ObjectError::Request { retryable, .. } = &mut error {
+        *retryable |= conflict;
+    }
+    error
+}
+
 /// An answer without a field S3 always sends.
 fn unanswered(operation: &'static str, key: &str, missing: &str) -> ObjectError {
     ObjectError::Request {
@@ -204,6 +230,86 @@ impl ObjectStore for S3ObjectStore {
             }
             Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
             Err(error) => Err(request_error("GetObject", key, error)),
+        }
+    }
+
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Bytes, String)>, ObjectError> {
+        const OPERATION: &str = "GetObject";
+        let object = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => object,
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(request_error(OPERATION, key, error)),
+        };
+        let tag = object
+            .e_tag
+            .ok_or_else(|| unanswered(OPERATION, key, "ETag"))?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectError::Request {
+                operation: OPERATION,
+                key: key.to_owned(),
+                retryable: true,
+                message: e.to_string(),
+            })?;
+        Ok(Some((body.into_bytes(), tag)))
+    }
+
+    /// One PutObject with `If-None-Match: *` or `If-Match`, whatever the size (a conditional
+    /// write is of small objects: a lock, a marker).
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        precondition: Precondition,
+    ) -> Result<Option<String>, ObjectError> {
+        const OPERATION: &str = "PutObject";
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body));
+        let request = match precondition {
+            Precondition::Absent => request.if_none_match("*"),
+            Precondition::Tagged(tag) => request.if_match(tag),
+        };
+        match request.send().await {
+            Ok(put) => Ok(Some(
+                put.e_tag
+                    .ok_or_else(|| unanswered(OPERATION, key, "ETag"))?,
+            )),
+            Err(error) if status(&error) == Some(412) => Ok(None),
+            Err(error) => Err(conditional_error(OPERATION, key, error)),
+        }
+    }
+
+    async fn delete_if(&self, key: &str, tag: &str) -> Result<bool, ObjectError> {
+        let deleted = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(tag)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            // Another tag (412), or no object at all (404).
+            Err(error) if matches!(status(&error), Some(412 | 404)) => Ok(false),
+            Err(error) => Err(conditional_error("DeleteObject", key, error)),
         }
     }
 

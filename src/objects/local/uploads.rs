@@ -378,7 +378,7 @@ fn part_path(folder: &Path, number: i32) -> PathBuf {
     folder.join(format!("part-{number:05}"))
 }
 
-fn tag_of(digest: Md5) -> String {
+pub(super) fn tag_of(digest: Md5) -> String {
     digest
         .finalize()
         .iter()
