@@ -46,14 +46,8 @@ async fn objects(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeMa
     let mut objects = BTreeMap::new();
     for object in listed.contents() {
         let key = object.key().unwrap().to_owned();
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        objects.insert(key, body.body.collect().await.unwrap().into_bytes());
+        let body = common::object_bytes(s3, bucket, &key).await;
+        objects.insert(key, body);
     }
     objects
 }

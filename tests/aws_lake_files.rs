@@ -360,18 +360,7 @@ fn first_position(key: &str) -> Position {
 
 /// How long the records of a lake file took to arrive: from its first to its last, in ms.
 async fn arrival_span(config: &SdkConfig, bucket: &str, key: &str) -> i64 {
-    let body = common::s3(config)
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = common::object_bytes(&common::s3(config), bucket, key).await;
     let arrival = common::lake::column("arrival_time");
     let times: Vec<i64> = common::lake::file_rows(body)
         .iter()

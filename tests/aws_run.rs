@@ -37,15 +37,8 @@ async fn run_processes_a_stream_exactly_once_into_every_sink() {
         .unwrap();
     let mut dead = 0;
     for object in letters.contents() {
-        let body = s3
-            .get_object()
-            .bucket(&stack.bucket)
-            .key(object.key().unwrap())
-            .send()
-            .await
-            .unwrap();
-        let text =
-            String::from_utf8(body.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+        let body = common::object_bytes(&s3, &stack.bucket, object.key().unwrap()).await;
+        let text = String::from_utf8(body.to_vec()).unwrap();
         for line in text.lines() {
             let letter: serde_json::Value = serde_json::from_str(line).unwrap();
             assert!(letter["reason"].is_string() && letter["sequence_number"].is_string());

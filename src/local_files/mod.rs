@@ -20,15 +20,7 @@ pub(crate) const TEMP_PREFIX: &str = ".kinetick-tmp.";
 pub(crate) fn write_atomic(path: &Path, body: &[u8], fsync: bool) -> io::Result<()> {
     let (dir, temp) = temp_beside(path)?;
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        file.write_all(body)?;
-        if fsync {
-            file.sync_all()?;
-        }
-        drop(file);
+        write_new(&temp, body, fsync)?;
         std::fs::rename(&temp, path)
     })();
     if let Err(e) = written {
@@ -37,6 +29,19 @@ pub(crate) fn write_atomic(path: &Path, body: &[u8], fsync: bool) -> io::Result<
     }
     if fsync {
         sync_dir(dir.unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
+/// Writes `body` to a new file at `path` (failing if one is there), synced with `fsync`.
+pub(crate) fn write_new(path: &Path, body: &[u8], fsync: bool) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(body)?;
+    if fsync {
+        file.sync_all()?;
     }
     Ok(())
 }

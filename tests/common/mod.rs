@@ -91,6 +91,13 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+/// The bytes of one object.
+pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    let object = s3.get_object().bucket(bucket).key(key).send().await;
+    let object = object.unwrap_or_else(|e| panic!("{key}: {e}"));
+    object.body.collect().await.unwrap().into_bytes()
+}
+
 /// A new bucket, and a path-style client for it.
 pub async fn bucket(config: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, String) {
     let client = s3(config);

@@ -463,18 +463,7 @@ pub async fn lake_rows(config: &SdkConfig, bucket: &str) -> Vec<LakeRow> {
     for key in tick_object_keys(config, bucket).await {
         let key = key.as_str();
         assert!(key.contains("/dt=") && key.ends_with(".parquet"), "{key}");
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let body = super::object_bytes(&s3, bucket, key).await;
         for batch in ParquetRecordBatchReaderBuilder::try_new(body)
             .unwrap()
             .build()
@@ -712,14 +701,7 @@ pub async fn dead_letter_lines(
     while let Some(page) = pages.next().await {
         for object in page.unwrap().contents() {
             let key = object.key().unwrap();
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-            let bytes = body.body.collect().await.unwrap().into_bytes();
+            let bytes = super::object_bytes(&s3, bucket, key).await;
             for line in std::str::from_utf8(&bytes).unwrap().lines() {
                 lines.push((key.to_owned(), serde_json::from_str(line).unwrap()));
             }

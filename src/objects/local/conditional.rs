@@ -10,14 +10,14 @@
 //! [`ObjectStore::delete_if`]: crate::objects::ObjectStore::delete_if
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
 use super::uploads::tag_of;
-use crate::local_files::{TEMP_PREFIX, sync_dir, temp_beside, write_atomic};
+use crate::local_files::{TEMP_PREFIX, sync_dir, temp_beside, write_atomic, write_new};
 use crate::objects::Precondition;
 
 /// The tag of an object's bytes.
@@ -74,15 +74,7 @@ pub(super) fn delete_if(path: &Path, expected: &str) -> io::Result<bool> {
 fn put_absent(path: &Path, body: &[u8], fsync: bool) -> io::Result<Option<String>> {
     let (dir, temp) = temp_beside(path)?;
     let linked = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        file.write_all(body)?;
-        if fsync {
-            file.sync_all()?;
-        }
-        drop(file);
+        write_new(&temp, body, fsync)?;
         match std::fs::hard_link(&temp, path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
