@@ -4,8 +4,9 @@ runs this with the DuckDB that scripts/check-deploy.sh pins).
   lake_query_bench.py --kinetick BIN --work DIR [--ticks N] [--runs N]
 
 1. `kinetick demo --ticks N --symbols 1000 --shards 4 --out DIR/demo` writes the lake as the
-   pipeline does: a file per shard and checkpoint (no KINETICK_* settings; its ticks table,
-   about 0.9 KB a tick, is deleted at once).
+   pipeline does: default file sizing, so a file per shard that grows over the shard's barriers,
+   a row group each (no KINETICK_* settings; its ticks table, about 0.9 KB a tick, is deleted
+   at once).
 2. From those files, with DuckDB, the same rows in two other layouts:
    - as written before: cut as the pipeline cut its files before compaction, whatever it writes
      now: a shard's rows in position order, a file per 20,000 of them (a checkpoint at the

@@ -3,8 +3,9 @@
 //! the lake sorts; files with rows past their shard's checkpoint are left as they are, whatever
 //! their names say; files written before the `alerts` columns merge with nulls there; a rerun
 //! changes nothing; a run that stopped between writing and deleting is finished by the next; and
-//! once the checkpoint moves on, the rest compacts with the day's earlier output. A date another
-//! run holds the lock of is left untouched, and a lock whose lease ran out is taken over.
+//! once the checkpoint moves on, the rest compacts with the day's earlier output. The pipeline's
+//! large files, a row group of every symbol per barrier, are sorted into symbol ranges. A date
+//! another run holds the lock of is left untouched, and a lock whose lease ran out is taken over.
 
 #[path = "common/lake.rs"]
 mod lake;
@@ -244,13 +245,9 @@ fn compaction_keeps_every_tick_once_and_leaves_what_is_not_committed() {
     let tick_files =
         |s: &BTreeMap<PathBuf, Vec<u8>>| s.keys().filter(|p| p.starts_with("ticks")).count();
     assert!(outputs.len() >= 2, "{said}");
-    // Left besides the outputs: the files past the checkpoint, and at most one with nothing to
-    // merge with.
-    assert!(
-        tick_files(&compacted) <= outputs.len() + past.len() + 1,
-        "{} files left: {said}",
-        tick_files(&compacted)
-    );
+    // Left besides the outputs: the files past the checkpoint only (a file alone in its group
+    // is rewritten too).
+    assert_eq!(tick_files(&compacted), outputs.len() + past.len(), "{said}");
     assert!(tick_files(&compacted) < tick_files(&listed) / 2, "{said}");
     for output in &outputs {
         assert_sorted_in_the_lakes_schema(&lake.join(output));
@@ -313,6 +310,96 @@ fn compaction_keeps_every_tick_once_and_leaves_what_is_not_committed() {
         .filter(|e| e["key"].as_str().unwrap().contains("/compacted-"))
         .count();
     assert_eq!(held - compacted_inputs, tick_files(&listed), "{manifest:#}");
+}
+
+/// The `symbol` statistics of each row group of a lake file: (min, max).
+fn symbol_ranges(file: &Path) -> Vec<(String, String)> {
+    let body = Bytes::from(std::fs::read(file).unwrap());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body).unwrap();
+    let text = |bytes: Option<&[u8]>| String::from_utf8(bytes.unwrap().to_vec()).unwrap();
+    reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|group| {
+            let statistics = group.column(lake::column("symbol")).statistics().unwrap();
+            (
+                text(statistics.min_bytes_opt()),
+                text(statistics.max_bytes_opt()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_pipelines_growing_files_are_sorted_into_symbol_ranges() {
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("demo");
+    // Default file sizing: a file per shard grows over several barriers.
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_kinetick"))
+            .args([
+                "demo",
+                "--no-progress",
+                "--ticks",
+                "120000",
+                "--symbols",
+                "40",
+            ])
+            .args(["--shards", "2", "--seed", "7", "--out"])
+            .arg(&lake)
+            .env("KINETICK_CHECKPOINT__MAX_RECORDS", "10000")
+            .output()
+            .unwrap(),
+    );
+    let partition = std::fs::read_dir(lake.join("ticks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let date = name(&partition).strip_prefix("dt=").unwrap().to_owned();
+    let written = files_under(&partition, "parquet");
+    assert_eq!(written.len(), 2, "a file per shard: {written:?}");
+    for file in &written {
+        let ranges = symbol_ranges(file);
+        assert!(ranges.len() >= 3, "a row group per barrier: {ranges:?}");
+        assert!(
+            ranges.windows(2).all(|pair| pair[1].0 <= pair[0].1),
+            "every row group spans the shard's symbols: {ranges:?}"
+        );
+    }
+    let before = lake_rows(&lake);
+
+    // Each file is over half the target, alone in a group of its own, and still rewritten.
+    let each = written
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .max()
+        .unwrap();
+    let said = compact(&lake, &date, each + 1, false);
+    assert!(said.contains("2 files -> 2, "), "{said}");
+    assert_eq!(
+        lake_rows(&lake),
+        before,
+        "every tick once, every value equal"
+    );
+    let outputs = files_under(&partition, "parquet");
+    assert_eq!(outputs.len(), 2);
+    for output in &outputs {
+        assert!(name(output).starts_with("compacted-"), "{output:?}");
+        assert_sorted_in_the_lakes_schema(output);
+        let ranges = symbol_ranges(output);
+        assert!(
+            ranges.windows(2).all(|pair| pair[0].1 < pair[1].0),
+            "row groups of disjoint symbol ranges, in order: {ranges:?}"
+        );
+    }
+    // Done: a rerun leaves the compacted files as they are.
+    let compacted = snapshot(&lake);
+    let again = compact(&lake, &date, each + 1, false);
+    assert!(again.contains("nothing to merge"), "{again}");
+    assert_eq!(digest(&snapshot(&lake)), digest(&compacted));
 }
 
 #[test]

@@ -9,16 +9,17 @@
 //! checkpoint rule needs), and whether its columns fit the lake's schema. Then the output is
 //! written a symbol range at a time: ranges of whole symbols of up to a row group's rows
 //! ([`symbol_ranges`]); for each, the rows of those symbols are read from every file that has
-//! any (a row selection, since each file is sorted by symbol), ordered as the lake orders rows
-//! (symbol, event time, position, then shard), and written as one row group.
+//! any (a row selection of the file's runs of those symbols: one per row group, since each row
+//! group is sorted by symbol), ordered as the lake orders rows (symbol, event time, position,
+//! then shard), and written as one row group.
 //!
-//! Why ranges rather than a k-way merge of the files' rows: the pipeline's files are a
-//! checkpoint of one shard each, every one holding all of the shard's symbols, and a column of a
-//! file of that size is a single page. A k-way merge would keep one decoded page of every
-//! column of every input open at once, which is the whole output decoded, several times its
-//! compressed size. A range needs only its own rows decoded. The price is that an input's
-//! pages are decompressed once for each range it has rows in (a compacted input's page index
-//! lets the reader skip pages outside the range). Held throughout: the compressed inputs, about
+//! Why ranges rather than a k-way merge of the files' rows: a pipeline file is one shard's
+//! rows, a row group per barrier, every row group holding all of the shard's symbols, and a
+//! column of a row group of that size is a single page. A k-way merge would keep one decoded
+//! page of every column of every row group open at once, which is the whole output decoded,
+//! several times its compressed size. A range needs only its own rows decoded. The price is
+//! that an input's pages are decompressed once for each range it has rows in (a compacted
+//! input's page index lets the reader skip pages outside the range). Held throughout: the compressed inputs, about
 //! the output's size, and one row group's rows decoded.
 //!
 //! Files written before a column existed (the trailing nullable `alerts`, `alerts_held`) read

@@ -197,7 +197,10 @@ impl fmt::Display for DayOutcome {
         let left = &self.left;
         let reasons: Vec<String> = [
             (left.uncommitted.len(), "past their shard's checkpoint"),
-            (left.large.len(), "of half the target or more"),
+            (
+                left.large.len(),
+                "compacted already, of half the target or more",
+            ),
             (left.alone.len(), "with nothing new to merge with"),
             (
                 left.conflicts.len(),

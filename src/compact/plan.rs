@@ -182,7 +182,7 @@ pub fn stale_manifests(
 pub struct Left {
     /// Files with rows past their shard's checkpoint: a replay may write them again.
     pub uncommitted: Vec<String>,
-    /// Files of at least half the target size: large enough already.
+    /// Compacted files of at least half the target size: done.
     pub large: Vec<String>,
     /// Files with nothing new to merge with: alone in their group, or in a group of compacted
     /// files only (merging earlier outputs again would have every run rewrite them).
@@ -215,12 +215,15 @@ pub struct Plan {
 ///
 /// A shard file is a candidate once its first row is committed (`committed` by shard; a shard
 /// missing there has no checkpoint); its other rows are checked when it is read, as are those of
-/// files whose name does not say their shard. Files of at least half the target are left as
-/// they are. Candidates go in a stable order, files of other names, each shard's files by
-/// position, then compacted files, and are cut into groups whose sizes add up to at most the
-/// target. A group is merged only if it holds something new ([`worth_merging`]), so a rerun
-/// with nothing new does nothing, and a small compacted file (a day's last output) is merged
-/// again only with newer files.
+/// files whose name does not say their shard. Compacted files of at least half the target are
+/// left as they are; any other file is a candidate whatever its size, since only compaction
+/// sorts a partition's rows by symbol across row groups (a pipeline file's row group is one
+/// barrier's rows of all its shard's symbols). Candidates go in a stable order, files of other
+/// names, each shard's files by position, then compacted files, and are cut into groups whose
+/// sizes add up to at most the target (a larger file is a group of its own). A group is merged
+/// only if it holds something new ([`worth_merging`]), so a rerun with nothing new does
+/// nothing, and a small compacted file (a day's last output) is merged again only with newer
+/// files.
 pub fn plan(files: Vec<File>, committed: &BTreeMap<String, Committed>, target: u64) -> Plan {
     let mut left = Left::default();
     let mut candidates = Vec::new();
@@ -233,7 +236,7 @@ pub fn plan(files: Vec<File>, committed: &BTreeMap<String, Committed>, target: u
         };
         if !first_committed {
             left.uncommitted.push(file.key);
-        } else if file.bytes.saturating_mul(2) >= target {
+        } else if file.named == Named::Compacted && file.bytes.saturating_mul(2) >= target {
             left.large.push(file.key);
         } else {
             candidates.push(file);
@@ -261,15 +264,10 @@ pub fn plan(files: Vec<File>, committed: &BTreeMap<String, Committed>, target: u
     Plan { groups, left }
 }
 
-/// Whether a group of files of these names is worth merging: two files or more, one of them
-/// not a compacted file.
+/// Whether a group of files of these names is worth merging: one of them is not a compacted
+/// file. A file alone is rewritten too: compacted, its rows are sorted by symbol range.
 pub fn worth_merging<'a>(names: impl IntoIterator<Item = &'a Named>) -> bool {
-    let (mut files, mut new) = (0, false);
-    for named in names {
-        files += 1;
-        new |= *named != Named::Compacted;
-    }
-    files > 1 && new
+    names.into_iter().any(|named| *named != Named::Compacted)
 }
 
 /// The order candidates are grouped in: other names, shard files by shard and position, then
@@ -443,30 +441,42 @@ mod tests {
     }
 
     #[test]
-    fn large_files_and_a_file_alone_are_left_as_they_are() {
+    fn large_compacted_files_and_compacted_files_alone_are_left_as_they_are() {
         let committed = BTreeMap::from([("s".to_owned(), Committed::All)]);
         let done = format!("{}.parquet", output_name("2026-01-05", &[("x", 1)]));
         let rest = format!("{}.parquet", output_name("2026-01-05", &[("y", 1)]));
-        // A full compacted file stays; the day's last, small one merges with newer files.
+        // A full compacted file stays; the day's last, small one merges with newer files. A
+        // large shard file is a group of its own, to be sorted by symbol range.
         let plan = plan(
             vec![
                 file(&done, 60),
                 file(&rest, 20),
                 file("s-1.parquet", 5),
-                file("s-2.parquet", 70),
+                file("s-2.parquet", 170),
+                file("s-3.parquet", 70),
             ],
             &committed,
             100,
         );
-        assert_eq!(short(&plan.left.large), [done.as_str(), "s-2.parquet"]);
-        assert_eq!(keys(&plan.groups[0]), ["s-1.parquet", rest.as_str()]);
+        assert_eq!(short(&plan.left.large), [done.as_str()]);
+        let groups: Vec<Vec<&str>> = plan.groups.iter().map(|g| keys(g)).collect();
+        assert_eq!(
+            groups,
+            [
+                vec!["s-1.parquet"],
+                vec!["s-2.parquet"],
+                vec!["s-3.parquet", rest.as_str()]
+            ]
+        );
+        assert!(plan.left.alone.is_empty());
 
         // Nothing new beside the day's small compacted files: nothing to do.
         let other = format!("{}.parquet", output_name("2026-01-05", &[("z", 1)]));
         let again = super::plan(vec![file(&rest, 25), file(&other, 30)], &committed, 100);
         assert!(again.groups.is_empty());
         assert_eq!(again.left.alone.len(), 2);
-        assert!(!worth_merging([&Named::Other]));
+        assert!(!worth_merging([&Named::Compacted]));
+        assert!(worth_merging([&Named::Other]));
         assert!(worth_merging([&Named::Compacted, &Named::Other]));
     }
 

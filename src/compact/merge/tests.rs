@@ -263,6 +263,64 @@ fn merged_rows_are_the_inputs_in_the_lakes_order_and_format() {
 }
 
 #[test]
+fn a_growing_files_row_groups_of_every_symbol_merge_into_symbol_ranges() {
+    // As the pipeline writes a file over two barriers: each row group sorted by symbol, every
+    // symbol in each.
+    let barriers = [
+        vec![
+            tick("AAPL", 1, "shard-a", "1"),
+            tick("IBM", 2, "shard-a", "2"),
+            tick("MSFT", 3, "shard-a", "3"),
+        ],
+        vec![
+            tick("AAPL", 5, "shard-a", "4"),
+            tick("IBM", 4, "shard-a", "5"),
+            tick("MSFT", 6, "shard-a", "6"),
+        ],
+    ];
+    let mut file = crate::model::lake::GrowingLakeFile::new().unwrap();
+    for ticks in &barriers {
+        file.append(&ticks.iter().collect::<Vec<_>>()).unwrap();
+    }
+    let body = Bytes::from(file.finish().unwrap());
+    let growing = input("growing", body.clone());
+    assert_eq!(
+        growing.inspected.runs.len(),
+        6,
+        "a run per symbol per row group"
+    );
+
+    let (written, out) = merge_in_ranges(&[growing], Vec::new(), 2, |_| ()).unwrap();
+    let out = Bytes::from(out);
+    assert_eq!(written, 6);
+    let keys: Vec<(String, i64)> = rows(&batches(&out))
+        .into_iter()
+        .map(|r| (r.0, r.1 - T0))
+        .collect();
+    let expected = [
+        ("AAPL", 1),
+        ("AAPL", 5),
+        ("IBM", 2),
+        ("IBM", 4),
+        ("MSFT", 3),
+        ("MSFT", 6),
+    ];
+    assert_eq!(keys, expected.map(|(s, t)| (s.to_owned(), t)));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(out).unwrap();
+    let sizes: Vec<i64> = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
+    assert_eq!(
+        sizes,
+        [2, 2, 2],
+        "a row group per symbol, where the file had one per barrier"
+    );
+}
+
+#[test]
 fn inspection_finds_each_shards_last_position_and_the_symbols_runs() {
     let body = lake_file(
         "shard-a",
