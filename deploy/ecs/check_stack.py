@@ -315,6 +315,8 @@ def main(template_path, kinetick, source_kind="kinesis"):
         "MaxTasks": "2",
         "MetricsNamespace": namespace,
         "AlertEmail": "ops@example.com",
+        "LakeTargetFileSize": "64MiB",
+        "LakeMaxFileAge": "2m",
         **(kafka.parameters() if kafka else {}),
     }
     source = load(template_path)
@@ -348,6 +350,9 @@ def main(template_path, kinetick, source_kind="kinesis"):
                          ("KINETICK_AWS__STREAM_NAME", "StreamName")]):
         if task_env.get(name) != outputs[output]:
             fail(f"the task's {name} is {task_env.get(name)!r}, the stack's {output} {outputs[output]!r}")
+    for name, value in [("KINETICK_LAKE__TARGET_FILE_SIZE", "64MiB"), ("KINETICK_LAKE__MAX_FILE_AGE", "2m")]:
+        if task_env.get(name) != value:
+            fail(f"the task's {name} is {task_env.get(name)!r}, not the stack's parameter {value!r}")
     expected_source = {"KINETICK_SOURCE__KIND": source_kind}
     if kafka:
         expected_source.update({"KINETICK_KAFKA__BOOTSTRAP_SERVERS": kafka.servers, "KINETICK_KAFKA__TOPIC": kafka.name,

@@ -3,8 +3,8 @@
   check_template.py TEMPLATE rules      The Rules section accepts exactly the valid parameter sets:
                                         MinTasks <= MaxTasks <= ShardCount (PROVISIONED Kinesis),
                                         known alert severities, the Kafka settings that go
-                                        together; the patterns of LakePrefix and the Kafka
-                                        parameters.
+                                        together; the patterns of LakePrefix, the lake's file
+                                        size and age and the Kafka parameters.
   check_template.py TEMPLATE sources    For each source in SOURCES (Kinesis; Kafka without
                                         authentication, with SCRAM, with MSK IAM): the stream
                                         exists only with Kinesis; the task role reads the stream,
@@ -105,6 +105,10 @@ KAFKA_RULE_CASES = [
 PATTERN_CASES = {
     "LakePrefix": [("", True), ("kinetick/", True), ("a/b-c_d.e/", True), ("kinetick", False), ("/x/", False),
                    ("a//", False)],
+    "LakeTargetFileSize": [("128MiB", True), ("64MB", True), ("1 GB", True), ("134217728", True), ("128M", False),
+                           ("", False), ("1.5GB", False)],
+    "LakeMaxFileAge": [("5m", True), ("90s", True), ("1h", True), ("10 min", True), ("5", False), ("", False),
+                       ("5d", False)],
     "KafkaBootstrapServers": [("", True), ("broker:9092", True), ("10.0.1.5:9098,10.0.2.5:9098", True),
                               ("broker", False), ("broker:9092,", False), ("a:1, b:2", False)],
     "KafkaTopic": [("kinetick-ticks", True), ("ticks.v2_eu", True), ("", False), ("ticks/eu", False)],
