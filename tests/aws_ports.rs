@@ -419,8 +419,8 @@ async fn dynamodb_leases_change_only_as_read_and_fence_checkpoints() {
         adjacent_parent: None,
         hash_range: None,
     };
-    leases.create(&Lease::new(&shard)).await.unwrap();
-    leases.create(&Lease::new(&shard)).await.unwrap();
+    assert!(leases.create(&Lease::new(&shard)).await.unwrap(), "new");
+    assert!(!leases.create(&Lease::new(&shard)).await.unwrap(), "there");
     let read = leases.list().await.unwrap();
     assert_eq!(read, vec![Lease::new(&shard)]);
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{Fence, Lease, LeaseError, LeaseStore, Release};
 use crate::aws;
@@ -38,15 +38,25 @@ impl DynamoLeaseStore {
         }
     }
 
-    fn update(
+    /// An update of a shard's lease item, with `:now` the time of `now` (for the item's
+    /// `lease_*_at` attributes, which only people read).
+    fn update_at(
         &self,
         shard_id: &str,
+        now: &str,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table_name)
             .key("shard_id", AttributeValue::S(shard_id.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .expression_attribute_values(":now", s(now))
+    }
+
+    fn update(
+        &self,
+        shard_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.update_at(shard_id, &chrono::Utc::now().to_rfc3339())
     }
 }
 
@@ -163,9 +173,11 @@ impl LeaseStore for DynamoLeaseStore {
         }
     }
 
-    async fn create(&self, lease: &Lease) -> Result<(), LeaseError> {
+    async fn create(&self, lease: &Lease) -> Result<bool, LeaseError> {
         let parents = lease.parents.iter().map(|p| s(p)).collect();
-        self.update(&lease.shard_id)
+        let now = chrono::Utc::now().to_rfc3339();
+        let output = self
+            .update_at(&lease.shard_id, &now)
             .update_expression(format!(
                 "SET {COUNTER} = if_not_exists({COUNTER}, :zero), \
                  {HEARTBEAT} = if_not_exists({HEARTBEAT}, :zero), {PARENTS} = :parents, \
@@ -173,10 +185,17 @@ impl LeaseStore for DynamoLeaseStore {
             ))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":parents", AttributeValue::L(parents))
+            // Created now if its creation time is this call's (the item's snapshot is not
+            // read back, as the whole old item would be).
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
             .map_err(|e| request_error(&lease.shard_id, e))?;
-        Ok(())
+        let created_at = output
+            .attributes()
+            .and_then(|after| after.get("lease_created_at"))
+            .and_then(|at| at.as_s().ok());
+        Ok(created_at == Some(&now))
     }
 
     async fn take(&self, read: &Lease, worker: &WorkerId) -> Result<Lease, LeaseError> {

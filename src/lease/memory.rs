@@ -46,12 +46,13 @@ impl LeaseStore for MemoryLeaseStore {
             .collect())
     }
 
-    async fn create(&self, lease: &Lease) -> Result<(), LeaseError> {
+    async fn create(&self, lease: &Lease) -> Result<bool, LeaseError> {
         let mut leases = self.leases.lock().expect("lease store lock");
-        leases
-            .entry(lease.shard_id.clone())
-            .or_insert_with(|| lease.clone());
-        Ok(())
+        let absent = !leases.contains_key(&lease.shard_id);
+        if absent {
+            leases.insert(lease.shard_id.clone(), lease.clone());
+        }
+        Ok(absent)
     }
 
     async fn take(&self, read: &Lease, worker: &WorkerId) -> Result<Lease, LeaseError> {

@@ -109,8 +109,8 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// Every lease (one read of the whole table).
     async fn list(&self) -> Result<Vec<Lease>, LeaseError>;
 
-    /// Adds an unowned lease for a shard unless it has one.
-    async fn create(&self, lease: &Lease) -> Result<(), LeaseError>;
+    /// Adds an unowned lease for a shard unless it has one; whether it added it.
+    async fn create(&self, lease: &Lease) -> Result<bool, LeaseError>;
 
     /// Makes `worker` the owner, if the lease is still as it was read (owner, counter and
     /// heartbeat): for a free lease, an expired one, or one handed to `worker`.

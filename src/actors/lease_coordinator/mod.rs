@@ -491,8 +491,9 @@ async fn sync_shards(
 ) -> Result<Vec<ShardInfo>, PollError> {
     let shards = stream.list_shards().await?;
     for shard in shards.iter().filter(|s| !known.contains(&s.id)) {
-        store.create(&Lease::new(shard)).await?;
-        tracing::info!(shard_id = %shard.id, parents = ?shard.parents().collect::<Vec<_>>(), "Lease created for a new shard.");
+        if store.create(&Lease::new(shard)).await? {
+            tracing::info!(shard_id = %shard.id, parents = ?shard.parents().collect::<Vec<_>>(), "Lease created for a new shard.");
+        }
     }
     Ok(shards)
 }
