@@ -668,10 +668,33 @@ fn lake_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> Str
 
 /// Computed values of every tick by `(symbol, event time)`: what must not depend on which worker
 /// read what, or on crashes, hand-overs and resharding.
-pub type ComputedValues = BTreeMap<(String, i64), Vec<Option<f64>>>;
+/// Computed values by `(symbol, event time, n)`: the n-th tick of the symbol in that
+/// millisecond, in stream order (runs on different streams share no positions).
+pub type ComputedValues = BTreeMap<(String, i64, usize), Vec<Option<f64>>>;
 
-pub fn computed(rows: Vec<LakeRow>) -> ComputedValues {
-    rows.into_iter().map(|row| (row.tick, row.values)).collect()
+pub fn computed(mut rows: Vec<LakeRow>) -> ComputedValues {
+    // Sequence numbers as numbers: longer is later.
+    let stream_order =
+        |row: &LakeRow| (row.position.1.len(), row.position.1.clone(), row.position.2);
+    rows.sort_by(|a, b| {
+        a.tick
+            .cmp(&b.tick)
+            .then_with(|| stream_order(a).cmp(&stream_order(b)))
+    });
+    let mut values = ComputedValues::new();
+    let mut previous: Option<(String, i64)> = None;
+    let mut n = 0;
+    for row in rows {
+        n = if previous.as_ref() == Some(&row.tick) {
+            n + 1
+        } else {
+            0
+        };
+        let (symbol, time) = row.tick.clone();
+        previous = Some(row.tick);
+        values.insert((symbol, time, n), row.values);
+    }
+    values
 }
 
 pub fn assert_same_values(actual: &ComputedValues, expected: &ComputedValues) {
