@@ -42,7 +42,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::file::metadata::PageIndexPolicy;
 
-use crate::model::lake::{MAX_ROW_GROUP_ROWS, tick_schema, writer_properties};
+use crate::model::lake::{MAX_ROW_GROUP_ROWS, compacted_writer_properties, tick_schema};
 use crate::model::tick::{Position, SequenceNumber};
 
 /// Rows per record batch read and written.
@@ -370,7 +370,7 @@ fn merge_in_ranges<W: Write + Send>(
             *counts.entry(run.symbol.as_str()).or_default() += run.rows;
         }
     }
-    let mut writer = ArrowWriter::try_new(out, tick_schema(), Some(writer_properties()))
+    let mut writer = ArrowWriter::try_new(out, tick_schema(), Some(compacted_writer_properties()))
         .map_err(|e| output(&e))?;
     let mut written = 0u64;
     for range in symbol_ranges(counts, max_rows) {

@@ -43,12 +43,26 @@ const DELTA_COLUMNS: [&str; 3] = ["event_time", "arrival_time", "sub_sequence_nu
 /// cost much more time in the heaviest step of any sink.
 const ZSTD_LEVEL: i32 = 1;
 
+/// Zstandard level of compacted files: written once, off the pipeline's path, and stored and
+/// read for as long as they are kept, so worth more CPU. Chosen by measurement (docs/
+/// performance.md, "Compacting the lake"): the most bytes saved before the time grows steeply.
+const COMPACTED_ZSTD_LEVEL: i32 = 15;
+
 /// Leaf indices of `symbol` and `event_time`, the order rows are written in.
 const SORT_COLUMNS: [i32; 2] = [0, 1];
 
-/// How every lake file is written: compression, encodings per column, statistics, row group
+/// How the pipeline writes lake files: compression, encodings per column, statistics, row group
 /// size and the sort order it declares.
 pub fn writer_properties() -> WriterProperties {
+    properties_at(ZSTD_LEVEL)
+}
+
+/// How `kinetick compact` writes lake files: as the pipeline does, compressed harder.
+pub fn compacted_writer_properties() -> WriterProperties {
+    properties_at(COMPACTED_ZSTD_LEVEL)
+}
+
+fn properties_at(zstd_level: i32) -> WriterProperties {
     let sorting = SORT_COLUMNS
         .iter()
         .map(|&column_idx| SortingColumn {
@@ -57,7 +71,7 @@ pub fn writer_properties() -> WriterProperties {
             nulls_first: false,
         })
         .collect();
-    let level = ZstdLevel::try_new(ZSTD_LEVEL).expect("a valid zstd level");
+    let level = ZstdLevel::try_new(zstd_level).expect("a valid zstd level");
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_statistics_enabled(EnabledStatistics::Page)

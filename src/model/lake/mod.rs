@@ -16,7 +16,9 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use self::encoding::encode_sorted;
-pub use self::encoding::{GrowingLakeFile, MAX_ROW_GROUP_ROWS, writer_properties};
+pub use self::encoding::{
+    GrowingLakeFile, MAX_ROW_GROUP_ROWS, compacted_writer_properties, writer_properties,
+};
 use super::calendar::{MS_PER_DAY, civil_from_days};
 use super::enriched::EnrichedTick;
 use super::tick::Position;
