@@ -25,7 +25,8 @@ reports/dt=<today, UTC>/ with its media types, and its digest reach a queue subs
 e-mail subscription's filter policy. The compaction's command (--date yesterday) must succeed,
 and run for each date the run wrote leave one file per date with the same rows, and a manifest.
 The schedules' role, as IAM holds it, may run only the task definition's family in the cluster
-and pass only the task definition's two roles. Last, the stack is deleted: the stream, the tables
+and pass only the task definition's two roles and the lake maintenance role, which the
+schedules' tasks run as. Last, the stack is deleted: the stream, the tables
 and the bucket stay, with their data (DeletionPolicy Retain).
 
 moto cannot create every resource type of the template: those are taken out first, with what
@@ -477,7 +478,7 @@ def deployed_values(aws, stack_name, outputs):
         "LakeBucket": outputs["BucketName"],
         "LakeBucket.Arn": f"arn:aws:s3:::{outputs['BucketName']}",
     }
-    for role in ("ScheduleRole", "TaskRole", "TaskExecutionRole"):
+    for role in ("ScheduleRole", "TaskRole", "TaskExecutionRole", "LakeMaintenanceRole"):
         values[f"{role}.Arn"] = iam.get_role(RoleName=created[role].rsplit("/", 1)[-1])["Role"]["Arn"]
     return values
 
@@ -513,7 +514,8 @@ def scheduled_task(aws, template, parameters, stack_name, outputs, logical_id):
     """Creates the schedule `logical_id` through the Scheduler API from the template's properties
     with the deployed stack's values, reads it back and checks that it runs the stack's task
     definition in its cluster as a role that may only run that family there and pass the task
-    definition's two roles; yields its container override's command. Deletes it afterwards."""
+    definition's two roles and the lake maintenance role, which the task runs as; yields its
+    container override's command. Deletes it afterwards."""
     values = deployed_values(aws, stack_name, outputs)
     props = Deployed(template, parameters, values).resolve(template["Resources"][logical_id]["Properties"])
     scheduler = aws.client("scheduler")
@@ -526,7 +528,8 @@ def scheduled_task(aws, template, parameters, stack_name, outputs, logical_id):
                 values["Cluster.Arn"], values["TaskDefinition"], values["ScheduleRole.Arn"]):
             fail(f"{logical_id} runs {ecs_parameters['TaskDefinitionArn']} on {target['Arn']} as {target['RoleArn']}")
 
-        # Its role, as deployed: that task definition family in that cluster, its two roles.
+        # Its role, as deployed: that task definition family in that cluster, its two roles and
+        # the lake maintenance role.
         task_definition = aws.client("ecs").describe_task_definition(
             taskDefinition=values["TaskDefinition"])["taskDefinition"]
         rights, trust = schedule_role_rights(aws, target["RoleArn"])
@@ -544,10 +547,14 @@ def scheduled_task(aws, template, parameters, stack_name, outputs, logical_id):
         # the template's task definition names (check_template.py schedule).
         roles = {task_definition.get("executionRoleArn", values["TaskExecutionRole.Arn"]),
                  task_definition.get("taskRoleArn", values["TaskRole.Arn"])}
-        if passed != roles or len(roles) != 2 or len(rights) != 3:
+        roles.add(values["LakeMaintenanceRole.Arn"])
+        if passed != roles or len(roles) != 3 or len(rights) != 4:
             fail(f"the schedules' role may {sorted(rights)}")
 
-        (override,) = json.loads(target["Input"])["containerOverrides"]
+        overrides = json.loads(target["Input"])
+        if overrides.get("taskRoleArn") != values["LakeMaintenanceRole.Arn"]:
+            fail(f"{logical_id}'s task runs as {overrides.get('taskRoleArn')}, not the lake maintenance role")
+        (override,) = overrides["containerOverrides"]
         if override["name"] != task_definition["containerDefinitions"][0]["name"]:
             fail(f"{logical_id} overrides the container {override['name']!r}, which the task definition lacks")
         yield override["command"]

@@ -43,14 +43,17 @@
                                         the service's network and a command override: kinetick
                                         report on the stack's lake, for today, uploaded and
                                         published to the alert topic; kinetick compact of the
-                                        stack's lake for yesterday. Their role may only run that
-                                        task definition family in that cluster and pass the task's
-                                        two roles to ECS tasks. The task role lists only the
-                                        lake's ticks/, dead-letters/ and compaction/, may only put
-                                        under reports/, deletes only under ticks/, compaction/ and
-                                        checkpoints/, and may do what report and compact need; the
-                                        e-mail subscription takes the digest, whose kind is the
-                                        one kinetick gives it (SRC: src/report/digest.rs).
+                                        stack's lake for yesterday; both tasks run as the lake
+                                        maintenance role. Their role may only run that task
+                                        definition family in that cluster and pass the task's two
+                                        roles and that one to ECS tasks. The run's task role
+                                        deletes only its snapshots under checkpoints/ and lists
+                                        nothing; the lake maintenance role lists only the lake's
+                                        ticks/, dead-letters/ and compaction/, may only put under
+                                        reports/, deletes only under ticks/ and compaction/, and
+                                        may do what report and compact need; the e-mail
+                                        subscription takes the digest, whose kind is the one
+                                        kinetick gives it (SRC: src/report/digest.rs).
 """
 
 import itertools
@@ -602,8 +605,11 @@ def scheduled_command(resources, resolver, name):
     box = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     overrides = json.loads(target["Input"])
     (override,) = overrides["containerOverrides"]
-    if set(overrides) != {"containerOverrides"} or set(override) != {"name", "command"} or override["name"] != box["Name"]:
-        fail(f"{name}: the override is {overrides}, not a command for the container {box['Name']}")
+    if set(overrides) != {"containerOverrides", "taskRoleArn"} or set(override) != {"name", "command"} \
+            or override["name"] != box["Name"]:
+        fail(f"{name}: the override is {overrides}, not a command for the container {box['Name']} and a role")
+    if overrides["taskRoleArn"] != "<LakeMaintenanceRole.Arn>":
+        fail(f"{name}: the task runs as {overrides['taskRoleArn']}, not the lake maintenance role")
     command = override["command"]
     options = option_values(command[1:])
     if "--out" in options and box.get("ReadonlyRootFilesystem"):
@@ -612,7 +618,8 @@ def scheduled_command(resources, resolver, name):
         fail(f"{name}: kinetick {command[0]} logs {options.get('--log-format')}, not JSON as the service "
              f"(the error metric filter reads it)")
 
-    # The scheduler's role: run that task definition family in that cluster, pass its two roles.
+    # The scheduler's role: run that task definition family in that cluster, pass its two roles
+    # and the one the task runs as.
     role_name = target["RoleArn"][1:-len(".Arn>")]
     role = resources[role_name]["Properties"]
     trust = role["AssumeRolePolicyDocument"]["Statement"]
@@ -629,6 +636,7 @@ def scheduled_command(resources, resolver, name):
          json.dumps({"ArnEquals": {"ecs:cluster": "<Cluster.Arn>"}}, sort_keys=True)),
         ("iam:PassRole", definition["ExecutionRoleArn"], passed),
         ("iam:PassRole", definition["TaskRoleArn"], passed),
+        ("iam:PassRole", "<LakeMaintenanceRole.Arn>", passed),
     }
     got = rights([st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]], False)
     if got != want_rights:
@@ -639,63 +647,71 @@ def scheduled_command(resources, resolver, name):
     return command, options, box
 
 
-# What the task role may do in each of the lake's folders ({LakePrefix}<folder>/*): the run
-# writes ticks, dead letters and snapshots (and aborts their unfinished uploads) and deletes
-# superseded snapshots; the report reads ticks and dead letters and puts reports; the compaction
-# reads, writes and deletes ticks and its manifests under compaction/.
+# What each role may do in each of the lake's folders ({LakePrefix}<folder>/*). The run's task
+# role writes ticks, dead letters and snapshots (and aborts their unfinished uploads) and reads
+# and deletes superseded snapshots: it never deletes a tick file. The lake maintenance role, as
+# which the schedules run report and compact: the report reads ticks and dead letters and puts
+# reports; the compaction reads, writes and deletes ticks and its manifests under compaction/,
+# and reads large snapshots.
 OBJECT_RIGHTS = {
-    "ticks": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
-    "dead-letters": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
-    "checkpoints": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
-    "reports": {"s3:PutObject"},
-    "compaction": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+    "TaskRole": {
+        "ticks": {"s3:PutObject", "s3:AbortMultipartUpload"},
+        "dead-letters": {"s3:PutObject", "s3:AbortMultipartUpload"},
+        "checkpoints": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+    },
+    "LakeMaintenanceRole": {
+        "ticks": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+        "dead-letters": {"s3:GetObject"},
+        "checkpoints": {"s3:GetObject"},
+        "reports": {"s3:PutObject"},
+        "compaction": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"},
+    },
 }
-# The folders each command lists.
+# What each role may do on the bucket itself: a shard's new owner lists the unfinished uploads of
+# the lake, to abort those of its files; report and compact list the folders they read.
 LISTED = ("ticks", "dead-letters", "compaction")
-# What kinetick compact needs beyond listing (README, "Compacting the lake").
-COMPACTION_NEEDS = {
+# What kinetick report and kinetick compact need (README, "Compacting the lake").
+MAINTENANCE_NEEDS = {
     (action, folder) for folder in ("ticks", "compaction")
     for action in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
-} | {("s3:GetObject", "checkpoints")}
+} | {("s3:GetObject", "checkpoints"), ("s3:PutObject", "reports"), ("s3:GetObject", "dead-letters")}
 
 
-def check_task_role_objects(resources, prefix):
-    """The task role lists only the lake's folders that report and compact read, touches no
-    object outside the lake's folders and no more than OBJECT_RIGHTS in each (so deletes only
-    under ticks/, compaction/ and checkpoints/), and may do what the report and the compaction
-    need."""
+def check_role_objects(resources, prefix, role):
+    """`role` touches no object outside the lake's folders and no more than OBJECT_RIGHTS in each,
+    and on the bucket itself only what it needs; the lake maintenance role may do what the report
+    and the compaction need. Returns the folders it may delete in."""
     bucket = "<LakeBucket.Arn>"
-    found, _ = statements(resources, "TaskRole")
+    found, _ = statements(resources, role)
     granted = rights(found, False)
     s3 = {r for r in granted if r[0].startswith("s3:")}
-    listing = json.dumps({"StringLike": {"s3:prefix": [f"{prefix}{f}/*" for f in LISTED]}}, sort_keys=True)
-    if {r for r in s3 if r[0] == "s3:ListBucket"} != {("s3:ListBucket", bucket, listing)}:
-        fail(f"the task role lists {sorted(r for r in s3 if r[0] == 's3:ListBucket')}, "
-             f"not the lake's {', '.join(LISTED)} only")
-    # A shard's new owner lists the unfinished uploads of the lake, to abort those of its files.
-    on_bucket = {r for r in s3 if r[1] == bucket and r[0] != "s3:ListBucket"}
-    if on_bucket != {("s3:ListBucketMultipartUploads", bucket, "null")}:
-        fail(f"the task role may {sorted(on_bucket)} on the bucket, not only list its unfinished uploads")
+    on_bucket = {r for r in s3 if r[1] == bucket}
+    if role == "TaskRole":
+        want_on_bucket = {("s3:ListBucketMultipartUploads", bucket, "null")}
+    else:
+        listing = json.dumps({"StringLike": {"s3:prefix": [f"{prefix}{f}/*" for f in LISTED]}}, sort_keys=True)
+        want_on_bucket = {("s3:ListBucket", bucket, listing)}
+    if on_bucket != want_on_bucket:
+        fail(f"{role} may {sorted(on_bucket)} on the bucket, not {sorted(want_on_bucket)}")
     may = set()
     for action, resource, condition in s3 - on_bucket:
-        if action == "s3:ListBucket":
-            continue
         folder = resource[len(bucket) + 1:] if resource.startswith(bucket + "/") else None
         name = folder[len(prefix):-len("/*")] if folder and folder.startswith(prefix) and folder.endswith("/*") else None
-        if name not in OBJECT_RIGHTS or condition != "null":
-            fail(f"the task role may {action} on {resource} ({condition}), outside the lake's folders")
-        if action not in OBJECT_RIGHTS[name]:
-            fail(f"the task role may {action} on {prefix}{name}/, which only needs {sorted(OBJECT_RIGHTS[name])}")
+        if name not in OBJECT_RIGHTS[role] or condition != "null":
+            fail(f"{role} may {action} on {resource} ({condition}), outside its folders of the lake")
+        if action not in OBJECT_RIGHTS[role][name]:
+            fail(f"{role} may {action} on {prefix}{name}/, where it needs only {sorted(OBJECT_RIGHTS[role][name])}")
         may.add((action, name))
-    deletes = sorted(name for action, name in may if action == "s3:DeleteObject")
-    for needed in [("s3:PutObject", "reports"), ("s3:GetObject", "ticks"), ("s3:GetObject", "dead-letters")]:
-        if needed not in may:
-            fail(f"the task role may not {needed[0]} on {prefix}{needed[1]}/, which the report needs")
-    if COMPACTION_NEEDS - may:
-        fail(f"the task role may not {sorted(COMPACTION_NEEDS - may)}, which kinetick compact needs")
-    if ("dynamodb:GetItem", "<LeaseTable.Arn>", "null") not in granted:
-        fail("the task role may not read the checkpoints (dynamodb:GetItem on the lease table), which the compaction needs")
-    return deletes
+    if role == "LakeMaintenanceRole":
+        if MAINTENANCE_NEEDS - may:
+            fail(f"{role} may not {sorted(MAINTENANCE_NEEDS - may)}, which kinetick report or compact needs")
+        dynamodb = {r for r in granted if r[0].startswith("dynamodb:")}
+        if dynamodb != {("dynamodb:GetItem", "<LeaseTable.Arn>", "null")}:
+            fail(f"{role} may {sorted(dynamodb)}, not only read the checkpoints (dynamodb:GetItem on the lease table)")
+        others = {r[0] for r in granted} - {r[0] for r in s3 | dynamodb}
+        if others != {"sns:Publish", "cloudwatch:GetMetricStatistics"}:
+            fail(f"{role} may {sorted(others)} besides S3 and the checkpoints, not only publish the digest and read AlertsCapped")
+    return sorted(name for action, name in may if action == "s3:DeleteObject")
 
 
 def check_schedule(template, digest_source):
@@ -725,9 +741,11 @@ def check_schedule(template, digest_source):
         if command[0] != "compact" or options != want:
             fail(f"CompactSchedule: the command is {command}, not kinetick compact with {want} and nothing else")
 
-        # The task role: read the lake (listing only its folders that are read), put only
-        # reports, delete only where the compaction and the snapshots need to.
-        deletes = check_task_role_objects(resources, prefix)
+        # The run's role never deletes a tick file; the lake maintenance role reads the lake
+        # (listing only its folders that are read), puts only reports, deletes only where the
+        # compaction needs to.
+        run_deletes = check_role_objects(resources, prefix, "TaskRole")
+        deletes = check_role_objects(resources, prefix, "LakeMaintenanceRole")
 
         # The e-mail subscription takes the digest, and still only the chosen severities.
         policy = resources["AlertEmailSubscription"]["Properties"]["FilterPolicy"]
@@ -757,10 +775,11 @@ def check_schedule(template, digest_source):
             fail(f"with {params}, the stack refers to {sorted(dangling)}")
     print("check_template: the daily report runs the task definition at 16:30 New York time on weekdays "
           "with kinetick report --date today --upload --publish on the stack's lake, the daily compaction at "
-          "01:30 UTC with kinetick compact --date yesterday; their role may run that family in the cluster and "
-          "pass the task's two roles only; the task role lists the lake's ticks/, dead-letters/ and "
-          f"compaction/ only, may only put under reports/, deletes only under "
-          f"{', '.join(d + '/' for d in deletes)} and may do what the compaction needs; the e-mail "
+          "01:30 UTC with kinetick compact --date yesterday, both as the lake maintenance role; their role may "
+          "run that family in the cluster and pass the task's two roles and that one only; the run's task role "
+          f"deletes only under {', '.join(d + '/' for d in run_deletes)}; the lake maintenance role lists the "
+          f"lake's ticks/, dead-letters/ and compaction/ only, may only put under reports/, deletes only under "
+          f"{', '.join(d + '/' for d in deletes)} and may do what the report and the compaction need; the e-mail "
           f"subscription takes kind {kind}; an empty "
           "ReportScheduleExpression or CompactScheduleExpression makes no such schedule (and no role "
           "when both are)")
