@@ -32,6 +32,36 @@ fn succeeded(output: Output) -> String {
     stdout
 }
 
+/// Writes a demo's lake into `lake` (`demo --ticks T --symbols S --shards N --seed X`, with
+/// `settings` as `KINETICK_*` variables); returns its one partition and that partition's date.
+fn demo_lake(
+    lake: &Path,
+    [ticks, symbols, shards, seed]: [&str; 4],
+    settings: &[(&str, &str)],
+) -> (PathBuf, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kinetick"));
+    command
+        .args([
+            "demo",
+            "--no-progress",
+            "--ticks",
+            ticks,
+            "--symbols",
+            symbols,
+        ])
+        .args(["--shards", shards, "--seed", seed, "--out"])
+        .arg(lake)
+        .envs(settings.iter().copied());
+    succeeded(command.output().unwrap());
+    let partitions: Vec<PathBuf> = std::fs::read_dir(lake.join("ticks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(partitions.len(), 1, "one event date");
+    let date = name(&partitions[0]).strip_prefix("dt=").unwrap().to_owned();
+    (partitions[0].clone(), date)
+}
+
 fn compact(lake: &Path, date: &str, target: u64, dry_run: bool) -> String {
     succeeded(
         compact_command(lake, date, target, dry_run)
@@ -153,34 +183,16 @@ fn assert_sorted_in_the_lakes_schema(file: &Path) {
 fn compaction_keeps_every_tick_once_and_leaves_what_is_not_committed() {
     let work = tempfile::tempdir().unwrap();
     let lake = work.path().join("demo");
-    succeeded(
-        Command::new(env!("CARGO_BIN_EXE_kinetick"))
-            .args([
-                "demo",
-                "--no-progress",
-                "--ticks",
-                "200000",
-                "--symbols",
-                "30",
-            ])
-            .args(["--shards", "4", "--seed", "3", "--out"])
-            .arg(&lake)
-            // Small checkpoints: many small files, as a day on AWS has. A reader that lags takes
-            // up to 10,000 records a read and cuts files at reads, so each shard needs several
-            // times that to have five files however the machine runs.
-            .env("KINETICK_CHECKPOINT__MAX_RECORDS", "2000")
-            // Files close at every barrier, as the lake wrote them before they grew.
-            .env("KINETICK_LAKE__TARGET_FILE_SIZE", "1")
-            .output()
-            .unwrap(),
-    );
-    let partitions: Vec<PathBuf> = std::fs::read_dir(lake.join("ticks"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(partitions.len(), 1, "one event date");
-    let partition = &partitions[0];
-    let date = name(partition).strip_prefix("dt=").unwrap().to_owned();
+    // Small checkpoints: many small files, as a day on AWS has. A reader that lags takes up to
+    // 10,000 records a read and cuts files at reads, so each shard needs several times that to
+    // have five files however the machine runs. A target of 1 byte: files close at every
+    // barrier, as the lake wrote them before they grew.
+    let settings = [
+        ("KINETICK_CHECKPOINT__MAX_RECORDS", "2000"),
+        ("KINETICK_LAKE__TARGET_FILE_SIZE", "1"),
+    ];
+    let (partition, date) = demo_lake(&lake, ["200000", "30", "4", "3"], &settings);
+    let partition = &partition;
     let shard_files = |shard: &str| {
         let mut files: Vec<PathBuf> = files_under(partition, "parquet")
             .into_iter()
@@ -336,29 +348,8 @@ fn the_pipelines_growing_files_are_sorted_into_symbol_ranges() {
     let work = tempfile::tempdir().unwrap();
     let lake = work.path().join("demo");
     // Default file sizing: a file per shard grows over several barriers.
-    succeeded(
-        Command::new(env!("CARGO_BIN_EXE_kinetick"))
-            .args([
-                "demo",
-                "--no-progress",
-                "--ticks",
-                "120000",
-                "--symbols",
-                "40",
-            ])
-            .args(["--shards", "2", "--seed", "7", "--out"])
-            .arg(&lake)
-            .env("KINETICK_CHECKPOINT__MAX_RECORDS", "10000")
-            .output()
-            .unwrap(),
-    );
-    let partition = std::fs::read_dir(lake.join("ticks"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let date = name(&partition).strip_prefix("dt=").unwrap().to_owned();
+    let settings = [("KINETICK_CHECKPOINT__MAX_RECORDS", "10000")];
+    let (partition, date) = demo_lake(&lake, ["120000", "40", "2", "7"], &settings);
     let written = files_under(&partition, "parquet");
     assert_eq!(written.len(), 2, "a file per shard: {written:?}");
     for file in &written {
@@ -406,30 +397,11 @@ fn the_pipelines_growing_files_are_sorted_into_symbol_ranges() {
 fn a_date_another_run_holds_is_left_untouched_until_its_lease_runs_out() {
     let work = tempfile::tempdir().unwrap();
     let lake = work.path().join("demo");
-    succeeded(
-        Command::new(env!("CARGO_BIN_EXE_kinetick"))
-            .args([
-                "demo",
-                "--no-progress",
-                "--ticks",
-                "20000",
-                "--symbols",
-                "10",
-            ])
-            .args(["--shards", "2", "--seed", "5", "--out"])
-            .arg(&lake)
-            .env("KINETICK_CHECKPOINT__MAX_RECORDS", "1000")
-            .env("KINETICK_LAKE__TARGET_FILE_SIZE", "1")
-            .output()
-            .unwrap(),
-    );
-    let partition = std::fs::read_dir(lake.join("ticks"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let date = name(&partition).strip_prefix("dt=").unwrap().to_owned();
+    let settings = [
+        ("KINETICK_CHECKPOINT__MAX_RECORDS", "1000"),
+        ("KINETICK_LAKE__TARGET_FILE_SIZE", "1"),
+    ];
+    let (_, date) = demo_lake(&lake, ["20000", "10", "2", "5"], &settings);
     let lock = lake.join(format!("compaction/dt={date}/lock"));
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     let lock_of = |expires_at: &str| {
