@@ -19,8 +19,11 @@
 //! page of every column of every row group open at once, which is the whole output decoded,
 //! several times its compressed size. A range needs only its own rows decoded. The price is
 //! that an input's pages are decompressed once for each range it has rows in (a compacted
-//! input's page index lets the reader skip pages outside the range). Held throughout: the compressed inputs, about
-//! the output's size, and one row group's rows decoded.
+//! input's page index lets the reader skip pages outside the range). Held throughout: the
+//! compressed inputs, about the output's size, and one row group's rows decoded.
+//!
+//! The output is compressed harder than the pipeline's files
+//! ([`compacted_writer_properties`]): it is written once and kept.
 //!
 //! Files written before a column existed (the trailing nullable `alerts`, `alerts_held`) read
 //! those columns as nulls; a column this version does not know, or of another type, is an error

@@ -184,8 +184,8 @@ pub struct Left {
     pub uncommitted: Vec<String>,
     /// Compacted files of at least half the target size: done.
     pub large: Vec<String>,
-    /// Files with nothing new to merge with: alone in their group, or in a group of compacted
-    /// files only (merging earlier outputs again would have every run rewrite them).
+    /// Compacted files with nothing new to merge with: alone in their group, or in a group of
+    /// compacted files only (merging earlier outputs again would have every run rewrite them).
     pub alone: Vec<String>,
     /// Files under a key a compacted file holds, with other rows: left for someone to look at.
     pub conflicts: Vec<String>,
