@@ -584,6 +584,11 @@ pub async fn assert_bars_match_lake(config: &SdkConfig, stack: &Stack, rows: &[L
 /// Every valid tick is in the table once and in the lake once; returns the lake's rows.
 pub async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize) -> Vec<LakeRow> {
     let (count, keys) = table_keys(config, &stack.ticks_table).await;
+    if count != valid {
+        let table = table_positions(config, &stack.ticks_table).await;
+        let rows = lake_rows(config, &stack.bucket).await;
+        eprintln!("{}", table_differences(&table, &rows));
+    }
     assert_eq!(count, valid, "table items");
     assert_eq!(keys.len(), valid, "table keys are unique");
     let rows = lake_rows(config, &stack.bucket).await;
@@ -618,6 +623,44 @@ async fn table_positions(config: &SdkConfig, table: &str) -> BTreeSet<(String, S
 /// What a failed lake count needs to be diagnosed: the table's ticks missing from the lake, the
 /// lake's rows not in the table or there twice, and each file of an affected shard with its
 /// first and last sequence numbers, in stream order.
+/// The lake's positions missing from the table, as runs of consecutive lake rows per shard.
+fn table_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> String {
+    let sequence = |s: &String| (s.len(), s.clone());
+    let mut by_shard: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
+    for row in rows {
+        by_shard
+            .entry(&row.position.0)
+            .or_default()
+            .push(&row.position.1);
+    }
+    let mut report = String::from("table against lake:");
+    for (shard, mut sequences) in by_shard {
+        sequences.sort_by_key(|s| sequence(s));
+        sequences.dedup();
+        let mut runs: Vec<(&String, &String, usize)> = Vec::new();
+        let mut open = false;
+        for s in &sequences {
+            let missing = !table.contains(&(shard.clone(), (*s).clone()));
+            match (missing, open, runs.last_mut()) {
+                (true, true, Some(run)) => {
+                    run.1 = s;
+                    run.2 += 1;
+                }
+                (true, _, _) => runs.push((s, s, 1)),
+                _ => {}
+            }
+            open = missing;
+        }
+        report.push_str(&format!(
+            "\n{shard}: {} rows in the lake, first {:?}, last {:?}; missing from the table: {runs:?}",
+            sequences.len(),
+            sequences.first(),
+            sequences.last()
+        ));
+    }
+    report
+}
+
 fn lake_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> String {
     let sequence = |s: &String| (s.len(), s.clone());
     let mut in_lake: BTreeMap<(String, String), usize> = BTreeMap::new();
