@@ -588,6 +588,14 @@ pub async fn assert_exactly_once(config: &SdkConfig, stack: &Stack, valid: usize
         let table = table_positions(config, &stack.ticks_table).await;
         let rows = lake_rows(config, &stack.bucket).await;
         eprintln!("{}", table_differences(&table, &rows));
+        // Items the table refused are dead letters named refused-by-table-….
+        let refused: Vec<String> = dead_letter_lines(config, &stack.bucket)
+            .await
+            .into_iter()
+            .filter(|(key, _)| key.contains("/refused-by-table-"))
+            .map(|(key, line)| format!("{key}: {line}"))
+            .collect();
+        eprintln!("dead letters of the table: {refused:?}");
     }
     assert_eq!(count, valid, "table items");
     assert_eq!(keys.len(), valid, "table keys are unique");
