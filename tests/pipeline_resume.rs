@@ -392,16 +392,13 @@ fn a_resumed_shard_gives_the_table_nothing_it_had_already() {
     let reference = tempfile::tempdir().unwrap();
     run_to_end(reference.path(), &records, &config());
     let reference_table = table(reference.path());
+    let sequence_of = |item: &serde_json::Value| -> Option<u128> {
+        let shard = item.get("shard_id")?["S"].as_str()?;
+        (shard == SHARD).then(|| item["sequence_number"]["S"].as_str()?.parse().ok())?
+    };
     let last: u128 = reference_table
         .values()
-        .filter(|item| item["shard_id"]["S"] == SHARD)
-        .map(|item| {
-            item["sequence_number"]["S"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .filter_map(sequence_of)
         .max()
         .unwrap();
     // The mark runs 500 records past the checkpoint, or half of what the shard has left there:
@@ -413,10 +410,6 @@ fn a_resumed_shard_gives_the_table_nothing_it_had_already() {
         Mark::SinksDurable(BTreeMap::from([("table".to_owned(), through)]))
     });
     let through = through_of(after);
-    let sequence_of = |item: &serde_json::Value| -> Option<u128> {
-        let shard = item.get("shard_id")?["S"].as_str()?;
-        (shard == SHARD).then(|| item["sequence_number"]["S"].as_str()?.parse().ok())?
-    };
     let skipped =
         |item: &serde_json::Value| sequence_of(item).is_some_and(|s| s > after && s <= through);
     let log = resumed.path().join("table").join("ticks.jsonl");

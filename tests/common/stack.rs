@@ -628,9 +628,6 @@ async fn table_positions(config: &SdkConfig, table: &str) -> BTreeSet<(String, S
     positions
 }
 
-/// What a failed lake count needs to be diagnosed: the table's ticks missing from the lake, the
-/// lake's rows not in the table or there twice, and each file of an affected shard with its
-/// first and last sequence numbers, in stream order.
 /// The lake's positions missing from the table, as runs of consecutive lake rows per shard.
 fn table_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> String {
     let sequence = |s: &String| (s.len(), s.clone());
@@ -669,6 +666,9 @@ fn table_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> St
     report
 }
 
+/// What a failed lake count needs to be diagnosed: the table's ticks missing from the lake, the
+/// lake's rows not in the table or there twice, and each file of an affected shard with its
+/// first and last sequence numbers, in stream order.
 fn lake_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> String {
     let sequence = |s: &String| (s.len(), s.clone());
     let mut in_lake: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -717,10 +717,9 @@ fn lake_differences(table: &BTreeSet<(String, String)>, rows: &[LakeRow]) -> Str
     report
 }
 
-/// Computed values of every tick by `(symbol, event time)`: what must not depend on which worker
-/// read what, or on crashes, hand-overs and resharding.
-/// Computed values by `(symbol, event time, n)`: the n-th tick of the symbol in that
-/// millisecond, in stream order (runs on different streams share no positions).
+/// Computed values of every tick by `(symbol, event time, n)`, the n-th tick of the symbol in
+/// that millisecond in stream order (runs on different streams share no positions): what must
+/// not depend on which worker read what, or on crashes, hand-overs and resharding.
 pub type ComputedValues = BTreeMap<(String, i64, usize), Vec<Option<f64>>>;
 
 pub fn computed(mut rows: Vec<LakeRow>) -> ComputedValues {

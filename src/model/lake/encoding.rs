@@ -44,8 +44,9 @@ const DELTA_COLUMNS: [&str; 3] = ["event_time", "arrival_time", "sub_sequence_nu
 const ZSTD_LEVEL: i32 = 1;
 
 /// Zstandard level of compacted files: written once, off the pipeline's path, and stored and
-/// read for as long as they are kept, so worth more CPU. Chosen by measurement (docs/
-/// performance.md, "Compacting the lake"): the most bytes saved before the time grows steeply.
+/// read for as long as they are kept, so worth more CPU. Chosen by measurement
+/// (docs/performance.md, "The compacted files' compression level"): the most bytes saved
+/// before the time grows steeply.
 const COMPACTED_ZSTD_LEVEL: i32 = 15;
 
 /// Leaf indices of `symbol` and `event_time`, the order rows are written in.
