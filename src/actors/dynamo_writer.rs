@@ -51,7 +51,7 @@ pub struct DynamoWriter {
     /// Barriers whose items are all in `ticks` and `bars`, or written.
     barriers: Vec<(ShardId, u64, Position)>,
     /// The latest flush (write, then acknowledgements), running apart from the actor so that
-    /// the next batches are taken while it writes. The next flush starts once it is done.
+    /// the next batches are taken while it writes. The next flush writes once it is done.
     flushing: Option<BackgroundWrite>,
 }
 
@@ -77,11 +77,16 @@ impl DynamoWriter {
         }
     }
 
-    /// Starts writing what is buffered; the previous flush must be done.
-    fn start_flush(&mut self) {
+    /// Takes what is buffered into a flush that writes once the flush before it is done, so
+    /// that a barrier is acknowledged only after every tick before it is written. Returns what
+    /// resolves when the flush begins to write.
+    fn start_flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + use<> {
         let flush = self.flush();
-        let fatal = self.links.fatal.clone();
-        self.flushing = Some(BackgroundWrite::spawn(SinkKind::Table, fatal, flush));
+        let (previous, fatal) = (self.flushing.take(), self.links.fatal.clone());
+        let (flushing, begun) =
+            BackgroundWrite::spawn_after(previous, SinkKind::Table, fatal, flush);
+        self.flushing = Some(flushing);
+        begun
     }
 
     fn flush_in_progress(&self) -> bool {
@@ -89,7 +94,7 @@ impl DynamoWriter {
     }
 
     /// Writes the buffer, then acknowledges the barriers it covered.
-    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + 'static {
+    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + use<> {
         let ticks = std::mem::take(&mut self.ticks);
         let bars = std::mem::take(&mut self.bars);
         let ttl = self.ttl;
@@ -144,7 +149,7 @@ impl Actor for DynamoWriter {
             let idle = act.ticks.is_empty() && act.bars.is_empty() && act.barriers.is_empty();
             // A flush in progress is followed by the next batch's, which takes these items.
             if !idle && !act.flush_in_progress() {
-                act.start_flush();
+                drop(act.start_flush());
             }
         });
     }
@@ -174,27 +179,28 @@ impl Handler<ShardBatch> for DynamoWriter {
         if !flush_now {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
         }
-        // The batch is taken once the previous flush is done: a writer holds at most one flush's
-        // items being written beside the ones it collects.
-        let previous = BackgroundWrite::finished(self.flushing.take());
-        AtomicResponse::new(Box::pin(previous.into_actor(self).map(|result, act, _| {
-            result?;
-            act.start_flush();
-            Ok(())
-        })))
+        // The batch is taken once its flush begins, after the previous one: a writer holds at
+        // most one flush's items being written beside the ones it collects. (The flush starts
+        // here, not after that wait: actix may run a due interval before a handler's wait takes
+        // hold, and the interval must find this flush under way.)
+        let begun = self.start_flush();
+        AtomicResponse::new(Box::pin(begun.into_actor(self)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+
     use async_trait::async_trait;
     use tokio::sync::Semaphore;
 
     use super::*;
     use crate::actors::refused::RefusedItems;
     use crate::actors::test_support::{
-        answered_ok, eventually, sink_links, still_waiting, tick_batch,
+        answered_ok, eventually, position, sink_links, still_waiting, tick_batch,
     };
+    use crate::barrier::Propose;
     use crate::config::TableConfig;
     use crate::objects::local::LocalObjectStore;
     use crate::table::TableError;
@@ -214,8 +220,29 @@ mod tests {
         }
     }
 
-    async fn sequences(table: &GatedTable) -> Vec<String> {
-        let text = tokio::fs::read_to_string(table.inner.path()).await.unwrap();
+    /// The file table, whose first `held` writes each wait for a permit (in turn); later
+    /// writes go through at once.
+    struct FirstWritesHeld {
+        inner: FileTicksTable,
+        gate: Semaphore,
+        held: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl TicksTable for FirstWritesHeld {
+        async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
+            let held = self.held.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+            if held.is_ok() {
+                self.gate.acquire().await.expect("gate open").forget();
+            }
+            self.inner.put_items(items).await
+        }
+    }
+
+    async fn sequences(table: &FileTicksTable) -> Vec<String> {
+        let text = tokio::fs::read_to_string(table.path())
+            .await
+            .unwrap_or_default();
         let items = text.lines().map(|line| {
             let item: serde_json::Value = serde_json::from_str(line).unwrap();
             item["sequence_number"]["S"].as_str().unwrap().to_owned()
@@ -259,7 +286,71 @@ mod tests {
 
         table.gate.add_permits(2);
         next.await.unwrap().unwrap().unwrap();
-        assert!(eventually(async || sequences(&table).await.len() == 3).await);
-        assert_eq!(sequences(&table).await, ["1", "2", "3"]);
+        assert!(eventually(async || sequences(&table.inner).await.len() == 3).await);
+        assert_eq!(sequences(&table.inner).await, ["1", "2", "3"]);
+    }
+
+    /// A barrier is acknowledged only once every tick before it is written, also when the
+    /// flush interval comes due while a barrier's batch waits for the flush before it (actix
+    /// runs a due interval before a message handler's wait takes hold).
+    #[actix::test]
+    async fn a_barrier_is_acknowledged_only_after_every_earlier_flush_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(FirstWritesHeld {
+            inner: FileTicksTable::new(dir.path().join("ticks.jsonl")).unwrap(),
+            gate: Semaphore::new(0),
+            held: 2.into(),
+        });
+        let (links, committed) = sink_links(dir.path(), SinkKind::Table);
+        let shard = "shardId-000000000000";
+        committed.begin(&shard.into(), 1);
+        let now = std::time::Instant::now();
+        links.leases.renewed(&shard.into(), 1, now);
+        for sequence in 1..=3 {
+            links.checkpointer.do_send(Propose {
+                shard_id: shard.into(),
+                fence: tick_batch(shard, sequence, true).fence,
+                position: position(sequence),
+                snapshot: Default::default(),
+                last: false,
+                shard_end: false,
+                records: 1,
+                newest_arrival_ms: 0,
+            });
+        }
+        let config = TableConfig {
+            flush_interval: Duration::from_millis(20),
+            ..TableConfig::default()
+        };
+        let refused = RefusedItems {
+            objects: Arc::new(LocalObjectStore::new(dir.path().to_path_buf())),
+            prefix: String::new(),
+        };
+        let writer = DynamoWriter::new(table.clone(), refused, links, &config).start();
+
+        // The first flush is held; the second batch waits for it, and the third is queued
+        // behind, while the flush interval comes due.
+        assert!(answered_ok(writer.send(tick_batch(shard, 1, true))).await);
+        let second = actix::spawn(writer.send(tick_batch(shard, 2, true)));
+        let third = actix::spawn(writer.send(tick_batch(shard, 3, true)));
+        assert!(still_waiting(&second).await);
+
+        // The first flush writes; the second is held, so nothing after the first is committed.
+        table.gate.add_permits(1);
+        assert!(eventually(async || committed.get(&shard.into()).is_some()).await);
+        assert!(still_waiting(&third).await);
+        assert_eq!(
+            sequences(&table.inner).await,
+            ["1"],
+            "the third flush waits"
+        );
+        assert_eq!(committed.get(&shard.into()), Some(position(1)));
+
+        table.gate.add_permits(1);
+        for batch in [second, third] {
+            batch.await.unwrap().unwrap().unwrap();
+        }
+        assert!(eventually(async || committed.get(&shard.into()) == Some(position(3))).await);
+        assert_eq!(sequences(&table.inner).await, ["1", "2", "3"]);
     }
 }

@@ -43,6 +43,26 @@ impl BackgroundWrite {
         Self { sink, task }
     }
 
+    /// Starts `write` to run once `previous` (if any) is done, so that writes run one at a time
+    /// in the order they were started, whoever starts them; a failed previous write fails this
+    /// one too. Also returns what resolves when `write` begins, with `previous`'s result.
+    pub fn spawn_after(
+        previous: Option<Self>,
+        sink: SinkKind,
+        fatal: Fatal,
+        write: impl Future<Output = Result<(), SinkError>> + 'static,
+    ) -> (Self, impl Future<Output = Result<(), SinkError>> + 'static) {
+        let (begins, begun) = tokio::sync::oneshot::channel();
+        let chained = async move {
+            let before = Self::finished(previous).await;
+            let _ = begins.send(before.clone());
+            before?;
+            write.await
+        };
+        let begun = async move { begun.await.unwrap_or_else(|e| Err(SinkError::new(sink, e))) };
+        (Self::spawn(sink, fatal, chained), begun)
+    }
+
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }

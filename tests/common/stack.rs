@@ -222,8 +222,8 @@ impl Drop for Run {
 }
 
 /// The log file of a run, deleted when dropped; if the test is failing by then, its warnings
-/// and its end are printed first. Keep it for the length of the test to see, on a failure, what
-/// a run that already stopped went through.
+/// and its end are printed and the file is kept. Keep it for the length of the test to see, on
+/// a failure, what a run that already stopped went through.
 #[must_use = "the log is deleted when dropped"]
 pub struct RunLog(PathBuf);
 
@@ -256,6 +256,8 @@ impl Drop for RunLog {
                 warnings.join("\n"),
                 lines[lines.len().saturating_sub(LINES)..].join("\n")
             );
+            eprintln!("--- the whole log is kept: {} ---", self.0.display());
+            return;
         }
         let _ = std::fs::remove_file(&self.0);
     }
