@@ -336,21 +336,8 @@ impl Handler<FinishedEmpty> for Checkpointer {
 
 #[cfg(test)]
 mod tests {
-    use crate::actors::test_support::{eventually, position, sink_links, tick_batch};
-    use crate::barrier::{Durable, Propose, SinkKind};
-
-    fn proposal(shard: &str, sequence: u64) -> Propose {
-        Propose {
-            shard_id: shard.into(),
-            fence: tick_batch(shard, sequence, true).fence,
-            position: position(sequence),
-            snapshot: Default::default(),
-            last: false,
-            shard_end: false,
-            records: 1,
-            newest_arrival_ms: 0,
-        }
-    }
+    use crate::actors::test_support::{eventually, position, proposal, sink_links};
+    use crate::barrier::{Durable, SinkKind};
 
     fn durable(shard: &str, sequence: u64) -> Durable {
         Durable {

@@ -198,9 +198,8 @@ mod tests {
     use super::*;
     use crate::actors::refused::RefusedItems;
     use crate::actors::test_support::{
-        answered_ok, eventually, position, sink_links, still_waiting, tick_batch,
+        answered_ok, eventually, position, proposal, sink_links, still_waiting, tick_batch,
     };
-    use crate::barrier::Propose;
     use crate::config::TableConfig;
     use crate::objects::local::LocalObjectStore;
     use crate::table::TableError;
@@ -239,6 +238,24 @@ mod tests {
         }
     }
 
+    /// A writer to `table` that flushes every `flush_interval`, its dead letters in `dir`.
+    fn start_writer(
+        table: Arc<dyn TicksTable>,
+        links: SinkLinks,
+        dir: &std::path::Path,
+        flush_interval: Duration,
+    ) -> Addr<DynamoWriter> {
+        let config = TableConfig {
+            flush_interval,
+            ..TableConfig::default()
+        };
+        let refused = RefusedItems {
+            objects: Arc::new(LocalObjectStore::new(dir.to_path_buf())),
+            prefix: String::new(),
+        };
+        DynamoWriter::new(table, refused, links, &config).start()
+    }
+
     async fn sequences(table: &FileTicksTable) -> Vec<String> {
         let text = tokio::fs::read_to_string(table.path())
             .await
@@ -258,15 +275,7 @@ mod tests {
             gate: Semaphore::new(0),
         });
         let (links, _) = sink_links(dir.path(), SinkKind::Table);
-        let config = TableConfig {
-            flush_interval: Duration::from_secs(3600),
-            ..TableConfig::default()
-        };
-        let refused = RefusedItems {
-            objects: Arc::new(LocalObjectStore::new(dir.path().to_path_buf())),
-            prefix: String::new(),
-        };
-        let writer = DynamoWriter::new(table.clone(), refused, links, &config).start();
+        let writer = start_writer(table.clone(), links, dir.path(), Duration::from_secs(3600));
         let shard = "shardId-000000000000";
 
         // A barrier flushes at once; the next batch is taken while that flush waits to write.
@@ -307,26 +316,9 @@ mod tests {
         let now = std::time::Instant::now();
         links.leases.renewed(&shard.into(), 1, now);
         for sequence in 1..=3 {
-            links.checkpointer.do_send(Propose {
-                shard_id: shard.into(),
-                fence: tick_batch(shard, sequence, true).fence,
-                position: position(sequence),
-                snapshot: Default::default(),
-                last: false,
-                shard_end: false,
-                records: 1,
-                newest_arrival_ms: 0,
-            });
+            links.checkpointer.do_send(proposal(shard, sequence));
         }
-        let config = TableConfig {
-            flush_interval: Duration::from_millis(20),
-            ..TableConfig::default()
-        };
-        let refused = RefusedItems {
-            objects: Arc::new(LocalObjectStore::new(dir.path().to_path_buf())),
-            prefix: String::new(),
-        };
-        let writer = DynamoWriter::new(table.clone(), refused, links, &config).start();
+        let writer = start_writer(table.clone(), links, dir.path(), Duration::from_millis(20));
 
         // The first flush is held; the second batch waits for it, and the third is queued
         // behind, while the flush interval comes due.

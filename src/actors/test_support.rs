@@ -9,7 +9,7 @@ use actix::prelude::*;
 use super::checkpointer::{Checkpointer, CheckpointerLinks};
 use super::fatal::Fatal;
 use super::sink::SinkLinks;
-use crate::barrier::{CommittedPositions, ShardBatch, ShardStopped, SinkKind};
+use crate::barrier::{CommittedPositions, Propose, ShardBatch, ShardStopped, SinkKind};
 use crate::checkpoint::file::FileCheckpointStore;
 use crate::health::Health;
 use crate::lease::clock::LeaseClock;
@@ -83,6 +83,20 @@ pub fn tick_batch(shard: &str, sequence: u64, barrier: bool) -> ShardBatch {
         dead_letters: Arc::new([]),
         barrier: barrier.then(|| position(sequence)),
         closes_files: barrier,
+    }
+}
+
+/// A checkpoint candidate of one record at `sequence` (a barrier where files close).
+pub fn proposal(shard: &str, sequence: u64) -> Propose {
+    Propose {
+        shard_id: shard.into(),
+        fence: tick_batch(shard, sequence, true).fence,
+        position: position(sequence),
+        snapshot: Default::default(),
+        last: false,
+        shard_end: false,
+        records: 1,
+        newest_arrival_ms: 0,
     }
 }
 
