@@ -198,13 +198,13 @@ impl Handler<ShardBatch> for Alerter {
             let room = room.expect("the backlog is never closed");
             let fatal = act.links.fatal.clone();
             let write = async move {
-                BackgroundWrite::finished(previous).await?;
                 let result = publishing.run().await;
                 drop(room);
                 result
             }
             .instrument(shard_span);
-            act.last = Some(BackgroundWrite::spawn(SinkKind::Alerts, fatal, write));
+            let (last, _) = BackgroundWrite::spawn_after(previous, SinkKind::Alerts, fatal, write);
+            act.last = Some(last);
             Ok(())
         });
         AtomicResponse::new(Box::pin(work))
