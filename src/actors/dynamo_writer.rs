@@ -205,30 +205,16 @@ mod tests {
     use crate::table::TableError;
     use crate::table::file::FileTicksTable;
 
-    /// The file table, whose writes wait for permits.
-    struct GatedTable {
-        inner: FileTicksTable,
-        gate: Semaphore,
-    }
-
-    #[async_trait]
-    impl TicksTable for GatedTable {
-        async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
-            self.gate.acquire().await.expect("gate open").forget();
-            self.inner.put_items(items).await
-        }
-    }
-
     /// The file table, whose first `held` writes each wait for a permit (in turn); later
     /// writes go through at once.
-    struct FirstWritesHeld {
+    struct GatedTable {
         inner: FileTicksTable,
         gate: Semaphore,
         held: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait]
-    impl TicksTable for FirstWritesHeld {
+    impl TicksTable for GatedTable {
         async fn put_items(&self, items: &[Item<'_>]) -> Result<(), TableError> {
             let held = self.held.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
             if held.is_ok() {
@@ -273,6 +259,7 @@ mod tests {
         let table = Arc::new(GatedTable {
             inner: FileTicksTable::new(dir.path().join("ticks.jsonl")).unwrap(),
             gate: Semaphore::new(0),
+            held: usize::MAX.into(),
         });
         let (links, _) = sink_links(dir.path(), SinkKind::Table);
         let writer = start_writer(table.clone(), links, dir.path(), Duration::from_secs(3600));
@@ -305,7 +292,7 @@ mod tests {
     #[actix::test]
     async fn a_barrier_is_acknowledged_only_after_every_earlier_flush_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let table = Arc::new(FirstWritesHeld {
+        let table = Arc::new(GatedTable {
             inner: FileTicksTable::new(dir.path().join("ticks.jsonl")).unwrap(),
             gate: Semaphore::new(0),
             held: 2.into(),

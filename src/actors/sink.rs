@@ -17,8 +17,8 @@ use crate::model::tick::Position;
 use crate::retry::Reporting;
 
 /// A sink's write running apart from its actor, so that the actor takes the next batches
-/// meanwhile. A failed write stops the process (see [`SinkError`]) and is also the answer of the
-/// next batch that waits for it.
+/// meanwhile; each runs after the one before it ([`Self::spawn_after`]). A failed write stops
+/// the process (see [`SinkError`]) and is also the answer of the next batch that waits for it.
 #[derive(Debug)]
 pub struct BackgroundWrite {
     sink: SinkKind,
@@ -27,7 +27,7 @@ pub struct BackgroundWrite {
 
 impl BackgroundWrite {
     /// Starts `write` on the current arbiter, in the current span (the sink's, or its shard's).
-    pub fn spawn(
+    fn spawn(
         sink: SinkKind,
         fatal: Fatal,
         write: impl Future<Output = Result<(), SinkError>> + 'static,
@@ -68,7 +68,7 @@ impl BackgroundWrite {
     }
 
     /// Waits until `previous` (if any) is done.
-    pub async fn finished(previous: Option<Self>) -> Result<(), SinkError> {
+    async fn finished(previous: Option<Self>) -> Result<(), SinkError> {
         let Some(Self { sink, task }) = previous else {
             return Ok(());
         };

@@ -25,12 +25,13 @@
 //!    replay).
 //! 3. The table writer and the alerter answer [`Durable`] at every barrier, once everything of
 //!    the shard up to it is durable in them (a barrier without rows too: never over a write
-//!    given up before it); their writes run apart from the actor, each only after the one
-//!    before it, whoever started it (`BackgroundWrite::spawn_after`). The sinks that write files append each barrier's rows to the open
+//!    given up before it). The sinks that write files append each barrier's rows to the open
 //!    files and upload them in parts as they grow; at a barrier that closes files they reserve
 //!    where the files end, fenced by the lease ([`files`]), so that whichever owner writes them
 //!    they hold the same rows, complete them and answer [`Durable`] (`actors/dynamo_writer.rs`,
-//!    `actors/alerter.rs`, `actors/object_batcher/`).
+//!    `actors/alerter.rs`, `actors/object_batcher/`). Every sink writes apart from its actor,
+//!    each write only after the one before it, whoever started it
+//!    (`BackgroundWrite::spawn_after`, `actors/sink.rs`).
 //! 4. The checkpointer takes the newest candidate every sink has made durable; between two
 //!    checkpoints, how far the sinks that write no files are durable past it (a pure decision,
 //!    [`progress`], carried out in `actors/checkpointer.rs`).

@@ -215,21 +215,14 @@ impl<L: ObjectLayout> Handler<ShardBatch> for ObjectBatcher<L> {
             open: files.open.clone(),
             closing,
         };
-        // The batch is taken once the shard's previous write is done: a shard holds at most one
-        // barrier's rows being written beside the ones it collects.
-        let previous = BackgroundWrite::finished(files.writing.take());
-        let shard_id = batch.shard_id;
-        let shard_span = files.span.clone();
-        let work = previous.into_actor(self).map(move |result, act, _| {
-            result?;
-            let _shard = shard_span.enter();
-            let started = BackgroundWrite::spawn(L::SINK, act.links.fatal.clone(), write.run());
-            if let Some(files) = act.shards.get_mut(&shard_id) {
-                files.writing = Some(started);
-            }
-            Ok(())
-        });
-        AtomicResponse::new(Box::pin(work))
+        // The batch is taken once its write begins, after the shard's previous one: a shard
+        // holds at most one barrier's rows being written beside the ones it collects.
+        let _shard = files.span.clone().entered();
+        let previous = files.writing.take();
+        let fatal = self.links.fatal.clone();
+        let (writing, begun) = BackgroundWrite::spawn_after(previous, L::SINK, fatal, write.run());
+        files.writing = Some(writing);
+        AtomicResponse::new(Box::pin(begun.into_actor(self)))
     }
 }
 
